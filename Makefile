@@ -1,0 +1,53 @@
+# Breakwater: `make run` starts everything, `make test` tests everything. `make help` lists the rest.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install deps run up down status reset test lint format clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "error: could not create $(VENV); install python3-venv (apt-get install python3-venv) and retry." >&2; exit 1; }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with its dev tools
+
+deps: install ## Install missing system programs (MariaDB, Redis, Nginx) with apt-get
+	$(BIN)/breakwater stack check
+
+run: deps ## Start the whole stack in the foreground and stream its logs (Ctrl-C stops it)
+	$(BIN)/breakwater stack run
+
+up: deps ## Start the whole stack in the background
+	$(BIN)/breakwater stack up
+
+down: install ## Stop the background stack
+	$(BIN)/breakwater stack down
+
+status: install ## Show every service with pid, port and health
+	$(BIN)/breakwater stack status
+
+reset: install ## Stop the stack and wipe all its state (.stack/)
+	$(BIN)/breakwater stack down
+	rm -rf .stack
+
+test: deps ## Run the test suite against a private stack on free ports
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install ## Ruff lint and format check
+	$(BIN)/ruff check site tests loadtests db
+	$(BIN)/ruff format --check site tests loadtests db
+
+format: install ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix site tests loadtests db
+	$(BIN)/ruff format site tests loadtests db
+
+clean: ## Remove the virtualenv and caches (keeps .stack/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

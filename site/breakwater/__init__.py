@@ -1,0 +1,95 @@
+"""Breakwater: a Flask content site that stays fast and correct under traffic spikes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+import redis
+from flask import Flask
+
+from breakwater.settings import Settings
+
+__version__ = "0.1.0"
+
+
+def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
+    """Build the app. ``config`` is a Settings object, or a mapping of Flask config overrides."""
+    settings = config if isinstance(config, Settings) else Settings.load()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings["SECRET_KEY"] or None,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.flag("COOKIE_SECURE"),
+        SESSION_COOKIE_NAME="bw_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(days=14),
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        MAX_NAME_LENGTH=settings.int("MAX_NAME_LENGTH"),
+        JSON_SORT_KEYS=False,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    if isinstance(config, Mapping):
+        app.config.update(config)
+    if not app.config["SECRET_KEY"]:
+        raise RuntimeError(
+            "BREAKWATER_SECRET_KEY is not set; start the stack once with `make run` (it generates one into "
+            ".stack/secrets.env) or export BREAKWATER_SECRET_KEY."
+        )
+    app.extensions["breakwater.settings"] = settings
+
+    from breakwater.observability.logging import configure_logging, init_request_logging
+    from breakwater.observability.metrics import init_metrics
+
+    configure_logging(settings["LOG_LEVEL"])
+    init_request_logging(app)
+    init_metrics(app)
+
+    from breakwater.extensions import csrf, db
+
+    db.init_app(app, settings)
+    csrf.init_app(app)
+    app.extensions["breakwater.redis"] = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
+    )
+
+    from breakwater.tasks import celery_init_app
+
+    celery_init_app(app, settings)
+    import breakwater.health.tasks  # noqa: F401  (registers the tasks)
+
+    from breakwater.errors import register_error_handlers
+
+    register_error_handlers(app)
+    _register_blueprints(app, csrf)
+    _security_headers(app)
+
+    from breakwater.accounts.session import current_user
+
+    app.jinja_env.globals["current_user"] = current_user
+    return app
+
+
+def _register_blueprints(app: Flask, csrf) -> None:
+    from breakwater.accounts import api as accounts_api
+    from breakwater.accounts import views as accounts_views
+    from breakwater.health import views as health_views
+    from breakwater.home import views as home_views
+
+    for bp in (home_views.bp, accounts_views.bp, health_views.bp):
+        app.register_blueprint(bp)
+    for bp in (accounts_api.bp,):
+        csrf.exempt(bp)  # JSON-only writes; see breakwater.api.require_json_for_writes
+        app.register_blueprint(bp)
+
+
+def _security_headers(app: Flask) -> None:
+    @app.after_request
+    def _headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy", "default-src 'self'; img-src 'self' data: https:; object-src 'none'"
+        )
+        return response

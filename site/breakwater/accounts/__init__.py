@@ -1,0 +1,1 @@
+"""Accounts: visitors and editors, registration, login and logout (HTML and JSON)."""

@@ -1,0 +1,46 @@
+"""JSON endpoints under /api/auth."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from breakwater.accounts import services
+from breakwater.accounts.session import current_user, login_user, logout_user
+from breakwater.api import json_body, require_json_for_writes
+from breakwater.errors import ApiError
+from breakwater.extensions import db
+
+bp = Blueprint("auth_api", __name__, url_prefix="/api/auth")
+require_json_for_writes(bp)
+
+
+@bp.post("/register")
+def register():
+    data = json_body()
+    user = services.create_user(
+        db.session, data.get("name"), data.get("password"), max_name=current_app.config["MAX_NAME_LENGTH"]
+    )
+    login_user(user)
+    return jsonify({"user": user.to_json()}), 201
+
+
+@bp.post("/login")
+def login():
+    data = json_body()
+    user = services.authenticate(db.session, data.get("name"), data.get("password"))
+    login_user(user)
+    return jsonify({"user": user.to_json()})
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    return jsonify({"ok": True})
+
+
+@bp.get("/me")
+def me():
+    user = current_user()
+    if user is None:
+        raise ApiError(401, "not_authenticated", "Log in first: POST /api/auth/login.")
+    return jsonify({"user": user.to_json()})

@@ -1,0 +1,215 @@
+"""The ``breakwater`` command: stack, db and user management (Flask CLI underneath)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import sys
+
+import click
+from flask.cli import FlaskGroup
+
+from breakwater.stack.errors import StackError
+
+
+def _create_app():
+    from breakwater import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+def main() -> None:
+    """Breakwater: run the stack, migrate the database, manage users."""
+
+
+def _fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------- stack
+@main.group(cls=click.Group)
+def stack() -> None:
+    """Start, stop and inspect the local stack (MariaDB x3, Redis, gunicorn, Celery, Nginx)."""
+
+
+@stack.command("check")
+@click.option("--no-install", is_flag=True, help="Only report missing programs; never run apt-get.")
+def stack_check(no_install: bool) -> None:
+    """Make sure mariadbd, redis-server and nginx are installed."""
+    from breakwater.stack.programs import ensure_programs
+
+    try:
+        for prog, path in ensure_programs(install=not no_install).items():
+            click.echo(f"{prog:<20} {path}")
+    except StackError as exc:
+        _fail(str(exc))
+
+
+def _banner(st) -> None:
+    s = st.settings
+    click.secho(f"\nBreakwater is up: {s.origin_url}/", fg="green", bold=True)
+    click.echo(f"  health:  {s.origin_url}/healthz")
+    click.echo(f"  editor:  {s['EDITOR_NAME']} / {s['EDITOR_PASSWORD']}  (log in at {s.origin_url}/login)")
+    click.echo(f"  state:   {st.layout.state}  (`make down` stops, `make reset` wipes)\n")
+
+
+@stack.command("up")
+@click.option("--no-install", is_flag=True, help="Never run apt-get for missing programs.")
+def stack_up(no_install: bool) -> None:
+    """Start the stack in the background and wait until /healthz is ok."""
+    from breakwater.stack import Stack
+
+    st = Stack(echo=click.echo)
+    try:
+        st.up(install=not no_install)
+    except StackError as exc:
+        _fail(str(exc))
+    _banner(st)
+
+
+@stack.command("run")
+@click.option("--no-install", is_flag=True, help="Never run apt-get for missing programs.")
+def stack_run(no_install: bool) -> None:
+    """Start the stack, stream every service's log, stop everything on Ctrl-C."""
+    from breakwater.stack import Stack
+
+    st = Stack(echo=click.echo)
+    stopping = {"flag": False}
+
+    def _stop(_signum, _frame):
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        st.up(install=not no_install)
+    except StackError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("interrupted; stopping")
+        st.down(quiet=True)
+        sys.exit(130)
+    _banner(st)
+    click.echo("Streaming logs; press Ctrl-C to stop the stack.\n")
+    try:
+        st.follow_logs(stop=lambda: stopping["flag"] or st.supervisor.pid is None)
+    except KeyboardInterrupt:
+        pass
+    click.echo("\nstopping the stack...")
+    st.down()
+    click.echo("stopped.")
+
+
+@stack.command("down")
+def stack_down() -> None:
+    """Stop every service of the stack."""
+    from breakwater.stack import Stack
+
+    st = Stack(echo=click.echo)
+    click.echo("stopped." if st.down() else "the stack was not running.")
+
+
+@stack.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of services.")
+def stack_status(as_json: bool) -> None:
+    """Show each service with its pid, port and health; exit 1 unless all are healthy."""
+    from breakwater.stack import Stack
+
+    st = Stack(echo=click.echo)
+    try:
+        rows = st.status()
+    except (StackError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        if st.supervisor.pid is None:
+            click.echo(f"The stack in {st.layout.state} is not running; start it with `make run` or `make up`.")
+        for r in rows:
+            mark = click.style("healthy", fg="green") if r["healthy"] else click.style("down", fg="red")
+            click.echo(f"{r['name']:<18} {r['role']:<13} pid={r['pid'] or '-':<8} port={r['port'] or '-':<6} {mark}")
+    sys.exit(0 if all(r["healthy"] for r in rows) else 1)
+
+
+# ---------------------------------------------------------------------------------- db
+@main.group(cls=click.Group)
+def db() -> None:
+    """Migrations and seed data (run on the primary)."""
+
+
+def _settings():
+    from breakwater.settings import Settings
+
+    return Settings.load()
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from breakwater.database.migrations import upgrade
+
+    upgrade(_settings(), revision)
+    click.echo(f"database upgraded to {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (e.g. -1 or base)."""
+    from breakwater.database.migrations import downgrade
+
+    downgrade(_settings(), revision)
+    click.echo(f"database downgraded to {revision}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the applied migration revision."""
+    from breakwater.database.migrations import current
+
+    click.echo(current(_settings()) or "(none)")
+
+
+@db.command("seed")
+def db_seed() -> None:
+    """Load the seed data (idempotent)."""
+    from breakwater.database.seed import seed_all
+
+    seed_all(_settings())
+    click.echo("seed data loaded")
+
+
+# ---------------------------------------------------------------------------------- users
+@main.group(cls=click.Group)
+def user() -> None:
+    """User accounts."""
+
+
+@user.command("create-editor")
+@click.argument("name")
+@click.option("--password", help="Password to set; one is generated and printed when omitted.")
+def create_editor(name: str, password: str | None) -> None:
+    """Create an editor account NAME."""
+    from flask import current_app
+
+    from breakwater.accounts.models import Role
+    from breakwater.accounts.services import create_user
+    from breakwater.errors import ApiError
+    from breakwater.extensions import db as database
+
+    generated = password is None
+    password = password or secrets.token_urlsafe(12)
+    app = _create_app()
+    with app.app_context():
+        try:
+            created = create_user(
+                database.session, name, password, role=Role.EDITOR, max_name=current_app.config["MAX_NAME_LENGTH"]
+            )
+        except ApiError as exc:
+            if exc.code == "name_taken":
+                _fail(f"a user named {name!r} already exists; pick another name.")
+            _fail(f"{exc.message} Pass a valid value and retry.")
+    click.echo(f"created editor {created.name!r}" + (f" with password {password}" if generated else ""))

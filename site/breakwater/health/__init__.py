@@ -1,0 +1,1 @@
+"""/healthz (every dependency, JSON) and /metrics (Prometheus)."""

@@ -1,0 +1,93 @@
+"""Probe every dependency with short timeouts, concurrently, so /healthz never hangs."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from flask import current_app
+from sqlalchemy import text
+
+from breakwater.database.engine import NodeEngines
+from breakwater.extensions import db
+from breakwater.health.gtid import transactions_behind
+
+_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="healthz")
+
+
+def check_node(node: NodeEngines) -> dict:
+    result: dict = {"name": node.name, "role": node.role, "address": f"{node.host}:{node.port}", "up": False}
+    try:
+        with node.monitor.connect() as conn:
+            row = conn.execute(
+                text("SELECT @@server_id, @@read_only, @@gtid_binlog_pos, @@gtid_slave_pos")
+            ).one()
+            result.update(
+                up=True, server_id=row[0], read_only=bool(row[1]), gtid_binlog_pos=row[2], gtid_slave_pos=row[3]
+            )
+            if node.role == "replica":
+                status = conn.execute(text("SHOW SLAVE STATUS")).mappings().first()
+                if status is None:
+                    result.update(io_running=False, sql_running=False, lag_seconds=None, replicating=False)
+                else:
+                    io = status["Slave_IO_Running"] == "Yes"
+                    sql = status["Slave_SQL_Running"] == "Yes"
+                    lag = status["Seconds_Behind_Master"]
+                    result.update(
+                        io_running=io,
+                        sql_running=sql,
+                        lag_seconds=lag,
+                        replicating=io and sql and lag is not None,
+                        last_error=status["Last_IO_Error"] or status["Last_SQL_Error"] or None,
+                    )
+    except Exception as exc:  # any failure means "down" with the reason shown
+        result["error"] = str(getattr(exc, "orig", exc))[:200]
+    return result
+
+
+def check_redis() -> dict:
+    client = current_app.extensions["breakwater.redis"]
+    started = time.perf_counter()
+    try:
+        client.ping()
+        return {"up": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    except Exception as exc:
+        return {"up": False, "error": str(exc)[:200]}
+
+
+def check_worker() -> dict:
+    celery = current_app.extensions["celery"]
+    try:
+        replies = celery.control.ping(timeout=1.0, limit=1)
+    except Exception as exc:
+        return {"up": False, "error": str(exc)[:200]}
+    names = sorted(name for reply in replies for name in reply)
+    return {"up": bool(names), "workers": names} if names else {"up": False, "error": "no worker answered within 1 s"}
+
+
+def health_report() -> tuple[dict, bool]:
+    """Returns (report, can_serve)."""
+    app = current_app._get_current_object()
+
+    def in_app(fn, *args):
+        with app.app_context():
+            return fn(*args)
+
+    node_futures = [_pool.submit(check_node, node) for node in db.nodes]
+    redis_future = _pool.submit(in_app, check_redis)
+    worker_future = _pool.submit(in_app, check_worker)
+    nodes = [f.result() for f in node_futures]
+    primary = nodes[0]
+    for node in nodes[1:]:
+        if node["up"] and primary["up"]:
+            node["lag_transactions"] = transactions_behind(primary["gtid_binlog_pos"], node["gtid_slave_pos"])
+    report = {"database": nodes, "redis": redis_future.result(), "worker": worker_future.result()}
+
+    problems = [f"{n['name']} is down" for n in nodes if not n["up"]]
+    problems += [f"{n['name']} is not replicating" for n in nodes[1:] if n["up"] and not n.get("replicating")]
+    problems += [f"{name} is down" for name in ("redis", "worker") if not report[name]["up"]]
+    # Until read/write splitting lands, every request needs the primary.
+    can_serve = primary["up"]
+    report["status"] = "ok" if not problems else ("degraded" if can_serve else "down")
+    report["problems"] = problems
+    return report, can_serve

@@ -1,0 +1,2 @@
+class StackError(RuntimeError):
+    """A stack problem with one plain sentence naming the cause and the fix."""

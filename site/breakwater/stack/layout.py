@@ -1,0 +1,85 @@
+"""Where each piece of stack state lives under the state directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from breakwater.settings import Settings
+
+
+@dataclass(frozen=True)
+class Node:
+    """One MariaDB server of the stack."""
+
+    name: str
+    role: str  # "primary" or "replica"
+    port: int
+    server_id: int
+    dir: Path
+
+    @property
+    def socket(self) -> Path:
+        return self.dir / "mariadb.sock"
+
+    @property
+    def datadir(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def cnf(self) -> Path:
+        return self.dir / "my.cnf"
+
+
+class Layout:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.state = settings.state_dir
+        self.logs = self.state / "logs"
+        self.supervisor = self.state / "supervisor"
+        self.redis = self.state / "redis"
+        self.nginx = self.state / "nginx"
+        self.prometheus = self.state / "prometheus"
+        self.mariadb = self.state / "mariadb"
+
+    @property
+    def nodes(self) -> list[Node]:
+        s = self.settings
+        nodes = [Node("mariadb-primary", "primary", s.int("PRIMARY_PORT"), 1, self.mariadb / "primary")]
+        for i, port in enumerate(s.replica_ports, start=1):
+            nodes.append(Node(f"mariadb-replica{i}", "replica", port, 1 + i, self.mariadb / f"replica{i}"))
+        return nodes
+
+    @property
+    def primary(self) -> Node:
+        return self.nodes[0]
+
+    @property
+    def replicas(self) -> list[Node]:
+        return self.nodes[1:]
+
+    @property
+    def supervisor_conf(self) -> Path:
+        return self.supervisor / "supervisord.conf"
+
+    @property
+    def supervisor_sock(self) -> Path:
+        return self.supervisor / "supervisord.sock"
+
+    @property
+    def supervisor_pid(self) -> Path:
+        return self.supervisor / "supervisord.pid"
+
+    @property
+    def bootstrapped_marker(self) -> Path:
+        return self.mariadb / "replication-configured"
+
+    def dirs(self) -> list[Path]:
+        return [
+            self.logs,
+            self.supervisor,
+            self.redis,
+            self.nginx / "tmp",
+            self.prometheus,
+            *(n.dir for n in self.nodes),
+        ]

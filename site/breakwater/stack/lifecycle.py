@@ -1,0 +1,238 @@
+"""Bring the whole stack up, report on it and take it down again.
+
+The order matters: databases and Redis first, then users and replication, then migrations
+and seed data on the primary, and only then the app, the worker and Nginx. Any failure on
+the way shuts supervisord down again, so a failed start leaves no processes behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from breakwater.settings import Settings, env_name
+from breakwater.stack import mariadb
+from breakwater.stack.errors import StackError
+from breakwater.stack.layout import Layout
+from breakwater.stack.ports import accepts, port_in_use
+from breakwater.stack.programs import ensure_programs
+from breakwater.stack.render import Program, programs, render_all
+from breakwater.stack.secrets import ensure_secrets
+from breakwater.stack.supervisor import Supervisor, read_pid
+
+
+class Stack:
+    def __init__(self, env: Mapping[str, str] | None = None, echo: Callable[[str], None] = print):
+        self.env = dict(os.environ if env is None else env)
+        self.echo = echo
+        self._load()
+
+    def _load(self) -> None:
+        self.settings = Settings.load(self.env)
+        self.layout = Layout(self.settings)
+        self.supervisor = Supervisor(self.layout)
+
+    # ------------------------------------------------------------------ checks
+    def _ports(self) -> list[tuple[str, int]]:
+        s = self.settings
+        ports = [("PRIMARY_PORT", s.int("PRIMARY_PORT"))]
+        ports += [("REPLICA_PORTS", p) for p in s.replica_ports]
+        ports += [(k, s.int(k)) for k in ("REDIS_PORT", "APP_PORT", "ORIGIN_PORT")]
+        return ports
+
+    def _pid_files(self) -> dict[str, Path]:
+        files = {n.name: n.dir / "mariadb.pid" for n in self.layout.nodes}
+        files["redis"] = self.layout.redis / "redis.pid"
+        files["nginx"] = self.layout.nginx / "nginx.pid"
+        files["app"] = self.layout.state / "gunicorn.pid"
+        files["worker"] = self.layout.state / "celery.pid"
+        return files
+
+    def orphans(self) -> dict[str, int]:
+        """Services of this state dir still alive although supervisord is gone."""
+        return {name: pid for name, path in self._pid_files().items() if (pid := read_pid(path))}
+
+    def preflight(self, install: bool = True) -> None:
+        pid = self.supervisor.pid
+        if pid:
+            raise StackError(
+                f"The stack in {self.layout.state} is already running (supervisord pid {pid}); "
+                "see it with `make status` or stop it with `make down`."
+            )
+        orphans = self.orphans()
+        if orphans:
+            listed = ", ".join(f"{n} (pid {p})" for n, p in orphans.items())
+            raise StackError(f"Processes from an earlier run are still alive: {listed}; stop them with `make down`.")
+        ensure_programs(install=install)
+        if len(set(p for _, p in self._ports())) != len(self._ports()):
+            raise StackError("Two BREAKWATER_*_PORT settings name the same port; give each service its own port.")
+        for key, port in self._ports():
+            if port_in_use(self.settings["HOST"], port):
+                name = env_name(key)
+                raise StackError(
+                    f"Port {port} ({name}) is already in use by another program; "
+                    f"stop that program or choose another port, e.g. `{name}={port + 100} make run`."
+                )
+
+    # ------------------------------------------------------------------ up/down
+    def up(self, install: bool = True, echo_steps: bool = True) -> None:
+        say = self.echo if echo_steps else (lambda _msg: None)
+        self.preflight(install=install)
+        ensure_secrets(self.layout.state)
+        self._load()  # pick up the generated secrets
+        render_all(self.layout)
+        for node in self.layout.nodes:
+            if mariadb.init_datadir(node):
+                say(f"created data directory for {node.name}")
+        say("starting supervisord, MariaDB nodes and Redis")
+        self.supervisor.start_daemon(self._child_env())
+        try:
+            self._start_data_services(say)
+            say("running migrations and seed data on the primary")
+            self.migrate()
+            self.seed()
+            mariadb.wait_replicas_caught_up(self.layout)
+            say("starting gunicorn, the Celery worker and Nginx")
+            for name in ("app", "worker", "nginx"):
+                self.supervisor.start(name)
+            for name in ("app", "worker", "nginx"):
+                self.supervisor.wait_running(name)
+            self.wait_healthy()
+        except BaseException:
+            self.down(quiet=True)
+            raise
+
+    def _child_env(self) -> dict[str, str]:
+        env = self.settings.child_env()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.layout.prometheus)
+        for f in self.layout.prometheus.glob("*.db"):
+            f.unlink()
+        return env
+
+    def _start_data_services(self, say: Callable[[str], None]) -> None:
+        for node in self.layout.nodes:
+            self.supervisor.wait_running(node.name)
+        for node in self.layout.nodes:
+            mariadb.wait_ready(node, alive=self.supervisor.alive_check(node.name))
+        self.supervisor.wait_running("redis")
+        if not self.layout.bootstrapped_marker.exists():
+            say("creating users and configuring GTID replication")
+            mariadb.bootstrap_primary(self.layout)
+            for node in self.layout.replicas:
+                mariadb.configure_replica(self.layout, node)
+            self.layout.bootstrapped_marker.write_text("ok\n")
+        mariadb.wait_replicas_caught_up(self.layout)
+
+    def migrate(self, revision: str = "head") -> None:
+        from breakwater.database.migrations import upgrade
+
+        upgrade(self.settings, revision)
+
+    def seed(self) -> None:
+        from breakwater.database.seed import seed_all
+
+        seed_all(self.settings)
+
+    def wait_healthy(self, timeout: float = 60.0) -> dict:
+        url = self.settings.origin_url + "/healthz"
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            for name in ("app", "worker", "nginx"):
+                if not self.supervisor.alive_check(name)():
+                    raise StackError(f"{name} crashed while starting; last lines of its log:\n{self.supervisor.tail(name)}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    body = json.load(resp)
+                    if body.get("status") == "ok":
+                        return body
+                    last = json.dumps(body.get("problems"))
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code}: {exc.read()[:300]!r}"
+            except (OSError, ValueError) as exc:
+                last = str(exc)
+            time.sleep(0.5)
+        raise StackError(f"{url} did not report healthy within {timeout:.0f}s (last: {last}); see {self.layout.logs}.")
+
+    def down(self, quiet: bool = False) -> bool:
+        """Stop everything; returns False when nothing was running."""
+        was_running = self.supervisor.pid is not None
+        self.supervisor.shutdown()
+        for name, pid in self.orphans().items():
+            if not quiet:
+                self.echo(f"stopping leftover {name} (pid {pid})")
+            _terminate(pid)
+        return was_running
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> list[dict]:
+        host = self.settings["HOST"]
+        info: dict[str, dict] = {}
+        if self.supervisor.pid:
+            try:
+                info = self.supervisor.processes()
+            except OSError:
+                info = {}
+        rows = []
+        for prog in programs(self.layout):
+            p = info.get(prog.name, {})
+            state = p.get("statename", "STOPPED")
+            pid = p.get("pid") or None
+            healthy = state == "RUNNING" and (prog.port is None or accepts(host, prog.port))
+            rows.append(
+                {"name": prog.name, "role": prog.role, "pid": pid, "port": prog.port, "state": state, "healthy": healthy}
+            )
+        return rows
+
+    def programs(self) -> list[Program]:
+        return programs(self.layout)
+
+    # ------------------------------------------------------------------ run
+    def follow_logs(self, stop: Callable[[], bool]) -> None:
+        """Print new lines of every service log, prefixed with the service name, until ``stop()``."""
+        files: dict[Path, int] = {}
+        for path in sorted(self.layout.logs.glob("*.log")):
+            files[path] = path.stat().st_size
+        width = max((len(p.stem) for p in files), default=8)
+        while not stop():
+            for path in sorted(self.layout.logs.glob("*.log")):
+                offset = files.setdefault(path, 0)
+                try:
+                    size = path.stat().st_size
+                    if size < offset:  # rotated
+                        offset = 0
+                    if size > offset:
+                        with path.open("rb") as f:
+                            f.seek(offset)
+                            data = f.read(size - offset)
+                        end = data.rfind(b"\n") + 1  # print whole lines only
+                        for line in data[:end].decode(errors="replace").splitlines():
+                            self.echo(f"{path.stem:<{width}} | {line}")
+                        files[path] = offset + end
+                except OSError:
+                    continue
+            time.sleep(0.3)
+
+
+def _terminate(pid: int, timeout: float = 20.0) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

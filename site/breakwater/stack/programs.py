@@ -1,0 +1,62 @@
+"""Find the system programs the stack runs, installing missing ones with apt-get when allowed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from breakwater.stack.errors import StackError
+
+#: program -> Debian package that provides it
+REQUIRED = {
+    "mariadbd": "mariadb-server",
+    "mariadb-install-db": "mariadb-server",
+    "redis-server": "redis-server",
+    "nginx": "nginx-light",
+}
+SEARCH_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/local/sbin"
+
+
+def which(program: str) -> str | None:
+    return shutil.which(program, path=SEARCH_PATH)
+
+
+def missing_programs() -> dict[str, str]:
+    return {prog: pkg for prog, pkg in REQUIRED.items() if which(prog) is None}
+
+
+def _can_apt() -> bool:
+    return os.geteuid() == 0 and which("apt-get") is not None and Path("/etc/debian_version").exists()
+
+
+def ensure_programs(install: bool = True) -> dict[str, str]:
+    """Return {program: path}; install missing Debian packages as root, else raise with the command."""
+    missing = missing_programs()
+    if missing:
+        packages = sorted(set(missing.values()))
+        command = "apt-get install -y " + " ".join(packages)
+        if not (install and _can_apt()):
+            raise StackError(
+                f"Missing program(s) {', '.join(sorted(missing))}; install them with: sudo {command}"
+            )
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
+            result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if result.returncode != 0 and cmd[1] == "install":
+                raise StackError(
+                    f"Installing {' '.join(packages)} failed ({result.stderr.strip()[-300:]}); "
+                    f"run `{command}` yourself and retry."
+                )
+        still = missing_programs()
+        if still:
+            raise StackError(f"Programs still missing after apt-get: {', '.join(sorted(still))}; run `{command}`.")
+    return {prog: which(prog) or "" for prog in REQUIRED}
+
+
+def nginx_mime_types() -> str:
+    for candidate in ("/etc/nginx/mime.types", "/usr/local/nginx/conf/mime.types"):
+        if Path(candidate).exists():
+            return candidate
+    raise StackError("nginx mime.types not found; reinstall nginx (apt-get install --reinstall nginx-common).")

@@ -1,0 +1,135 @@
+"""Render the service configuration files from the templates into the state directory."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from breakwater.settings import ROOT
+from breakwater.stack.layout import Layout
+from breakwater.stack.programs import nginx_mime_types, which
+
+_TEMPLATE_DIRS = [ROOT / "nginx", ROOT / "db" / "replication", Path(__file__).parent / "templates"]
+_env = Environment(loader=FileSystemLoader([str(d) for d in _TEMPLATE_DIRS]), undefined=StrictUndefined)
+
+
+@dataclass
+class Program:
+    """One supervisord program; ``role`` and ``port`` feed `breakwater stack status`."""
+
+    name: str
+    role: str
+    command: str
+    port: int | None
+    autostart: bool = True
+    startsecs: int = 2
+    stopsignal: str = "TERM"
+    stopwaitsecs: int = 30
+    priority: int = 100  # started in ascending, stopped in descending order
+    directory: str = str(ROOT)
+    environment: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _write(path: Path, text: str, mode: int = 0o600) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _bin(name: str) -> str:
+    """A console script of this virtualenv (gunicorn, celery)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else (which(name) or name)
+
+
+def programs(layout: Layout) -> list[Program]:
+    s = layout.settings
+    host = s["HOST"]
+    progs = [
+        Program(n.name, n.role, f"{which('mariadbd')} --defaults-file={n.cnf}", n.port, stopwaitsecs=60)
+        for n in layout.nodes
+    ]
+    progs.append(Program("redis", "cache+broker", f"{which('redis-server')} {layout.redis / 'redis.conf'}", s.int("REDIS_PORT")))
+    gunicorn = [
+        _bin("gunicorn"),
+        "--bind", f"{host}:{s.int('APP_PORT')}",
+        "--workers", str(s.int("WEB_WORKERS")),
+        "--threads", str(s.int("WEB_THREADS")),
+        "--worker-class", "gthread",
+        "--access-logfile", "-",
+        "--error-logfile", "-",
+        "--graceful-timeout", "10",
+        "--pid", str(layout.state / "gunicorn.pid"),
+        "breakwater.wsgi:app",
+    ]
+    progs.append(
+        Program(
+            "app",
+            "web",
+            shlex.join(gunicorn),
+            s.int("APP_PORT"),
+            autostart=False,
+            priority=300,
+            environment=f'PROMETHEUS_MULTIPROC_DIR="{layout.prometheus}"',
+        )
+    )
+    celery = [
+        _bin("celery"), "-A", "breakwater.worker", "worker",
+        "--loglevel", s["LOG_LEVEL"],
+        "--concurrency", str(s.int("CELERY_CONCURRENCY")),
+        "--hostname", f"worker-{s.int('APP_PORT')}@%%h",
+        "--pidfile", str(layout.state / "celery.pid"),
+    ]
+    progs.append(Program("worker", "celery", shlex.join(celery), None, autostart=False, startsecs=3, priority=300))
+    nginx = [which("nginx") or "nginx", "-p", str(layout.nginx), "-c", str(layout.nginx / "nginx.conf"), "-g", "daemon off;"]
+    progs.append(
+        Program("nginx", "origin", shlex.join(nginx), s.int("ORIGIN_PORT"), autostart=False, stopsignal="QUIT", stopwaitsecs=10, priority=400)
+    )
+    return progs
+
+
+def render_all(layout: Layout) -> list[Program]:
+    s = layout.settings
+    os_user = getpass.getuser()
+    for d in layout.dirs():
+        d.mkdir(parents=True, exist_ok=True)
+    for n in layout.nodes:
+        _write(
+            n.cnf,
+            _env.get_template("node.cnf.j2").render(
+                node_dir=n.dir, log_dir=layout.logs, name=n.name, role=n.role, port=n.port, host=s["HOST"],
+                server_id=n.server_id, os_user=os_user, buffer_pool="64M",
+            ),
+        )
+    _write(
+        layout.redis / "redis.conf",
+        _env.get_template("redis.conf.j2").render(
+            port=s.int("REDIS_PORT"), host=s["HOST"], redis_dir=layout.redis, password=s["REDIS_PASSWORD"]
+        ),
+    )
+    _write(
+        layout.nginx / "nginx.conf",
+        _env.get_template("origin.conf.j2").render(
+            os_user=os_user if os.geteuid() == 0 else "",
+            nginx_dir=layout.nginx, log_dir=layout.logs, host=s["HOST"], app_port=s.int("APP_PORT"),
+            origin_port=s.int("ORIGIN_PORT"), static_dir=s["STATIC_DIR"], mime_types=nginx_mime_types(),
+        ),
+    )
+    progs = programs(layout)
+    _write(
+        layout.supervisor_conf,
+        _env.get_template("supervisord.conf.j2").render(
+            sup_dir=layout.supervisor, log_dir=layout.logs, root=ROOT, programs=progs, ident=s.int("APP_PORT")
+        ),
+    )
+    return progs

@@ -1,0 +1,128 @@
+"""Talk to the stack's supervisord over its unix socket (XML-RPC)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from pathlib import Path
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from breakwater.stack.errors import StackError
+from breakwater.stack.layout import Layout
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+class Supervisor:
+    def __init__(self, layout: Layout):
+        self.layout = layout
+
+    @property
+    def pid(self) -> int | None:
+        return read_pid(self.layout.supervisor_pid)
+
+    def rpc(self):
+        transport = SupervisorTransport(None, None, f"unix://{self.layout.supervisor_sock}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+    def start_daemon(self, env: dict[str, str]) -> None:
+        """Start supervisord (it daemonizes itself) and wait for its control socket."""
+        cmd = [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.layout.supervisor_conf)]
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=self.layout.state)
+        if result.returncode != 0:
+            raise StackError(f"supervisord did not start ({(result.stderr or result.stdout).strip()[-300:]}); see {self.layout.logs}/supervisord.log.")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                self.rpc().getState()
+                return
+            except (OSError, xmlrpc.client.Fault):
+                time.sleep(0.1)
+        raise StackError(f"supervisord started but its socket {self.layout.supervisor_sock} never answered; see {self.layout.logs}/supervisord.log.")
+
+    def processes(self) -> dict[str, dict]:
+        return {p["name"]: p for p in self.rpc().getAllProcessInfo()}
+
+    def start(self, name: str) -> None:
+        try:
+            self.rpc().startProcess(name, True)
+        except xmlrpc.client.Fault as fault:
+            if "ALREADY_STARTED" not in fault.faultString:
+                raise StackError(f"{name} failed to start ({fault.faultString}); last lines of its log:\n{self.tail(name)}") from None
+
+    def wait_running(self, name: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.processes()[name]["statename"]
+            if state == "RUNNING":
+                return
+            if state in ("FATAL", "EXITED", "BACKOFF"):
+                break
+            time.sleep(0.2)
+        raise StackError(f"{name} crashed while starting; last lines of {self.log_path(name)}:\n{self.tail(name)}")
+
+    def alive_check(self, name: str):
+        def alive() -> bool:
+            try:
+                return self.processes()[name]["statename"] in ("STARTING", "RUNNING")
+            except (OSError, xmlrpc.client.Fault):
+                return False
+
+        return alive
+
+    def log_path(self, name: str) -> Path:
+        return self.layout.logs / f"{name}.log"
+
+    def tail(self, name: str, lines: int = 12) -> str:
+        try:
+            return "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def shutdown(self, timeout: float = 90.0) -> None:
+        """Stop every program (supervisord stops them in reverse priority) and supervisord itself."""
+        pid = self.pid
+        if pid is None:
+            return
+        try:
+            self.rpc().shutdown()
+        except (OSError, xmlrpc.client.Fault):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if read_pid(self.layout.supervisor_pid) is None or not _exists(pid):
+                return
+            time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still "exists"; treat it as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
