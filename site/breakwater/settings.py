@@ -26,6 +26,9 @@ class Setting:
     default: str
     help: str
     secret: bool = False
+    #: "app" settings are read by the web app and the worker (docker-compose passes exactly these);
+    #: "stack" settings only shape the local launcher.
+    scope: str = "stack"
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -39,27 +42,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEB_WORKERS", "2", "gunicorn worker processes."),
     Setting("WEB_THREADS", "4", "Threads per gunicorn worker (gthread)."),
     Setting("CELERY_CONCURRENCY", "2", "Celery worker processes."),
-    Setting("DB_NAME", "breakwater", "Application database name."),
-    Setting("DB_USER", "breakwater_app", "Application user (SELECT/INSERT/UPDATE/DELETE only)."),
-    Setting("DB_PASSWORD", "", "Application user password (generated into secrets.env).", secret=True),
+    Setting("DB_NAME", "breakwater", "Application database name.", scope="app"),
+    Setting("DB_USER", "breakwater_app", "Application user (SELECT/INSERT/UPDATE/DELETE only).", scope="app"),
+    Setting("DB_PASSWORD", "", "Application user password (generated into secrets.env).", secret=True, scope="app"),
     Setting("DB_MIGRATE_USER", "breakwater_migrate", "Schema owner used only by migrations."),
     Setting("DB_MIGRATE_PASSWORD", "", "Migration user password (generated).", secret=True),
-    Setting("DB_MONITOR_USER", "breakwater_monitor", "Read-only replication monitor user (health checks)."),
-    Setting("DB_MONITOR_PASSWORD", "", "Monitor user password (generated).", secret=True),
+    Setting("DB_MONITOR_USER", "breakwater_monitor", "Read-only replication monitor user (health checks).", scope="app"),
+    Setting("DB_MONITOR_PASSWORD", "", "Monitor user password (generated).", secret=True, scope="app"),
     Setting("DB_REPL_USER", "breakwater_repl", "Replication user the replicas connect with."),
     Setting("DB_REPL_PASSWORD", "", "Replication user password (generated).", secret=True),
-    Setting("DB_PRIMARY", "", "Primary address host:port for the app; empty = HOST:PRIMARY_PORT."),
-    Setting("DB_REPLICAS", "", "Replica addresses host:port,... for the app; empty = HOST:REPLICA_PORTS."),
-    Setting("DB_CONNECT_TIMEOUT", "1.0", "Seconds to wait for a database connection before failing."),
+    Setting("DB_PRIMARY", "", "Primary address host:port for the app; empty = HOST:PRIMARY_PORT.", scope="app"),
+    Setting("DB_REPLICAS", "", "Replica addresses host:port,... for the app; empty = HOST:REPLICA_PORTS.", scope="app"),
+    Setting("DB_CONNECT_TIMEOUT", "1.0", "Seconds to wait for a database connection before failing.", scope="app"),
     Setting("REDIS_PASSWORD", "", "Redis password (generated; Redis requires it).", secret=True),
-    Setting("REDIS_URL", "", "Redis URL for the app; empty = redis://:REDIS_PASSWORD@HOST:REDIS_PORT/0."),
-    Setting("SECRET_KEY", "", "Flask session signing key (generated).", secret=True),
+    Setting("REDIS_URL", "", "Redis URL for the app; empty = redis://:REDIS_PASSWORD@HOST:REDIS_PORT/0.", scope="app"),
+    Setting("SECRET_KEY", "", "Flask session signing key (generated).", secret=True, scope="app"),
     Setting("EDITOR_NAME", "editor", "Editor account created by the seed step."),
     Setting("EDITOR_PASSWORD", "", "Seed editor password (generated, printed by make run).", secret=True),
-    Setting("STATIC_DIR", str(ROOT / "static_build"), "Folder of emitted pages (the CDN origin root)."),
-    Setting("LOG_LEVEL", "INFO", "Log level of the app and worker."),
-    Setting("COOKIE_SECURE", "0", "Set 1 behind HTTPS to mark the session cookie Secure."),
-    Setting("MAX_NAME_LENGTH", "64", "Longest accepted user name."),
+    Setting("STATIC_DIR", str(ROOT / "static_build"), "Folder of emitted pages (the CDN origin root).", scope="app"),
+    Setting("LOG_LEVEL", "INFO", "Log level of the app and worker.", scope="app"),
+    Setting("COOKIE_SECURE", "0", "Set 1 behind HTTPS to mark the session cookie Secure.", scope="app"),
+    Setting("MAX_NAME_LENGTH", "64", "Longest accepted user name.", scope="app"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -66,7 +66,6 @@ def programs(layout: Layout) -> list[Program]:
         "--workers", str(s.int("WEB_WORKERS")),
         "--threads", str(s.int("WEB_THREADS")),
         "--worker-class", "gthread",
-        "--access-logfile", "-",
         "--error-logfile", "-",
         "--graceful-timeout", "10",
         "--pid", str(layout.state / "gunicorn.pid"),

@@ -1,0 +1,90 @@
+"""Session fixtures: one private stack (MariaDB primary + 2 replicas, Redis, gunicorn, Celery, Nginx)
+on free ports in a temporary directory, started with the same code as `make run`."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import requests
+
+from breakwater.stack import Stack
+from breakwater.stack.mariadb import admin
+from breakwater.stack.ports import free_ports
+
+PORT_KEYS = ("PRIMARY_PORT", "REDIS_PORT", "APP_PORT", "ORIGIN_PORT")
+
+
+def stack_env(state_dir: Path, replicas: int = 2) -> dict[str, str]:
+    ports = free_ports(len(PORT_KEYS) + replicas)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKWATER_")}
+    env.update({f"BREAKWATER_{key}": str(port) for key, port in zip(PORT_KEYS, ports, strict=False)})
+    env["BREAKWATER_REPLICA_PORTS"] = ",".join(str(p) for p in ports[len(PORT_KEYS) :])
+    env["BREAKWATER_STATE_DIR"] = str(state_dir / "state")
+    env["BREAKWATER_STATIC_DIR"] = str(state_dir / "static_build")
+    env["BREAKWATER_WEB_WORKERS"] = "2"
+    env["BREAKWATER_CELERY_CONCURRENCY"] = "1"
+    (state_dir / "static_build").mkdir(parents=True, exist_ok=True)
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Stack:
+    st = Stack(stack_env(tmp_path_factory.mktemp("stack")), echo=lambda _msg: None)
+    try:
+        st.up(install=True, echo_steps=False)
+        yield st
+    finally:
+        st.down(quiet=True)
+
+
+@pytest.fixture(scope="session")
+def settings(stack):
+    return stack.settings
+
+
+@pytest.fixture(scope="session")
+def app(settings):
+    from breakwater import create_app
+    from breakwater.extensions import db
+
+    flask_app = create_app(settings)
+    yield flask_app
+    db.dispose()
+
+
+@pytest.fixture()
+def db(app):
+    from breakwater.extensions import db as database
+
+    with app.app_context():
+        yield database
+
+
+@pytest.fixture(scope="session")
+def origin(settings) -> str:
+    return settings.origin_url
+
+
+@pytest.fixture()
+def http() -> requests.Session:
+    with requests.Session() as session:
+        yield session
+
+
+@pytest.fixture()
+def unique_name() -> str:
+    return "u" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def node_admin(stack):
+    """``node_admin(i)`` -> an administrator connection to node i (0 = primary)."""
+
+    def connect(index: int):
+        return closing(admin(stack.layout.nodes[index]))
+
+    return connect

@@ -1,0 +1,73 @@
+"""HTML register/login forms: CSRF tokens required, session cookie flags, escaped output."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import text
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "form has no CSRF token"
+    return match.group(1)
+
+
+def count(db, name: str) -> int:
+    with db.primary.connect() as conn:
+        return conn.execute(text("SELECT COUNT(*) FROM users WHERE name = :n"), {"n": name}).scalar_one()
+
+
+def test_register_form_without_csrf_token_is_rejected(http, origin, db, unique_name):
+    http.get(f"{origin}/register", timeout=5)
+    resp = http.post(f"{origin}/register", data={"name": unique_name, "password": "long enough"}, timeout=5)
+    assert resp.status_code == 400
+    assert "CSRF" in resp.text
+    assert count(db, unique_name) == 0
+
+
+def test_register_and_login_with_forms(http, origin, db, unique_name):
+    page = http.get(f"{origin}/register", timeout=5)
+    token = csrf_token(page.text)
+    resp = http.post(
+        f"{origin}/register",
+        data={"name": unique_name, "password": "long enough", "csrf_token": token},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert resp.status_code == 302
+    assert count(db, unique_name) == 1
+    home = http.get(f"{origin}/", timeout=5)
+    assert unique_name in home.text and "Log out" in home.text
+
+    logout = http.post(f"{origin}/logout", data={"csrf_token": csrf_token(home.text)}, allow_redirects=False, timeout=5)
+    assert logout.status_code == 302
+    assert "Log in" in http.get(f"{origin}/", timeout=5).text
+
+    login_page = http.get(f"{origin}/login", timeout=5)
+    bad = http.post(
+        f"{origin}/login",
+        data={"name": unique_name, "password": "wrong password", "csrf_token": csrf_token(login_page.text)},
+        timeout=5,
+    )
+    assert bad.status_code == 401 and "wrong" in bad.text
+    good = http.post(
+        f"{origin}/login?next=//evil.example/",
+        data={"name": unique_name, "password": "long enough", "csrf_token": csrf_token(bad.text)},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert good.status_code == 302
+    assert good.headers["Location"] == "/"  # no open redirect
+
+
+def test_form_errors_escape_user_input(http, origin):
+    page = http.get(f"{origin}/register", timeout=5)
+    resp = http.post(
+        f"{origin}/register",
+        data={"name": '"><script>alert(1)</script>', "password": "long enough", "csrf_token": csrf_token(page.text)},
+        timeout=5,
+    )
+    assert resp.status_code == 400
+    assert "<script>alert(1)</script>" not in resp.text
+    assert "&lt;script&gt;" in resp.text

@@ -1,0 +1,22 @@
+"""Missing system programs give one sentence with the install command, and start nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from breakwater.stack import Stack, StackError, programs
+from conftest import stack_env
+
+
+def test_missing_program_names_the_install_command(tmp_path, monkeypatch):
+    real = programs.which
+    monkeypatch.setattr(programs, "which", lambda name: None if name == "nginx" else real(name))
+    with pytest.raises(StackError) as info:
+        programs.ensure_programs(install=False)
+    assert str(info.value) == "Missing program(s) nginx; install them with: sudo apt-get install -y nginx-light"
+
+    st = Stack(stack_env(tmp_path))
+    with pytest.raises(StackError, match="apt-get install -y nginx-light"):
+        st.up(install=False)
+    assert st.supervisor.pid is None
+    assert not st.layout.state.exists() or not any(st.layout.state.iterdir())
