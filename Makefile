@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test lint format clean
+.PHONY: help install deps run up down status reset test lint format clean config-docs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,3 +51,6 @@ format: install ## Apply ruff fixes and formatting
 
 clean: ## Remove the virtualenv and caches (keeps .stack/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+config-docs: install ## Regenerate .env.example and the README configuration table from settings.py
+	$(BIN)/python -c "from breakwater.settings import write_docs; write_docs()"

@@ -100,8 +100,14 @@ def test_register_requires_json(http, origin, db):
 def test_login_rejections(http, origin, unique_name):
     post(http, origin, "register", {"name": unique_name, "password": "right password"})
     post(http, origin, "logout")
-    assert_error(post(http, origin, "login", {"name": unique_name, "password": "wrong password"}), 401, "invalid_credentials")
-    assert_error(post(http, origin, "login", {"name": "nobody-" + unique_name, "password": "whatever1"}), 401, "invalid_credentials")
+    assert_error(
+        post(http, origin, "login", {"name": unique_name, "password": "wrong password"}), 401, "invalid_credentials"
+    )
+    assert_error(
+        post(http, origin, "login", {"name": "nobody-" + unique_name, "password": "whatever1"}),
+        401,
+        "invalid_credentials",
+    )
     assert_error(post(http, origin, "login", {"name": unique_name}), 400, "missing_credentials")
     assert_error(post(http, origin, "login", {"name": "", "password": ""}), 400, "missing_credentials")
     assert_error(post(http, origin, "login", {"name": unique_name, "password": "x" * 500}), 401, "invalid_credentials")

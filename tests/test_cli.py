@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import text
 
 from breakwater.stack import Stack, StackError
-
 from conftest import stack_env
 
 BIN = Path(sys.executable).parent / "breakwater"

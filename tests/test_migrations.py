@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, inspect
-
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
 from breakwater.database.base import Base
 from breakwater.database.migrations import current, downgrade, upgrade
 from breakwater.models import import_all
@@ -65,8 +65,8 @@ def test_models_match_migrations(scratch_settings):
 def test_stack_database_is_at_head(settings):
     from alembic.config import Config
     from alembic.script import ScriptDirectory
-    from breakwater.database.migrations import ALEMBIC_INI
 
+    from breakwater.database.migrations import ALEMBIC_INI
     from breakwater.settings import ROOT
 
     cfg = Config(str(ALEMBIC_INI))

@@ -42,7 +42,9 @@ def test_replicas_refuse_writes_from_the_application_user(db, unique_name):
                 )
             assert info.value.orig.args[0] == 1290  # ER_OPTION_PREVENTS_STATEMENT (--read-only)
             conn.rollback()
-            assert conn.execute(text("SELECT COUNT(*) FROM users WHERE name = :n"), {"n": unique_name}).scalar_one() == 0
+            assert (
+                conn.execute(text("SELECT COUNT(*) FROM users WHERE name = :n"), {"n": unique_name}).scalar_one() == 0
+            )
     with db.primary.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM users WHERE name = :n"), {"n": unique_name}).scalar_one() == 0
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from alembic import context
 from sqlalchemy import create_engine, pool
 
-from alembic import context
 from breakwater.database.base import Base
 from breakwater.models import import_all
 from breakwater.settings import Settings

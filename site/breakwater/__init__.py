@@ -57,7 +57,6 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
 
     celery_init_app(app, settings)
     import breakwater.health.tasks  # noqa: F401  (registers the tasks)
-
     from breakwater.errors import register_error_handlers
 
     register_error_handlers(app)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import signal
 import sys
+from pathlib import Path
 
 import click
 from flask.cli import FlaskGroup
@@ -93,13 +95,36 @@ def stack_run(no_install: bool) -> None:
         sys.exit(130)
     _banner(st)
     click.echo("Streaming logs; press Ctrl-C to stop the stack.\n")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         st.follow_logs(stop=lambda: stopping["flag"] or st.supervisor.pid is None)
-    except KeyboardInterrupt:
-        pass
     click.echo("\nstopping the stack...")
     st.down()
     click.echo("stopped.")
+
+
+@stack.command("render-nginx")
+@click.option("--upstream", required=True, help="App server address, e.g. app:8000.")
+@click.option("--listen", required=True, help="Listen address, e.g. 0.0.0.0:8080.")
+@click.option("--static-dir", required=True, help="Folder of emitted pages.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--mime-types", default="/etc/nginx/mime.types", show_default=True)
+def stack_render_nginx(upstream: str, listen: str, static_dir: str, output: str | None, mime_types: str) -> None:
+    """Print the Nginx origin configuration for another host (used by docker-compose)."""
+    from breakwater.stack.render import render_nginx
+
+    text = render_nginx(
+        upstream=upstream,
+        listen=listen,
+        static_dir=static_dir,
+        nginx_dir="/var/cache/nginx",
+        access_log="/dev/stdout",
+        mime_types=mime_types,
+    )
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text)
+    else:
+        click.echo(text)
 
 
 @stack.command("down")

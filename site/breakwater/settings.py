@@ -47,7 +47,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DB_PASSWORD", "", "Application user password (generated into secrets.env).", secret=True, scope="app"),
     Setting("DB_MIGRATE_USER", "breakwater_migrate", "Schema owner used only by migrations."),
     Setting("DB_MIGRATE_PASSWORD", "", "Migration user password (generated).", secret=True),
-    Setting("DB_MONITOR_USER", "breakwater_monitor", "Read-only replication monitor user (health checks).", scope="app"),
+    Setting(
+        "DB_MONITOR_USER", "breakwater_monitor", "Read-only replication monitor user (health checks).", scope="app"
+    ),
     Setting("DB_MONITOR_PASSWORD", "", "Monitor user password (generated).", secret=True, scope="app"),
     Setting("DB_REPL_USER", "breakwater_repl", "Replication user the replicas connect with."),
     Setting("DB_REPL_PASSWORD", "", "Replication user password (generated).", secret=True),
@@ -116,14 +118,18 @@ class Settings:
         try:
             return int(value)
         except ValueError:
-            raise ValueError(f"{env_name(name)}={value!r} is not a whole number; set it to one, e.g. {_BY_NAME[name].default}.") from None
+            raise ValueError(
+                f"{env_name(name)}={value!r} is not a whole number; set it to one, e.g. {_BY_NAME[name].default}."
+            ) from None
 
     def float(self, name: str) -> float:
         value = self._values[name]
         try:
             return float(value)
         except ValueError:
-            raise ValueError(f"{env_name(name)}={value!r} is not a number; set it to one, e.g. {_BY_NAME[name].default}.") from None
+            raise ValueError(
+                f"{env_name(name)}={value!r} is not a number; set it to one, e.g. {_BY_NAME[name].default}."
+            ) from None
 
     def flag(self, name: str) -> bool:
         return self._values[name].lower() in {"1", "true", "yes", "on"}
@@ -142,7 +148,9 @@ class Settings:
         try:
             return [int(p) for p in raw.split(",") if p.strip()]
         except ValueError:
-            raise ValueError(f"BREAKWATER_REPLICA_PORTS={raw!r} must be comma-separated port numbers, e.g. 3317,3318.") from None
+            raise ValueError(
+                f"BREAKWATER_REPLICA_PORTS={raw!r} must be comma-separated port numbers, e.g. 3317,3318."
+            ) from None
 
     @property
     def primary_address(self) -> tuple[str, int]:
@@ -204,3 +212,49 @@ def parse_address(text: str, setting: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit():
         raise ValueError(f"BREAKWATER_{setting} entry {text!r} must look like host:port, e.g. 127.0.0.1:3317.")
     return host, int(port)
+
+
+# Documentation generated from SETTINGS (`make config-docs`; tests/test_docs.py keeps it in sync).
+README_BEGIN = "<!-- settings-table:begin -->"
+README_END = "<!-- settings-table:end -->"
+
+
+def env_example() -> str:
+    lines = [
+        "# Every Breakwater setting with its default. Copy to .env for docker compose, or export the ones",
+        "# you change before `make run`. Secrets left empty are generated into .stack/secrets.env (mode 0600).",
+        "# Generated from site/breakwater/settings.py by `make config-docs`.",
+        "",
+    ]
+    for s in SETTINGS:
+        default = s.default.replace(str(ROOT), ".") if s.default.startswith(str(ROOT)) else s.default
+        lines.append(f"# {s.help}")
+        lines.append(f"{env_name(s.name)}={'' if s.secret else default}")
+    lines += [
+        "",
+        "# docker compose only: the MariaDB root password of the containers.",
+        "BREAKWATER_DB_ROOT_PASSWORD=",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    rows = ["| variable | default | used by | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        if s.secret:
+            default = "generated"
+        elif s.default.startswith(str(ROOT)):
+            default = "`" + s.default.replace(str(ROOT), ".") + "`"
+        else:
+            default = f"`{s.default}`" if s.default else "(derived)"
+        rows.append(f"| `{env_name(s.name)}` | {default} | {s.scope} | {s.help} |")
+    return "\n".join(rows)
+
+
+def write_docs() -> None:
+    (ROOT / ".env.example").write_text(env_example())
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
+    readme.write_text(text[:start] + "\n" + markdown_table() + "\n" + text[end:])

@@ -46,7 +46,9 @@ def validate_password(password: object) -> str:
     return password
 
 
-def create_user(session: Session, name: object, password: object, role: Role = Role.VISITOR, max_name: int = 64) -> User:
+def create_user(
+    session: Session, name: object, password: object, role: Role = Role.VISITOR, max_name: int = 64
+) -> User:
     """Insert a user; a taken name raises 409 (the unique index decides, so races are safe)."""
     clean_name = validate_name(name, max_name)
     clean_password = validate_password(password)
@@ -56,7 +58,9 @@ def create_user(session: Session, name: object, password: object, role: Role = R
         session.commit()
     except IntegrityError:
         session.rollback()
-        raise ApiError(409, "name_taken", f"The user name {clean_name!r} is already taken; choose another.", field="name") from None
+        raise ApiError(
+            409, "name_taken", f"The user name {clean_name!r} is already taken; choose another.", field="name"
+        ) from None
     return user
 
 

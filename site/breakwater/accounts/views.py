@@ -30,7 +30,9 @@ def register():
                 max_name=current_app.config["MAX_NAME_LENGTH"],
             )
         except ApiError as exc:
-            return render_template("accounts/register.html", error=exc.message, name=request.form.get("name", "")), exc.status
+            return render_template(
+                "accounts/register.html", error=exc.message, name=request.form.get("name", "")
+            ), exc.status
         login_user(user)
         flash(f"Welcome, {user.name}.")
         return redirect(url_for("home.index"))
@@ -43,7 +45,9 @@ def login():
         try:
             user = services.authenticate(db.session, request.form.get("name"), request.form.get("password"))
         except ApiError as exc:
-            return render_template("accounts/login.html", error=exc.message, name=request.form.get("name", "")), exc.status
+            return render_template(
+                "accounts/login.html", error=exc.message, name=request.form.get("name", "")
+            ), exc.status
         login_user(user)
         return redirect(_safe_next(request.args.get("next")))
     return render_template("accounts/login.html", error=None, name="")

@@ -28,9 +28,8 @@ def downgrade(settings: Settings, revision: str) -> None:
 
 
 def current(settings: Settings) -> str | None:
-    from sqlalchemy import create_engine
-
     from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine
 
     engine = create_engine(alembic_config(settings).attributes["url"])
     try:

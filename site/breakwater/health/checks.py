@@ -19,9 +19,7 @@ def check_node(node: NodeEngines) -> dict:
     result: dict = {"name": node.name, "role": node.role, "address": f"{node.host}:{node.port}", "up": False}
     try:
         with node.monitor.connect() as conn:
-            row = conn.execute(
-                text("SELECT @@server_id, @@read_only, @@gtid_binlog_pos, @@gtid_slave_pos")
-            ).one()
+            row = conn.execute(text("SELECT @@server_id, @@read_only, @@gtid_binlog_pos, @@gtid_slave_pos")).one()
             result.update(
                 up=True, server_id=row[0], read_only=bool(row[1]), gtid_binlog_pos=row[2], gtid_slave_pos=row[3]
             )

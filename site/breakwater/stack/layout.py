@@ -79,7 +79,7 @@ class Layout:
             self.logs,
             self.supervisor,
             self.redis,
-            self.nginx / "tmp",
+            self.nginx,
             self.prometheus,
             *(n.dir for n in self.nodes),
         ]

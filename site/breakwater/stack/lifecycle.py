@@ -7,6 +7,7 @@ the way shuts supervisord down again, so a failed start leaves no processes behi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -146,7 +147,9 @@ class Stack:
         while time.monotonic() < deadline:
             for name in ("app", "worker", "nginx"):
                 if not self.supervisor.alive_check(name)():
-                    raise StackError(f"{name} crashed while starting; last lines of its log:\n{self.supervisor.tail(name)}")
+                    raise StackError(
+                        f"{name} crashed while starting; last lines of its log:\n{self.supervisor.tail(name)}"
+                    )
             try:
                 with urllib.request.urlopen(url, timeout=5) as resp:
                     body = json.load(resp)
@@ -186,7 +189,14 @@ class Stack:
             pid = p.get("pid") or None
             healthy = state == "RUNNING" and (prog.port is None or accepts(host, prog.port))
             rows.append(
-                {"name": prog.name, "role": prog.role, "pid": pid, "port": prog.port, "state": state, "healthy": healthy}
+                {
+                    "name": prog.name,
+                    "role": prog.role,
+                    "pid": pid,
+                    "port": prog.port,
+                    "state": state,
+                    "healthy": healthy,
+                }
             )
         return rows
 
@@ -232,7 +242,5 @@ def _terminate(pid: int, timeout: float = 20.0) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.2)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

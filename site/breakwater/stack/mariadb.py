@@ -130,7 +130,8 @@ def wait_replicas_caught_up(layout: Layout, timeout: float = 60.0) -> None:
                 row = cur.fetchone()
                 cols = [d[0] for d in cur.description] if cur.description else []
                 status = dict(zip(cols, row, strict=False)) if row else {}
+                reason = status.get("Last_IO_Error") or status.get("Last_SQL_Error") or "no error reported"
                 raise StackError(
-                    f"{node.name} did not catch up with the primary ({status.get('Last_IO_Error') or status.get('Last_SQL_Error') or 'no error reported'}); "
+                    f"{node.name} did not catch up with the primary ({reason}); "
                     f"check .stack/logs/{node.name}.log or run `make reset`."
                 )

@@ -38,9 +38,7 @@ def ensure_programs(install: bool = True) -> dict[str, str]:
         packages = sorted(set(missing.values()))
         command = "apt-get install -y " + " ".join(packages)
         if not (install and _can_apt()):
-            raise StackError(
-                f"Missing program(s) {', '.join(sorted(missing))}; install them with: sudo {command}"
-            )
+            raise StackError(f"Missing program(s) {', '.join(sorted(missing))}; install them with: sudo {command}")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
             result = subprocess.run(cmd, env=env, capture_output=True, text=True)

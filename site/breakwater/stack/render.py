@@ -59,16 +59,25 @@ def programs(layout: Layout) -> list[Program]:
         Program(n.name, n.role, f"{which('mariadbd')} --defaults-file={n.cnf}", n.port, stopwaitsecs=60)
         for n in layout.nodes
     ]
-    progs.append(Program("redis", "cache+broker", f"{which('redis-server')} {layout.redis / 'redis.conf'}", s.int("REDIS_PORT")))
+    progs.append(
+        Program("redis", "cache+broker", f"{which('redis-server')} {layout.redis / 'redis.conf'}", s.int("REDIS_PORT"))
+    )
     gunicorn = [
         _bin("gunicorn"),
-        "--bind", f"{host}:{s.int('APP_PORT')}",
-        "--workers", str(s.int("WEB_WORKERS")),
-        "--threads", str(s.int("WEB_THREADS")),
-        "--worker-class", "gthread",
-        "--error-logfile", "-",
-        "--graceful-timeout", "10",
-        "--pid", str(layout.state / "gunicorn.pid"),
+        "--bind",
+        f"{host}:{s.int('APP_PORT')}",
+        "--workers",
+        str(s.int("WEB_WORKERS")),
+        "--threads",
+        str(s.int("WEB_THREADS")),
+        "--worker-class",
+        "gthread",
+        "--error-logfile",
+        "-",
+        "--graceful-timeout",
+        "10",
+        "--pid",
+        str(layout.state / "gunicorn.pid"),
         "breakwater.wsgi:app",
     ]
     progs.append(
@@ -83,18 +92,65 @@ def programs(layout: Layout) -> list[Program]:
         )
     )
     celery = [
-        _bin("celery"), "-A", "breakwater.worker", "worker",
-        "--loglevel", s["LOG_LEVEL"],
-        "--concurrency", str(s.int("CELERY_CONCURRENCY")),
-        "--hostname", f"worker-{s.int('APP_PORT')}@%%h",
-        "--pidfile", str(layout.state / "celery.pid"),
+        _bin("celery"),
+        "-A",
+        "breakwater.worker",
+        "worker",
+        "--loglevel",
+        s["LOG_LEVEL"],
+        "--concurrency",
+        str(s.int("CELERY_CONCURRENCY")),
+        "--hostname",
+        f"worker-{s.int('APP_PORT')}@%%h",
+        "--pidfile",
+        str(layout.state / "celery.pid"),
     ]
     progs.append(Program("worker", "celery", shlex.join(celery), None, autostart=False, startsecs=3, priority=300))
-    nginx = [which("nginx") or "nginx", "-p", str(layout.nginx), "-c", str(layout.nginx / "nginx.conf"), "-g", "daemon off;"]
+    nginx = [
+        which("nginx") or "nginx",
+        "-p",
+        str(layout.nginx),
+        "-c",
+        str(layout.nginx / "nginx.conf"),
+        "-g",
+        "daemon off;",
+    ]
     progs.append(
-        Program("nginx", "origin", shlex.join(nginx), s.int("ORIGIN_PORT"), autostart=False, stopsignal="QUIT", stopwaitsecs=10, priority=400)
+        Program(
+            "nginx",
+            "origin",
+            shlex.join(nginx),
+            s.int("ORIGIN_PORT"),
+            autostart=False,
+            stopsignal="QUIT",
+            stopwaitsecs=10,
+            priority=400,
+        )
     )
     return progs
+
+
+def render_nginx(
+    *,
+    upstream: str,
+    listen: str,
+    static_dir: str,
+    nginx_dir: str,
+    access_log: str,
+    os_user: str = "",
+    mime_types: str | None = None,
+) -> str:
+    """The origin configuration; also used by docker-compose through `breakwater stack render-nginx`."""
+    return _env.get_template("origin.conf.j2").render(
+        upstream=upstream,
+        listen=listen,
+        static_dir=static_dir,
+        nginx_dir=nginx_dir,
+        access_log=access_log,
+        buffered_log=access_log.startswith("/") and not access_log.startswith("/dev/"),
+        os_user=os_user,
+        mime_types=mime_types or nginx_mime_types(),
+    )
 
 
 def render_all(layout: Layout) -> list[Program]:
@@ -106,8 +162,15 @@ def render_all(layout: Layout) -> list[Program]:
         _write(
             n.cnf,
             _env.get_template("node.cnf.j2").render(
-                node_dir=n.dir, log_dir=layout.logs, name=n.name, role=n.role, port=n.port, host=s["HOST"],
-                server_id=n.server_id, os_user=os_user, buffer_pool="64M",
+                node_dir=n.dir,
+                log_dir=layout.logs,
+                name=n.name,
+                role=n.role,
+                port=n.port,
+                host=s["HOST"],
+                server_id=n.server_id,
+                os_user=os_user,
+                buffer_pool="64M",
             ),
         )
     _write(
@@ -118,10 +181,13 @@ def render_all(layout: Layout) -> list[Program]:
     )
     _write(
         layout.nginx / "nginx.conf",
-        _env.get_template("origin.conf.j2").render(
+        render_nginx(
+            upstream=f"{s['HOST']}:{s.int('APP_PORT')}",
+            listen=f"{s['HOST']}:{s.int('ORIGIN_PORT')}",
+            static_dir=s["STATIC_DIR"],
+            nginx_dir=str(layout.nginx),
+            access_log=str(layout.logs / "nginx-access.log"),
             os_user=os_user if os.geteuid() == 0 else "",
-            nginx_dir=layout.nginx, log_dir=layout.logs, host=s["HOST"], app_port=s.int("APP_PORT"),
-            origin_port=s.int("ORIGIN_PORT"), static_dir=s["STATIC_DIR"], mime_types=nginx_mime_types(),
         ),
     )
     progs = programs(layout)

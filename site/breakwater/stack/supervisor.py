@@ -47,7 +47,8 @@ class Supervisor:
         cmd = [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.layout.supervisor_conf)]
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=self.layout.state)
         if result.returncode != 0:
-            raise StackError(f"supervisord did not start ({(result.stderr or result.stdout).strip()[-300:]}); see {self.layout.logs}/supervisord.log.")
+            output = (result.stderr or result.stdout).strip()[-300:]
+            raise StackError(f"supervisord did not start ({output}); see {self.layout.logs}/supervisord.log.")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -55,7 +56,10 @@ class Supervisor:
                 return
             except (OSError, xmlrpc.client.Fault):
                 time.sleep(0.1)
-        raise StackError(f"supervisord started but its socket {self.layout.supervisor_sock} never answered; see {self.layout.logs}/supervisord.log.")
+        raise StackError(
+            f"supervisord started but its socket {self.layout.supervisor_sock} never answered; "
+            f"see {self.layout.logs}/supervisord.log."
+        )
 
     def processes(self) -> dict[str, dict]:
         return {p["name"]: p for p in self.rpc().getAllProcessInfo()}
@@ -65,7 +69,9 @@ class Supervisor:
             self.rpc().startProcess(name, True)
         except xmlrpc.client.Fault as fault:
             if "ALREADY_STARTED" not in fault.faultString:
-                raise StackError(f"{name} failed to start ({fault.faultString}); last lines of its log:\n{self.tail(name)}") from None
+                raise StackError(
+                    f"{name} failed to start ({fault.faultString}); last lines of its log:\n{self.tail(name)}"
+                ) from None
 
     def wait_running(self, name: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
