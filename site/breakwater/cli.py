@@ -78,28 +78,37 @@ def stack_run(no_install: bool) -> None:
     """Start the stack, stream every service's log, stop everything on Ctrl-C."""
     from breakwater.stack import Stack
 
-    st = Stack(echo=click.echo)
+    st = Stack(echo=_safe_echo)
     stopping = {"flag": False}
 
     def _stop(_signum, _frame):
         stopping["flag"] = True
 
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)
     try:
         st.up(install=not no_install)
     except StackError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        click.echo("interrupted; stopping")
-        st.down(quiet=True)
+        _safe_echo("interrupted; everything started so far has been stopped.")
         sys.exit(130)
-    _banner(st)
-    click.echo("Streaming logs; press Ctrl-C to stop the stack.\n")
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
+        _banner(st)
+        _safe_echo("Streaming logs; press Ctrl-C to stop the stack.\n")
         st.follow_logs(stop=lambda: stopping["flag"] or st.supervisor.pid is None)
-    click.echo("\nstopping the stack...")
-    st.down()
-    click.echo("stopped.")
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
+    finally:
+        # Stop first, talk second: the terminal (or a pipe) may already be gone.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        st.down(quiet=True)
+        _safe_echo("\nstopped.")
+
+
+def _safe_echo(message: str) -> None:
+    with contextlib.suppress(OSError):
+        click.echo(message)
 
 
 @stack.command("render-nginx")
