@@ -27,6 +27,7 @@ def stack_env(state_dir: Path, replicas: int = 2) -> dict[str, str]:
     env["BREAKWATER_STATIC_DIR"] = str(state_dir / "static_build")
     env["BREAKWATER_WEB_WORKERS"] = "2"
     env["BREAKWATER_CELERY_CONCURRENCY"] = "1"
+    env["BREAKWATER_DEBUG_ROUTES"] = "1"
     (state_dir / "static_build").mkdir(parents=True, exist_ok=True)
     return env
 

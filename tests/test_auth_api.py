@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 def user_count(db) -> int:
     from breakwater.accounts.models import User
 
-    with db.primary.connect() as conn:
+    with db.primary_engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(User)).scalar_one()
 
 
@@ -46,7 +46,7 @@ def test_register_me_logout_login(http, origin, unique_name, db):
 
 def test_password_is_stored_hashed(http, origin, unique_name, db):
     post(http, origin, "register", {"name": unique_name, "password": "plain-text-secret"})
-    with db.primary.connect() as conn:
+    with db.primary_engine.connect() as conn:
         stored = conn.execute(text("SELECT password_hash FROM users WHERE name = :n"), {"n": unique_name}).scalar_one()
     assert "plain-text-secret" not in stored
     assert stored.startswith(("scrypt:", "pbkdf2:"))

@@ -14,7 +14,7 @@ def csrf_token(html: str) -> str:
 
 
 def count(db, name: str) -> int:
-    with db.primary.connect() as conn:
+    with db.primary_engine.connect() as conn:
         return conn.execute(text("SELECT COUNT(*) FROM users WHERE name = :n"), {"n": name}).scalar_one()
 
 

@@ -37,7 +37,7 @@ def test_create_editor_existing_name_is_a_clear_error(stack, db, unique_name):
     again = run(stack.env, "user", "create-editor", unique_name, "--password", "other password")
     assert again.returncode == 1
     assert again.stderr.strip() == f"error: a user named {unique_name!r} already exists; pick another name."
-    with db.primary.connect() as conn:
+    with db.primary_engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM users WHERE name=:n"), {"n": unique_name}).scalar_one() == 1
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 
 def _wait_replicas(db, timeout: float = 10.0) -> str:
-    with db.primary.connect() as conn:
+    with db.primary_engine.connect() as conn:
         pos = conn.execute(text("SELECT @@gtid_binlog_pos")).scalar_one()
     for node in db.replicas:
         with node.app.connect() as conn:
@@ -17,7 +17,7 @@ def _wait_replicas(db, timeout: float = 10.0) -> str:
 
 
 def test_row_written_on_primary_appears_on_both_replicas(db, unique_name):
-    with db.primary.begin() as conn:
+    with db.primary_engine.begin() as conn:
         conn.execute(
             text("INSERT INTO users (name, password_hash, role) VALUES (:n, 'x', 'visitor')"), {"n": unique_name}
         )
@@ -45,7 +45,7 @@ def test_replicas_refuse_writes_from_the_application_user(db, unique_name):
             assert (
                 conn.execute(text("SELECT COUNT(*) FROM users WHERE name = :n"), {"n": unique_name}).scalar_one() == 0
             )
-    with db.primary.connect() as conn:
+    with db.primary_engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM users WHERE name = :n"), {"n": unique_name}).scalar_one() == 0
 
 
@@ -62,11 +62,11 @@ def test_replicas_use_gtid_positioning(node_admin):
 
 
 def test_application_user_has_least_privilege(db):
-    with db.primary.connect() as conn:
+    with db.primary_engine.connect() as conn:
         grants = " ".join(row[0] for row in conn.execute(text("SHOW GRANTS")))
     assert "ALL PRIVILEGES" not in grants
     assert "SUPER" not in grants
     assert "CREATE," not in grants and "DROP" not in grants
-    with db.primary.connect() as conn, pytest.raises(DBAPIError) as info:
+    with db.primary_engine.connect() as conn, pytest.raises(DBAPIError) as info:
         conn.execute(text("CREATE TABLE should_not_exist (id INT)"))
     assert info.value.orig.args[0] == 1142  # ER_TABLEACCESS_DENIED_ERROR

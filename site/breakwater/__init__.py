@@ -49,6 +49,10 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
 
     db.init_app(app, settings)
     csrf.init_app(app)
+
+    from breakwater.database.consistency import init_consistency
+
+    init_consistency(app)
     app.extensions["breakwater.redis"] = redis.Redis.from_url(
         settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
     )

@@ -56,6 +56,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DB_PRIMARY", "", "Primary address host:port for the app; empty = HOST:PRIMARY_PORT.", scope="app"),
     Setting("DB_REPLICAS", "", "Replica addresses host:port,... for the app; empty = HOST:REPLICA_PORTS.", scope="app"),
     Setting("DB_CONNECT_TIMEOUT", "1.0", "Seconds to wait for a database connection before failing.", scope="app"),
+    Setting("DB_MAX_LAG", "2.0", "Seconds of replication lag after which a replica leaves the rotation.", scope="app"),
+    Setting(
+        "DB_CAUSAL_WAIT",
+        "0.2",
+        "Longest MASTER_GTID_WAIT on a replica before a causal read uses the primary.",
+        scope="app",
+    ),
+    Setting("DB_MONITOR_INTERVAL", "0.5", "Seconds between replication checks (per app process).", scope="app"),
+    Setting("DB_READMIT_CHECKS", "3", "Consecutive healthy checks before a replica rejoins the rotation.", scope="app"),
+    Setting(
+        "DEBUG_ROUTES", "0", "Set 1 to add X-DB-Route (the nodes that served the request) to responses.", scope="app"
+    ),
     Setting("REDIS_PASSWORD", "", "Redis password (generated; Redis requires it).", secret=True),
     Setting("REDIS_URL", "", "Redis URL for the app; empty = redis://:REDIS_PASSWORD@HOST:REDIS_PORT/0.", scope="app"),
     Setting("SECRET_KEY", "", "Flask session signing key (generated).", secret=True, scope="app"),
@@ -160,9 +172,24 @@ class Settings:
 
     @property
     def replica_addresses(self) -> list[tuple[str, int]]:
-        if self._values["DB_REPLICAS"]:
-            return [parse_address(a, "DB_REPLICAS") for a in self._values["DB_REPLICAS"].split(",") if a.strip()]
-        return [(self._values["HOST"], p) for p in self.replica_ports]
+        return [(host, port) for host, port, _weight in self.replica_nodes]
+
+    @property
+    def replica_nodes(self) -> list[tuple[str, int, int]]:
+        """Replicas as (host, port, weight); ``host:port*3`` gives a replica three times the reads."""
+        if not self._values["DB_REPLICAS"]:
+            return [(self._values["HOST"], p, 1) for p in self.replica_ports]
+        nodes = []
+        for entry in self._values["DB_REPLICAS"].split(","):
+            if not entry.strip():
+                continue
+            address, _, weight = entry.strip().partition("*")
+            if weight and not weight.isdigit():
+                raise ValueError(
+                    f"BREAKWATER_DB_REPLICAS weight in {entry!r} must be a whole number, e.g. {address}*2."
+                )
+            nodes.append((*parse_address(address, "DB_REPLICAS"), int(weight or 1)))
+        return nodes
 
     @property
     def redis_url(self) -> str:
@@ -179,13 +206,13 @@ class Settings:
     def app_url(self) -> str:
         return f"http://{self._values['HOST']}:{self.int('APP_PORT')}"
 
-    def database_url(self, host: str, port: int, user_setting: str = "DB_USER") -> str:
+    def database_url(self, host: str, port: int, user_setting: str = "DB_USER", driver: str = "pymysql") -> str:
         """SQLAlchemy URL for one node with the user named by ``user_setting``."""
         from sqlalchemy.engine import URL
 
         password_setting = user_setting.replace("_USER", "_PASSWORD")
         return URL.create(
-            "mysql+pymysql",
+            f"mysql+{driver}",
             username=self._values[user_setting],
             password=self._values[password_setting] or None,
             host=host,

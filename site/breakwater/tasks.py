@@ -15,8 +15,15 @@ from breakwater.settings import Settings
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
     class FlaskTask(Task):
         def __call__(self, *args: object, **kwargs: object) -> object:
-            with app.app_context():
-                return self.run(*args, **kwargs)
+            from breakwater.database import causal
+
+            # Each task starts with fresh consistency state; a task may pass a causal token in.
+            token = causal.current.set(causal.Causality())
+            try:
+                with app.app_context():
+                    return self.run(*args, **kwargs)
+            finally:
+                causal.current.reset(token)
 
     celery = Celery(app.name, task_cls=FlaskTask)
     celery.conf.update(

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, jsonify
 from breakwater.accounts import services
 from breakwater.accounts.session import current_user, login_user, logout_user
 from breakwater.api import json_body, require_json_for_writes
+from breakwater.database.consistency import consistency
 from breakwater.errors import ApiError
 from breakwater.extensions import db
 
@@ -25,6 +26,7 @@ def register():
 
 
 @bp.post("/login")
+@consistency("strong")  # credentials are checked against the primary: a fresh account can log in at once
 def login():
     data = json_body()
     user = services.authenticate(db.session, data.get("name"), data.get("password"))

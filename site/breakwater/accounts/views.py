@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from breakwater.accounts import services
 from breakwater.accounts.session import login_user, logout_user
+from breakwater.database.consistency import consistency
 from breakwater.errors import ApiError
 from breakwater.extensions import db
 
@@ -40,6 +41,7 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@consistency("strong")
 def login():
     if request.method == "POST":
         try:

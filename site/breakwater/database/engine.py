@@ -1,22 +1,30 @@
-"""Engines and sessions: one engine (and pool) per MariaDB node.
+"""Engines and sessions: one engine (and pool) per MariaDB node, one routing session.
 
-The application user writes and reads through ``db.session``; the monitor user reads
-replication state for /healthz. Read/write routing across replicas builds on ``self.nodes``.
+``db.session`` is a :class:`~breakwater.database.router.RoutingSession`: writes go to the
+primary, reads to a replica the monitor keeps in rotation. ``with db.primary():`` and
+``with db.replica():`` force a node for a block.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from flask import Flask
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
+import breakwater.database.dialect  # noqa: F401  (registers mysql+pymysql_gtid)
+from breakwater.database import causal
+from breakwater.database.monitor import ReplicationMonitor
+from breakwater.database.router import PrimaryUnavailable, ReplicaChooser, RoutingSession, causal_wait, forced
+from breakwater.observability.db_metrics import record_monitor
 from breakwater.settings import Settings
 
+__all__ = ["Database", "NodeEngines", "PrimaryUnavailable"]
 
-class PrimaryUnavailable(RuntimeError):
-    """The primary cannot be reached, so writes cannot be accepted right now."""
+_forced: ContextVar[str | None] = ContextVar("breakwater_forced_node", default=None)
 
 
 @dataclass
@@ -25,11 +33,12 @@ class NodeEngines:
     role: str
     host: str
     port: int
+    weight: int
     app: Engine
     monitor: Engine
 
 
-def _engine(url: str, timeout: float, pool_size: int = 10) -> Engine:
+def _engine(url: str, timeout: float, pool_size: int = 10, read_timeout: int = 30) -> Engine:
     return create_engine(
         url,
         pool_size=pool_size,
@@ -37,7 +46,11 @@ def _engine(url: str, timeout: float, pool_size: int = 10) -> Engine:
         pool_pre_ping=True,
         pool_recycle=1800,
         pool_timeout=max(timeout, 1.0) * 2,
-        connect_args={"connect_timeout": max(1, round(timeout)), "read_timeout": 30, "write_timeout": 30},
+        connect_args={
+            "connect_timeout": max(1, round(timeout)),
+            "read_timeout": read_timeout,
+            "write_timeout": read_timeout,
+        },
     )
 
 
@@ -45,23 +58,40 @@ class Database:
     def __init__(self) -> None:
         self.nodes: list[NodeEngines] = []
         self.session: scoped_session[Session] | None = None
+        self.monitor: ReplicationMonitor | None = None
+        self._chooser = ReplicaChooser()
+        self.causal_timeout = 0.2
 
     def init_app(self, app: Flask, settings: Settings) -> None:
         timeout = settings.float("DB_CONNECT_TIMEOUT")
-        addresses = [("primary", "primary", settings.primary_address)]
-        addresses += [(f"replica{i}", "replica", a) for i, a in enumerate(settings.replica_addresses, start=1)]
+        self.causal_timeout = settings.float("DB_CAUSAL_WAIT")
+        host, port = settings.primary_address
+        nodes = [("primary", "primary", host, port, 1, "pymysql_gtid")]
+        nodes += [
+            (f"replica{i}", "replica", h, p, w, "pymysql")
+            for i, (h, p, w) in enumerate(settings.replica_nodes, start=1)
+        ]
         self.nodes = [
             NodeEngines(
                 name,
                 role,
-                host,
-                port,
-                _engine(settings.database_url(host, port), timeout),
-                _engine(settings.database_url(host, port, "DB_MONITOR_USER"), timeout, pool_size=1),
+                h,
+                p,
+                weight,
+                _engine(settings.database_url(h, p, driver=driver), timeout),
+                _engine(settings.database_url(h, p, "DB_MONITOR_USER"), timeout, pool_size=2, read_timeout=2),
             )
-            for name, role, (host, port) in addresses
+            for name, role, h, p, weight, driver in nodes
         ]
-        self.session = scoped_session(sessionmaker(bind=self.primary, expire_on_commit=False))
+        self.monitor = ReplicationMonitor(
+            ("primary", self.nodes[0].monitor),
+            [(n.name, n.monitor, n.weight) for n in self.replicas],
+            max_lag=settings.float("DB_MAX_LAG"),
+            interval=settings.float("DB_MONITOR_INTERVAL"),
+            readmit_checks=settings.int("DB_READMIT_CHECKS"),
+            on_check=record_monitor,
+        )
+        self.session = scoped_session(sessionmaker(class_=RoutingSession, database=self, expire_on_commit=False))
         app.extensions["breakwater.db"] = self
 
         @app.teardown_appcontext
@@ -69,15 +99,73 @@ class Database:
             if self.session is not None:
                 self.session.remove()
 
+    # ------------------------------------------------------------------ nodes
     @property
-    def primary(self) -> Engine:
+    def primary_name(self) -> str:
+        return self.nodes[0].name
+
+    @property
+    def primary_engine(self) -> Engine:
         return self.nodes[0].app
 
     @property
     def replicas(self) -> list[NodeEngines]:
         return self.nodes[1:]
 
+    def engine_for(self, name: str) -> Engine:
+        for node in self.nodes:
+            if node.name == name:
+                return node.app
+        raise KeyError(name)
+
+    # ------------------------------------------------------------------ forcing a node
+    @contextmanager
+    def primary(self):
+        """Every statement in the block goes to the primary."""
+        with forced(_forced, "primary"):
+            yield
+
+    @contextmanager
+    def replica(self):
+        """Reads in the block go to a replica even in a ``strong`` view (writes still go to the primary)."""
+        with forced(_forced, "replica"):
+            yield
+
+    def forced_node(self) -> str | None:
+        return _forced.get()
+
+    # ------------------------------------------------------------------ choosing a replica
+    def choose_replica(self, state: causal.Causality, forced_replica: bool = False) -> tuple[str, str]:
+        """(node name, reason) for a plain read under the request's consistency contract."""
+        assert self.monitor is not None
+        self.monitor.ensure_running()
+        candidates = self.monitor.in_rotation()
+        if state.mode == "bounded" and state.max_lag is not None:
+            candidates = [c for c in candidates if c.lag_seconds is not None and c.lag_seconds <= state.max_lag]
+        if not candidates and forced_replica:
+            candidates = [n for n in self.monitor.replicas if n.up]
+        if not candidates:
+            return self.primary_name, "fallback_primary"
+        if state.token and state.mode == "causal":
+            token = causal.parse(state.token)
+            covering = [c for c in candidates if c.name in state.verified or causal.covers(c.positions, token)]
+            if covering:
+                return self._chooser.pick(covering).name, "read"
+            node = self._chooser.pick(candidates)
+            try:
+                reached = causal_wait(self.engine_for(node.name), state.token, self.causal_timeout)
+            except Exception as exc:  # the replica failed while we waited: leave it out
+                self.monitor.mark_down(node.name, str(getattr(exc, "orig", exc))[:120])
+                reached = False
+            if reached:
+                state.verified.add(node.name)
+                return node.name, "causal_wait"
+            return self.primary_name, "fallback_primary"
+        return self._chooser.pick(candidates).name, "read"
+
     def dispose(self) -> None:
+        if self.monitor is not None:
+            self.monitor.stop()
         for node in self.nodes:
             node.app.dispose()
             node.monitor.dispose()

@@ -79,13 +79,24 @@ def health_report() -> tuple[dict, bool]:
     for node in nodes[1:]:
         if node["up"] and primary["up"]:
             node["lag_transactions"] = transactions_behind(primary["gtid_binlog_pos"], node["gtid_slave_pos"])
+    monitor = db.monitor
+    monitor.ensure_running()
+    for node in nodes:
+        view = monitor.node(node["name"])
+        if view is not None:
+            node["router"] = view.to_json() if node["role"] == "replica" else {"reason": view.reason}
     report = {"database": nodes, "redis": redis_future.result(), "worker": worker_future.result()}
 
     problems = [f"{n['name']} is down" for n in nodes if not n["up"]]
     problems += [f"{n['name']} is not replicating" for n in nodes[1:] if n["up"] and not n.get("replicating")]
     problems += [f"{name} is down" for name in ("redis", "worker") if not report[name]["up"]]
-    # Until read/write splitting lands, every request needs the primary.
-    can_serve = primary["up"]
+    problems += [
+        f"{n.name} is out of rotation ({n.reason})"
+        for n in monitor.replicas
+        if not n.in_rotation and all(p.split(" ")[0] != n.name for p in problems)
+    ]
+    # Reads survive on replicas while the primary is away; writes then answer 503.
+    can_serve = primary["up"] or bool(monitor.in_rotation())
     report["status"] = "ok" if not problems else ("degraded" if can_serve else "down")
     report["problems"] = problems
     return report, can_serve

@@ -1,0 +1,93 @@
+"""Causal tokens: the GTID positions a client has written, so its reads can wait for them.
+
+A token is a MariaDB GTID list, ``domain-server-sequence[,...]``, holding the highest sequence
+per replication domain. After a commit on the primary the router reads ``@@last_gtid`` and
+merges it into the request's token; the token travels in the session cookie (browsers) and in
+the ``X-Causal-Token`` header (API clients). Replicas whose ``@@gtid_slave_pos`` covers the token
+can serve the client's reads; others must first ``MASTER_GTID_WAIT`` for it.
+"""
+
+from __future__ import annotations
+
+import re
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+_GTID = re.compile(r"^\d{1,10}-\d{1,10}-\d{1,20}$")
+MAX_TOKEN_LENGTH = 512
+
+
+class InvalidToken(ValueError):
+    pass
+
+
+def parse(token: str | None) -> dict[int, tuple[int, int]]:
+    """``'0-1-42'`` -> ``{0: (1, 42)}``; raises InvalidToken on malformed input."""
+    result: dict[int, tuple[int, int]] = {}
+    if not token:
+        return result
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("causal token too long")
+    for part in token.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not _GTID.match(part):
+            raise InvalidToken(f"malformed GTID {part[:40]!r}")
+        domain, server, seq = (int(x) for x in part.split("-"))
+        if domain not in result or result[domain][1] < seq:
+            result[domain] = (server, seq)
+    return result
+
+
+def format_token(positions: dict[int, tuple[int, int]]) -> str:
+    return ",".join(f"{d}-{s}-{q}" for d, (s, q) in sorted(positions.items()))
+
+
+def merge(*tokens: str | None) -> str:
+    """Highest sequence per domain over all tokens (invalid input is ignored here)."""
+    merged: dict[int, tuple[int, int]] = {}
+    for token in tokens:
+        try:
+            positions = parse(token)
+        except InvalidToken:
+            continue
+        for domain, (server, seq) in positions.items():
+            if domain not in merged or merged[domain][1] < seq:
+                merged[domain] = (server, seq)
+    return format_token(merged)
+
+
+def covers(position: str | dict | None, token: str | dict | None) -> bool:
+    """True when a replica at ``position`` has applied everything in ``token``."""
+    pos = parse(position) if isinstance(position, str) or position is None else position
+    tok = parse(token) if isinstance(token, str) or token is None else token
+    return all(domain in pos and pos[domain][1] >= seq for domain, (_s, seq) in tok.items())
+
+
+@dataclass
+class Causality:
+    """Per-request (or per-task) consistency state, shared by the router and the web layer."""
+
+    token: str = ""
+    mode: str = "eventual"  # eventual | causal | bounded | strong
+    max_lag: float | None = None
+    routes: list[str] = field(default_factory=list)
+    verified: set[str] = field(default_factory=set)  # replicas known to cover the token
+    track_commit: bool = False
+
+    def add_commit(self, gtid: str) -> None:
+        if gtid:
+            self.token = merge(self.token, gtid)
+
+
+current: ContextVar[Causality | None] = ContextVar("breakwater_causality", default=None)
+
+
+def state() -> Causality:
+    """The active Causality, creating a throwaway one outside requests."""
+    value = current.get()
+    if value is None:
+        value = Causality()
+        current.set(value)
+    return value

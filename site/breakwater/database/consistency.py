@@ -1,0 +1,79 @@
+"""Per-request consistency: causal tokens in and out, and per-view contracts.
+
+* ``@consistency("causal")``: read your own writes (the default whenever the request carries a token);
+* ``@consistency("bounded", max_lag=2.0)``: any replica at most ``max_lag`` seconds behind;
+* ``@consistency("strong")``: the primary.
+
+Requests without a token and without a contract read from any replica in rotation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from flask import Flask, g, request, session
+
+from breakwater.database import causal
+from breakwater.errors import ApiError
+
+MODES = {"causal", "bounded", "strong", "eventual"}
+HEADER = "X-Causal-Token"
+COOKIE_KEY = "gtid"
+
+
+def consistency(mode: str, max_lag: float | None = None) -> Callable:
+    if mode not in MODES:
+        raise ValueError(f"unknown consistency mode {mode!r}; use one of {sorted(MODES)}")
+    if mode == "bounded" and (max_lag is None or max_lag < 0):
+        raise ValueError('consistency("bounded") needs max_lag=<seconds>')
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            state = causal.state()
+            state.mode, state.max_lag = mode, max_lag
+            return view(*args, **kwargs)
+
+        wrapper.consistency = (mode, max_lag)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def init_consistency(app: Flask) -> None:
+    debug_routes = app.extensions["breakwater.settings"].flag("DEBUG_ROUTES")
+
+    @app.before_request
+    def _begin() -> None:
+        header = request.headers.get(HEADER, "")
+        try:
+            causal.parse(header)
+        except causal.InvalidToken as exc:
+            g.causality_token = causal.current.set(causal.Causality())
+            raise ApiError(
+                400, "invalid_causal_token", f"The {HEADER} header is not a GTID list like 0-1-42 ({exc})."
+            ) from None
+        token = causal.merge(session.get(COOKIE_KEY), header) if (header or COOKIE_KEY in session) else ""
+        state = causal.Causality(token=token, mode="causal" if token else "eventual")
+        g.causal_incoming = token
+        g.causality_token = causal.current.set(state)
+
+    @app.after_request
+    def _finish(response):
+        state = causal.current.get()
+        if state is None:
+            return response
+        if state.token:
+            response.headers[HEADER] = state.token
+            if state.token != g.get("causal_incoming") or session.get(COOKIE_KEY) != state.token:
+                session[COOKIE_KEY] = state.token
+        if debug_routes and state.routes:
+            response.headers["X-DB-Route"] = ",".join(dict.fromkeys(state.routes))
+        return response
+
+    @app.teardown_request
+    def _end(_exc) -> None:
+        token = g.pop("causality_token", None)
+        if token is not None:
+            causal.current.reset(token)

@@ -1,0 +1,35 @@
+"""A PyMySQL dialect that learns the GTID of each write it commits.
+
+PyMySQL does not expose MariaDB's session-tracked GTIDs, so right after a commit that wrote
+(the router sets ``track_commit``) we ask the same connection for ``@@last_gtid`` and merge it
+into the current causal token. One extra round trip, only for commits that wrote.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
+
+from breakwater.database import causal
+
+
+class GtidTrackingDialect(MySQLDialect_pymysql):
+    supports_statement_cache = True
+
+    def do_commit(self, dbapi_connection) -> None:
+        super().do_commit(dbapi_connection)
+        state = causal.current.get()
+        if state is None or not state.track_commit:
+            return
+        state.track_commit = False
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT @@last_gtid")
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        if row and row[0]:
+            state.add_commit(row[0])
+
+
+registry.register("mysql.pymysql_gtid", "breakwater.database.dialect", "GtidTrackingDialect")
