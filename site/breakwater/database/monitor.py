@@ -130,7 +130,12 @@ class ReplicationMonitor:
                 lag = status["Seconds_Behind_Master"]
                 node.replicating = status["Slave_IO_Running"] == "Yes" and status["Slave_SQL_Running"] == "Yes"
                 node.lag_seconds = None if lag is None else float(lag)
-                if not node.replicating or lag is None:
+                sql_running = status["Slave_SQL_Running"] == "Yes"
+                if not self.primary.up and sql_running:
+                    # The IO thread cannot connect to a dead primary, yet the replica holds everything
+                    # it was sent: keep serving reads (writes fail fast elsewhere).
+                    healthy, reason = True, "primary unreachable; serving the last replicated data"
+                elif not node.replicating or lag is None:
                     reason = "not replicating (IO/SQL thread stopped)"
                 elif node.lag_seconds > self.max_lag:
                     reason = f"lagging {node.lag_seconds:.0f}s > {self.max_lag:g}s"
@@ -153,16 +158,19 @@ class ReplicationMonitor:
             node.reason = reason
         else:
             node.healthy_streak += 1
-            if node.in_rotation or initial or node.healthy_streak >= self.readmit_checks:
+            # No hysteresis while the primary is down: there is no better node to protect.
+            if node.in_rotation or initial or not self.primary.up or node.healthy_streak >= self.readmit_checks:
                 node.in_rotation = True
-                node.reason = "ok"
+                node.reason = reason or "ok"
             else:
                 node.reason = f"rejoining ({node.healthy_streak}/{self.readmit_checks} healthy checks)"
         if was != node.in_rotation:
             log.warning("replica %s %s rotation: %s", node.name, "joined" if node.in_rotation else "left", node.reason)
 
     def mark_down(self, name: str, why: str) -> None:
-        """The router saw a connection error: take the replica out now and re-check soon."""
+        """The router saw a connection error: take the node out now and re-check soon."""
+        if name == self.primary.name:
+            self.primary.up, self.primary.reason = False, f"down: {why}"
         for node in self.replicas:
             if node.name == name and node.in_rotation:
                 node.in_rotation, node.healthy_streak, node.reason = False, 0, f"down: {why}"

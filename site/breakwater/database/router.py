@@ -79,6 +79,7 @@ class RoutingSession(Session):
         self._read_node: str | None = None
         self._reads_in_txn = 0
         self._last_node: str | None = None
+        self._last_reason = ""
 
     # --------------------------------------------------------------- routing
     def get_bind(self, mapper=None, *, clause=None, **kw):  # type: ignore[override]
@@ -103,14 +104,14 @@ class RoutingSession(Session):
             return self._to_primary("strong")
         if self._read_node is not None:
             self._reads_in_txn += 1
-            self._last_node = self._read_node
+            self._last_node, self._last_reason = self._read_node, "read"
             return db.engine_for(self._read_node)
         name, reason = db.choose_replica(state, forced_replica=forced == "replica")
         if name == db.primary_name:
             return self._to_primary(reason)
         self._read_node = name
         self._reads_in_txn = 1
-        self._last_node = name
+        self._last_node, self._last_reason = name, reason
         state.routes.append(name)
         db_metrics.STATEMENTS.labels(name, reason).inc()
         return db.engine_for(name)
@@ -118,6 +119,9 @@ class RoutingSession(Session):
     def _to_primary(self, reason: str):
         db = self.database
         self._last_node = db.primary_name
+        self._last_reason = reason
+        if reason in ("fallback_primary", "strong"):
+            self._reads_in_txn += 1
         state = causal.state()
         if reason in ("write", "transaction", "session_state", "explicit", "locking_read"):
             state.track_commit = state.track_commit or reason in ("write", "session_state")
@@ -128,22 +132,42 @@ class RoutingSession(Session):
 
     # --------------------------------------------------------------- failures
     def execute(self, statement, params=None, **kw):  # type: ignore[override]
+        db = self.database
         try:
             return super().execute(statement, params, **kw)
         except OperationalError as exc:
             node = self._last_node
-            if node == self.database.primary_name and is_disconnect(exc):
-                raise PrimaryUnavailable(str(exc.orig)) from exc
             # Only an autocommit-style read is retried: the first statement of a transaction that
-            # has not written. A later read would see another snapshot, a write must not repeat.
-            if not is_disconnect(exc) or node is None or self._wrote or self._reads_in_txn > 1:
+            # has not written. A later read would see another snapshot; a write must not repeat.
+            retryable = (
+                is_disconnect(exc)
+                and node is not None
+                and not self._wrote
+                and self._reads_in_txn <= 1
+                and (node != db.primary_name or self._last_reason == "fallback_primary")
+            )
+            if node == db.primary_name and is_disconnect(exc) and not retryable:
+                raise PrimaryUnavailable(str(exc.orig)) from exc
+            if not retryable:
                 raise
             why = str(exc.orig)[:120]
-        self.database.monitor.mark_down(node, why)
+        db.monitor.mark_down(node, why)
         db_metrics.STATEMENTS.labels(node, "retry").inc()
         log.warning("read on %s failed (%s); retrying once on another node", node, why)
         self.rollback()
-        return super().execute(statement, params, **kw)
+        if node == db.primary_name:
+            # A read that fell back to a dead primary: any replica that is up will do.
+            with db.replica():
+                return self._retry(statement, params, kw)
+        return self._retry(statement, params, kw)
+
+    def _retry(self, statement, params, kw):
+        try:
+            return super().execute(statement, params, **kw)
+        except OperationalError as exc:
+            if is_disconnect(exc) and self._last_node == self.database.primary_name:
+                raise PrimaryUnavailable(str(exc.orig)) from exc
+            raise
 
     def flush(self, objects=None):  # type: ignore[override]
         try:

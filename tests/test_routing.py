@@ -1,0 +1,142 @@
+"""Where statements go: replicas for plain reads, the primary for writes, locks and transactions."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+import pytest
+from sqlalchemy import literal_column, select, text
+
+from breakwater.accounts.models import Role, User
+from breakwater.database import causal
+from breakwater.database.consistency import consistency
+from routing_helpers import SERVER_IDS, fresh_causality, server_id
+
+
+@pytest.fixture()
+def session(db):
+    with fresh_causality():
+        db.monitor.ensure_running()
+        yield db.session
+        db.session.rollback()
+
+
+def test_plain_reads_land_on_replicas_evenly(session):
+    seen = Counter()
+    for _ in range(200):
+        seen[server_id(session)] += 1
+        session.commit()  # each read is its own transaction, so each picks a replica
+    assert set(seen) == {SERVER_IDS["replica1"], SERVER_IDS["replica2"]}, seen
+    for count in seen.values():
+        assert 70 <= count <= 130, seen  # 35%..65% of 200
+
+
+def test_reads_in_one_transaction_stay_on_one_replica(session):
+    ids = {server_id(session) for _ in range(10)}
+    assert len(ids) == 1 and ids <= {SERVER_IDS["replica1"], SERVER_IDS["replica2"]}
+
+
+def test_writes_and_everything_after_them_go_to_the_primary(session):
+    user = User(name="w" + uuid.uuid4().hex[:10], password_hash="x", role=Role.VISITOR)
+    session.add(user)
+    session.flush()
+    assert server_id(session) == SERVER_IDS["primary"]  # same transaction, after a write
+    found = session.scalars(select(User).where(User.id == user.id)).one()
+    assert found is user
+    session.commit()
+    assert causal.state().token, "a commit that wrote must leave a causal token"
+    assert server_id(session) != SERVER_IDS["primary"]  # new transaction, back to a replica
+
+
+def test_locking_reads_go_to_the_primary(session):
+    row = session.execute(
+        select(literal_column("@@server_id")).select_from(User.__table__).limit(1).with_for_update()
+    ).scalar_one()
+    assert row == SERVER_IDS["primary"]
+    session.rollback()
+    shared = session.execute(
+        select(literal_column("@@server_id")).select_from(User.__table__).limit(1).with_for_update(read=True)
+    ).scalar_one()
+    assert shared == SERVER_IDS["primary"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "node"),
+    [
+        ("SELECT @@server_id", "replica"),
+        ("SELECT @@server_id FROM users LIMIT 1 FOR UPDATE", "primary"),
+        ("SELECT GET_LOCK('bw-test', 0), @@server_id", "primary"),
+        ("SELECT LAST_INSERT_ID(), @@server_id", "primary"),
+    ],
+)
+def test_textual_sql_is_classified(session, sql, node):
+    value = session.execute(text(sql)).one()[-1]
+    if node == "primary":
+        assert value == SERVER_IDS["primary"]
+    else:
+        assert value in (SERVER_IDS["replica1"], SERVER_IDS["replica2"])
+
+
+def test_explicit_blocks_and_strong_mode(db, session):
+    with db.primary():
+        assert server_id(session) == SERVER_IDS["primary"]
+    session.commit()
+    state = causal.state()
+    state.mode = "strong"
+    assert server_id(session) == SERVER_IDS["primary"]
+    session.commit()
+    with db.replica():
+        assert server_id(session) in (SERVER_IDS["replica1"], SERVER_IDS["replica2"])
+
+
+def test_bounded_mode_respects_the_lag_bound(db, session):
+    causal.state().mode, causal.state().max_lag = "bounded", 1000.0
+    assert server_id(session) != SERVER_IDS["primary"]
+    session.commit()
+    for node in db.monitor.replicas:
+        node.lag_seconds = 5.0  # what the monitor would report for lagging replicas
+    try:
+        causal.state().max_lag = 1.0
+        assert server_id(session) == SERVER_IDS["primary"]
+    finally:
+        db.monitor.check_once()
+
+
+def test_consistency_decorator_validates_its_arguments():
+    with pytest.raises(ValueError, match="unknown consistency mode"):
+        consistency("sometimes")
+    with pytest.raises(ValueError, match="max_lag"):
+        consistency("bounded")
+
+
+def test_http_reads_report_replica_routes(http, origin, unique_name):
+    assert http.post(f"{origin}/api/auth/register", json={"name": unique_name, "password": "long enough"}).ok
+    routes = Counter()
+    for _ in range(40):
+        resp = http.get(f"{origin}/api/auth/me", timeout=5)
+        assert resp.status_code == 200
+        routes[resp.headers["X-DB-Route"]] += 1
+    assert set(routes) <= {"replica1", "replica2"}, routes
+    assert len(routes) == 2, routes
+
+
+def test_write_response_carries_a_causal_token(http, origin, unique_name):
+    resp = http.post(f"{origin}/api/auth/register", json={"name": unique_name, "password": "long enough"})
+    token = resp.headers["X-Causal-Token"]
+    assert causal.parse(token)
+    assert resp.headers["X-DB-Route"] == "primary"
+
+
+def test_malformed_causal_token_is_400(http, origin):
+    resp = http.get(f"{origin}/api/auth/me", headers={"X-Causal-Token": "not-a-gtid"}, timeout=5)
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == "invalid_causal_token"
+
+
+def test_metrics_count_routing_reasons(http, origin):
+    http.get(f"{origin}/api/auth/me", timeout=5)
+    body = http.get(f"{origin}/metrics", timeout=5).text
+    assert 'breakwater_db_statements_total{node="primary",reason="write"}' in body
+    assert "breakwater_db_replica_lag_seconds" in body
+    assert "breakwater_db_causal_wait_seconds_bucket" in body
