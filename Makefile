@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test lint format clean config-docs
+.PHONY: help install deps run up down status reset test lint format clean config-docs bench-db
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ reset: install ## Stop the stack and wipe all its state (.stack/)
 
 test: deps ## Run the test suite against a private stack on free ports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench-db: deps ## Measure the read/write router's overhead against one plain engine (writes loadtests/results/)
+	cd loadtests && ../$(BIN)/python bench_db.py
 
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check site tests loadtests db

@@ -7,6 +7,8 @@ primary, reads to a replica the monitor keeps in rotation. ``with db.primary():`
 
 from __future__ import annotations
 
+import logging
+import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from breakwater.settings import Settings
 
 __all__ = ["Database", "NodeEngines", "PrimaryUnavailable"]
 
+log = logging.getLogger(__name__)
 _forced: ContextVar[str | None] = ContextVar("breakwater_forced_node", default=None)
 
 
@@ -61,6 +64,8 @@ class Database:
         self.monitor: ReplicationMonitor | None = None
         self._chooser = ReplicaChooser()
         self.causal_timeout = 0.2
+        self._fallbacks = 0
+        self._fallback_logged = 0.0
 
     def init_app(self, app: Flask, settings: Settings) -> None:
         timeout = settings.float("DB_CONNECT_TIMEOUT")
@@ -145,6 +150,7 @@ class Database:
         if not candidates and forced_replica:
             candidates = [n for n in self.monitor.replicas if n.up]
         if not candidates:
+            self._log_fallback()
             return self.primary_name, "fallback_primary"
         if state.token and state.mode == "causal":
             token = causal.parse(state.token)
@@ -162,6 +168,18 @@ class Database:
                 return node.name, "causal_wait"
             return self.primary_name, "fallback_primary"
         return self._chooser.pick(candidates).name, "read"
+
+    def _log_fallback(self) -> None:
+        """Log reads spilling onto the primary, at most every 10 s per process (the counter has them all)."""
+        self._fallbacks += 1
+        now = time.monotonic()
+        if now - self._fallback_logged >= 10:
+            log.warning(
+                "no replica in rotation: %d read(s) went to the primary in the last %.0fs",
+                self._fallbacks,
+                now - self._fallback_logged if self._fallback_logged else 0,
+            )
+            self._fallbacks, self._fallback_logged = 0, now
 
     def dispose(self) -> None:
         if self.monitor is not None:
