@@ -34,6 +34,17 @@ def create_accounts(stack) -> None:
     engine.dispose()
 
 
+def routed_reads(url: str) -> float:
+    """Reads the router sent to replicas, from the server's own /metrics (0 without the router)."""
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        body = resp.read().decode()
+    pattern = r'breakwater_db_statements_total\{node="replica\d+",reason="read"\} ([0-9.e+]+)'
+    return sum(float(v) for v in re.findall(pattern, body))
+
+
 def main() -> int:
     users = int(os.environ.get("BENCH_USERS", "16"))
     seconds = int(os.environ.get("BENCH_SECONDS", "15"))
@@ -58,6 +69,9 @@ def main() -> int:
                     f"round {r + 1}/{rounds} {srv.name:<7} {result.rps:8.0f} req/s  p95 {result.p95:.0f} ms"
                     f"  failures {result.failures}{'  (locust CPU warning)' if result.locust_cpu_warning else ''}"
                 )
+        routed = {srv.name: routed_reads(srv.url) for srv in servers}
+        if not (routed["router"] > 0 and routed["plain"] == 0):
+            raise RuntimeError(f"the two configurations did not differ as intended: routed reads {routed}")
     finally:
         for srv in servers:
             srv.stop()
@@ -67,6 +81,8 @@ def main() -> int:
     ratio = router.median("rps") / plain.median("rps")
     notes = [
         f"Router throughput / plain engine throughput: **{ratio:.3f}** (overhead {100 * (1 - ratio):.1f}%).",
+        f"Check: the router server sent {routed['router']:.0f} reads to replicas, the plain one "
+        f"{routed['plain']:.0f} (it has no router).",
         f"GET /api/auth/me, Locust FastHttpUser x{users}, {seconds}s per run, {rounds} runs per configuration, "
         "interleaved; one gunicorn worker with 4 threads per configuration, straight to gunicorn (no Nginx).",
         "router = RoutingSession (replica choice, monitor, causal-token check); plain = one Session bound to "

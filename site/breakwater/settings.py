@@ -60,14 +60,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DB_CAUSAL_WAIT",
         "0.2",
-        "Longest MASTER_GTID_WAIT on a replica before a causal read uses the primary.",
+        "Longest MASTER_GTID_WAIT on a replica before a causal read goes to the primary.",
         scope="app",
     ),
     Setting("DB_MONITOR_INTERVAL", "0.5", "Seconds between replication checks (per app process).", scope="app"),
     Setting("DB_READMIT_CHECKS", "3", "Consecutive healthy checks before a replica rejoins the rotation.", scope="app"),
-    Setting(
-        "DEBUG_ROUTES", "0", "Set 1 to add X-DB-Route (the nodes that served the request) to responses.", scope="app"
-    ),
+    Setting("DB_ROUTING", "1", "Set 0 to bind sessions to one plain engine (the benchmark baseline).", scope="app"),
+    Setting("DEBUG_ROUTES", "0", "Set 1 to add X-DB-Route (the nodes that served a request).", scope="app"),
     Setting("REDIS_PASSWORD", "", "Redis password (generated; Redis requires it).", secret=True),
     Setting("REDIS_URL", "", "Redis URL for the app; empty = redis://:REDIS_PASSWORD@HOST:REDIS_PORT/0.", scope="app"),
     Setting("SECRET_KEY", "", "Flask session signing key (generated).", secret=True, scope="app"),

@@ -96,7 +96,13 @@ class Database:
             readmit_checks=settings.int("DB_READMIT_CHECKS"),
             on_check=record_monitor,
         )
-        self.session = scoped_session(sessionmaker(class_=RoutingSession, database=self, expire_on_commit=False))
+        if settings.flag("DB_ROUTING"):
+            factory = sessionmaker(class_=RoutingSession, database=self, expire_on_commit=False)
+        else:
+            # Baseline for `make bench-db`: one plain engine, no routing (only reads make sense there).
+            target = self.replicas[0].app if self.replicas else self.primary_engine
+            factory = sessionmaker(bind=target, expire_on_commit=False)
+        self.session = scoped_session(factory)
         app.extensions["breakwater.db"] = self
 
         @app.teardown_appcontext
