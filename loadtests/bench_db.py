@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from benchlib import AppServer, Summary, run_locust, start_private_stack, write_report
+from benchlib import AppServer, Summary, run_locust, start_private_stack, update_readme, write_report
 from sqlalchemy import create_engine, text
 from werkzeug.security import generate_password_hash
 
@@ -89,6 +89,7 @@ def main() -> int:
         "replica1 (BREAKWATER_DB_ROUTING=0). Runs where Locust warned about its own CPU are not used.",
     ]
     path = write_report("bench-db", "Read/write router overhead", [router, plain], notes)
+    update_readme("bench-db", path.read_text())
     print(path.read_text())
     return 0
 

@@ -189,6 +189,18 @@ TABLE_HEAD = (
 )
 
 
+def update_readme(name: str, report: str) -> None:
+    """Put the report's table and notes between <!-- NAME:begin/end --> in the README."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in text or end not in text:
+        return
+    body = report.split("\n", 2)[2].strip()  # drop the title line
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    readme.write_text(text[:start] + "\n" + body + "\n" + text[stop:])
+
+
 def write_report(name: str, title: str, summaries: list[Summary], notes: list[str]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     md = [f"# {title}", "", time.strftime("Measured %Y-%m-%d %H:%M UTC", time.gmtime()), "", TABLE_HEAD]

@@ -14,7 +14,7 @@ def seed_all(settings: Settings) -> None:
     from breakwater.extensions import db
 
     app = create_app(settings)
-    with app.app_context():
+    with app.app_context(), db.primary():  # check-then-insert: read the primary, not a replica
         name = settings["EDITOR_NAME"]
         if db.session.scalars(select(User).where(User.name == name)).first() is None:
             create_user(db.session, name, settings["EDITOR_PASSWORD"], role=Role.EDITOR)
