@@ -26,6 +26,7 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=timedelta(days=14),
         MAX_CONTENT_LENGTH=1024 * 1024,
         MAX_NAME_LENGTH=settings.int("MAX_NAME_LENGTH"),
+        ARTICLE_MAX_BYTES=settings.int("ARTICLE_MAX_BYTES"),
         JSON_SORT_KEYS=False,
         WTF_CSRF_TIME_LIMIT=None,
     )
@@ -53,8 +54,20 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
     from breakwater.database.consistency import init_consistency
 
     init_consistency(app)
+    redis_timeout = settings.float("REDIS_TIMEOUT")
     app.extensions["breakwater.redis"] = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
+        settings.redis_url, socket_timeout=redis_timeout, socket_connect_timeout=redis_timeout, health_check_interval=30
+    )
+
+    import breakwater.cache.invalidation
+    from breakwater.cache.breaker import CircuitBreaker
+    from breakwater.cache.store import Cache
+
+    app.extensions["breakwater.cache"] = Cache(
+        app.extensions["breakwater.redis"],
+        prefix=settings["CACHE_PREFIX"],
+        enabled=settings.flag("CACHE_ENABLED"),
+        breaker=CircuitBreaker(cooldown=settings.float("CACHE_BREAKER_COOLDOWN")),
     )
 
     from breakwater.tasks import celery_init_app
@@ -76,14 +89,24 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
 def _register_blueprints(app: Flask, csrf) -> None:
     from breakwater.accounts import api as accounts_api
     from breakwater.accounts import views as accounts_views
+    from breakwater.content import api as content_api
+    from breakwater.content import views as content_views
+    from breakwater.editor import api as editor_api
+    from breakwater.editor import views as editor_views
     from breakwater.health import views as health_views
+    from breakwater.home import api as home_api
     from breakwater.home import views as home_views
+    from breakwater.regions import api as regions_api
+    from breakwater.regions import views as regions_views
 
-    for bp in (home_views.bp, accounts_views.bp, health_views.bp):
+    for bp in (home_views.bp, accounts_views.bp, health_views.bp, content_views.bp, regions_views.bp, editor_views.bp):
         app.register_blueprint(bp)
-    for bp in (accounts_api.bp,):
+    for bp in (accounts_api.bp, home_api.bp, content_api.bp, regions_api.bp):
         csrf.exempt(bp)  # JSON-only writes; see breakwater.api.require_json_for_writes
         app.register_blueprint(bp)
+    # Session-authenticated editor writes check the CSRF token themselves; bearer tokens need none.
+    csrf.exempt(editor_api.bp)
+    app.register_blueprint(editor_api.bp)
 
 
 def _security_headers(app: Flask) -> None:

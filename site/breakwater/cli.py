@@ -222,6 +222,27 @@ def user() -> None:
     """User accounts."""
 
 
+@user.command("token")
+@click.argument("name")
+@click.option("--label", default="cli", help="A note to recognise the token by.")
+def user_token(name: str, label: str) -> None:
+    """Issue a bearer token for the editor API to editor NAME (printed once)."""
+    from sqlalchemy import select
+
+    from breakwater.accounts.models import User
+    from breakwater.editor.auth import issue_token
+    from breakwater.extensions import db as database
+
+    app = _create_app()
+    with app.app_context(), database.primary():
+        account = database.session.scalars(select(User).where(User.name == name)).first()
+        if account is None:
+            _fail(f"there is no user named {name!r}; create one with `breakwater user create-editor {name}`.")
+        if not account.is_editor:
+            _fail(f"{name!r} is not an editor; only editors get API tokens.")
+        click.echo(issue_token(database.session, account, label))
+
+
 @user.command("create-editor")
 @click.argument("name")
 @click.option("--password", help="Password to set; one is generated and printed when omitted.")

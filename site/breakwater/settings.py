@@ -69,6 +69,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DEBUG_ROUTES", "0", "Set 1 to add X-DB-Route (the nodes that served a request).", scope="app"),
     Setting("REDIS_PASSWORD", "", "Redis password (generated; Redis requires it).", secret=True),
     Setting("REDIS_URL", "", "Redis URL for the app; empty = redis://:REDIS_PASSWORD@HOST:REDIS_PORT/0.", scope="app"),
+    Setting(
+        "REDIS_TIMEOUT", "0.25", "Redis socket timeout in seconds (short: the database is the fallback).", scope="app"
+    ),
+    Setting("CACHE_ENABLED", "1", "Set 0 to compute every cached response from the database.", scope="app"),
+    Setting("CACHE_PREFIX", "bw", "Prefix of every cache key in Redis.", scope="app"),
+    Setting("CACHE_BREAKER_COOLDOWN", "5.0", "Seconds to skip Redis after it failed.", scope="app"),
+    Setting("ARTICLE_MAX_BYTES", "200000", "Largest accepted article body (Markdown), in bytes.", scope="app"),
     Setting("SECRET_KEY", "", "Flask session signing key (generated).", secret=True, scope="app"),
     Setting("EDITOR_NAME", "editor", "Editor account created by the seed step."),
     Setting("EDITOR_PASSWORD", "", "Seed editor password (generated, printed by make run).", secret=True),

@@ -1,0 +1,46 @@
+"""Cached JSON responses: the cached bytes go out as they are, with an X-Cache header."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from flask import Response, current_app
+
+from breakwater.cache.store import Cache
+
+
+def cache() -> Cache:
+    return current_app.extensions["breakwater.cache"]
+
+
+def dumps(data: object) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def cached_json(
+    name: str,
+    key: str,
+    deps: tuple[str, ...],
+    compute: Callable[[], object],
+    soft_ttl: float,
+    *,
+    ttl_from: Callable[[object], float] | None = None,
+) -> Response:
+    """Serve ``compute()`` as JSON through the cache. ``ttl_from(data)`` may shorten the soft TTL."""
+
+    def produce():
+        data = compute()
+        payload = dumps(data)
+        return (payload, ttl_from(data)) if ttl_from else payload
+
+    result = cache().get_or_compute(name, key, deps, produce, soft_ttl)
+    response = Response(result.value, mimetype="application/json")
+    response.headers["X-Cache"] = "bypass" if result.status == "error" else result.status
+    return response
+
+
+def cached_data(name: str, key: str, deps: tuple[str, ...], compute: Callable[[], object], soft_ttl: float):
+    """The cached value decoded again (for HTML pages that render it); returns (data, status)."""
+    result = cache().get_or_compute(name, key, deps, lambda: dumps(compute()), soft_ttl)
+    return json.loads(result.value), result.status

@@ -1,0 +1,32 @@
+"""Invalidation registered during a transaction and carried out after its commit.
+
+``invalidate(session, "articles", "article:x")`` records namespaces on the session; after the
+commit (never before: a reader could refill from the old rows) their generations move, tagged
+with the commit's causal token. A rollback forgets them.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from breakwater.database import causal
+
+_KEY = "breakwater.cache_bumps"
+
+
+def invalidate(session: Session, *namespaces: str) -> None:
+    session.info.setdefault(_KEY, set()).update(namespaces)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    namespaces = session.info.pop(_KEY, None)
+    if namespaces and has_app_context():
+        current_app.extensions["breakwater.cache"].bump(*sorted(namespaces), token=causal.state().token)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_KEY, None)

@@ -1,0 +1,277 @@
+"""The cache store.
+
+Rules (see ../shared/design/caching-static.md):
+
+* Values are bytes (usually a JSON document) in one Redis string with a small header recording the
+  generations they were computed under and their soft expiry; keys carry the configured prefix.
+* Generations: each value names the namespaces it depends on (``articles``, ``ads``,
+  ``article:<slug>``...). A publish bumps them **after commit**, so the next read recomputes.
+  A value computed while one of its generations moved is not stored (checked atomically in Lua).
+  Each generation also remembers the publish's causal token, and a refill reads with it, so it
+  never reads a replica older than the publish.
+* Stampedes: one recompute per key at a time (``SET NX PX`` lock). Past the soft TTL the others get
+  the stale value meanwhile; for a missing or invalidated value they wait briefly for the winner.
+* Redis down or slow: short socket timeouts and a circuit breaker; the value is computed from the
+  database and served (``bypass``). Generation bumps that failed are retried once Redis answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from breakwater.cache.breaker import CircuitBreaker
+from breakwater.database import causal
+from breakwater.observability import cache_metrics
+
+log = logging.getLogger(__name__)
+
+_STORE_IF_CURRENT = """
+for i = 2, #KEYS do
+  local current = redis.call('GET', KEYS[i])
+  local n = '0'
+  if current then n = string.match(current, '^(%d+)') end
+  if n ~= ARGV[i + 1] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+_BUMP = """
+for i = 1, #KEYS do
+  local current = redis.call('GET', KEYS[i])
+  local n = 0
+  if current then n = tonumber(string.match(current, '^(%d+)')) end
+  redis.call('SET', KEYS[i], (n + 1) .. '|' .. ARGV[1])
+end
+return 1
+"""
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass
+class Result:
+    value: bytes
+    status: str  # hit | miss | stale | bypass | error
+
+
+class Cache:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str,
+        enabled: bool = True,
+        lock_ms: int = 3000,
+        wait_s: float = 2.0,
+        breaker: CircuitBreaker | None = None,
+    ):
+        self.client = client
+        self.prefix = prefix.rstrip(":") + ":"
+        self.enabled = enabled
+        self.lock_ms = lock_ms
+        self.wait_s = wait_s
+        self.breaker = breaker or CircuitBreaker()
+        self._store = client.register_script(_STORE_IF_CURRENT)
+        self._bump = client.register_script(_BUMP)
+        self._unlock = client.register_script(_UNLOCK)
+        self._pending_bumps: dict[str, str] = {}
+        self._pending_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ keys
+    def value_key(self, key: str) -> str:
+        return f"{self.prefix}v:{key}"
+
+    def gen_key(self, namespace: str) -> str:
+        return f"{self.prefix}g:{namespace}"
+
+    def lock_key(self, key: str) -> str:
+        return f"{self.prefix}l:{key}"
+
+    # ------------------------------------------------------------------ reading
+    def get_or_compute(
+        self,
+        name: str,
+        key: str,
+        deps: tuple[str, ...],
+        compute: Callable[[], bytes | tuple[bytes, float]],
+        soft_ttl: float,
+        hard_ttl: float | None = None,
+    ) -> Result:
+        """``name`` labels metrics (e.g. "regions"); ``compute`` returns the bytes to cache."""
+        if not self.enabled or not self.breaker.allow():
+            return self._bypass(name, compute, "bypass")
+        hard_ttl = hard_ttl or max(soft_ttl * 20, 3600)
+        try:
+            self._flush_pending_bumps()
+            raw, gens, tokens = self._read(key, deps)
+        except redis.RedisError as exc:
+            return self._redis_failed(name, compute, exc)
+        if raw is not None:
+            header, payload = _split(raw)
+            if header.get("g") == gens:
+                if time.time() < header.get("s", 0):
+                    cache_metrics.EVENTS.labels(name, "hit").inc()
+                    return Result(payload, "hit")
+                # Past the soft TTL: one refresher, everyone else gets the stale value.
+                if not self._try_lock(key):
+                    cache_metrics.EVENTS.labels(name, "stale").inc()
+                    return Result(payload, "stale")
+                return self._refill(name, key, deps, gens, tokens, compute, soft_ttl, hard_ttl, locked=True)
+        # Missing, or computed under an older generation: never serve it; one computes, others wait.
+        if self._try_lock(key):
+            return self._refill(name, key, deps, gens, tokens, compute, soft_ttl, hard_ttl, locked=True)
+        waited = self._wait_for(key, deps)
+        if waited is not None:
+            cache_metrics.EVENTS.labels(name, "hit").inc()
+            return Result(waited, "hit")
+        return self._refill(name, key, deps, gens, tokens, compute, soft_ttl, hard_ttl, locked=False)
+
+    def _read(self, key: str, deps: tuple[str, ...]) -> tuple[bytes | None, list[int], list[str]]:
+        values = self.client.mget([self.value_key(key), *(self.gen_key(d) for d in deps)])
+        gens, tokens = [], []
+        for v in values[1:]:
+            n, _, token = (v or b"0|").decode().partition("|")
+            gens.append(int(n or 0))
+            tokens.append(token)
+        return values[0], gens, tokens
+
+    def _try_lock(self, key: str) -> bool:
+        token = uuid.uuid4().hex
+        try:
+            if self.client.set(self.lock_key(key), token, nx=True, px=self.lock_ms):
+                self._lock_tokens[key] = token
+                return True
+        except redis.RedisError:
+            self.breaker.failure()
+        return False
+
+    @property
+    def _lock_tokens(self) -> dict[str, str]:
+        local = _thread_state()
+        if not hasattr(local, "locks"):
+            local.locks = {}
+        return local.locks
+
+    def _wait_for(self, key: str, deps: tuple[str, ...]) -> bytes | None:
+        deadline = time.monotonic() + self.wait_s
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            try:
+                raw, gens, _tokens = self._read(key, deps)
+                locked = self.client.exists(self.lock_key(key))
+            except redis.RedisError:
+                self.breaker.failure()
+                return None
+            if raw is not None:
+                header, payload = _split(raw)
+                if header.get("g") == gens:
+                    return payload
+            if not locked:
+                return None
+        return None
+
+    def _refill(self, name, key, deps, gens, tokens, compute, soft_ttl, hard_ttl, locked: bool) -> Result:
+        cache_metrics.EVENTS.labels(name, "miss").inc()
+        try:
+            payload, ttl = _unpack(self._compute_after(tokens, name, compute), soft_ttl)
+            header = json.dumps({"g": gens, "s": time.time() + ttl}).encode()
+            try:
+                stored = self._store(
+                    keys=[self.value_key(key), *(self.gen_key(d) for d in deps)],
+                    args=[header + b"\n" + payload, int(hard_ttl * 1000), *gens],
+                )
+                if not stored:
+                    cache_metrics.EVENTS.labels(name, "discarded").inc()
+                self.breaker.success()
+            except redis.RedisError as exc:
+                self.breaker.failure()
+                log.warning("cache store failed for %s: %s", key, exc)
+            return Result(payload, "miss")
+        finally:
+            if locked:
+                token = self._lock_tokens.pop(key, None)
+                if token:
+                    try:
+                        self._unlock(keys=[self.lock_key(key)], args=[token])
+                    except redis.RedisError:
+                        self.breaker.failure()
+
+    def _compute_after(self, tokens: list[str], name: str, compute: Callable[[], bytes]) -> bytes:
+        """Compute with the publish tokens merged in, so replicas behind the publish are not used."""
+        state = causal.state()
+        saved = (state.token, state.mode)
+        publish = causal.merge(*tokens)
+        if publish:
+            state.token = causal.merge(state.token, publish)
+            if state.mode in ("eventual", "bounded"):
+                state.mode = "causal"
+        try:
+            cache_metrics.RECOMPUTES.labels(name).inc()
+            return compute()
+        finally:
+            state.token, state.mode = saved
+
+    def _bypass(self, name: str, compute: Callable[[], bytes], status: str) -> Result:
+        cache_metrics.EVENTS.labels(name, status).inc()
+        cache_metrics.RECOMPUTES.labels(name).inc()
+        return Result(_unpack(compute(), 0)[0], status)
+
+    def _redis_failed(self, name: str, compute: Callable[[], bytes], exc: Exception) -> Result:
+        self.breaker.failure()
+        log.warning("redis unavailable, serving %s from the database: %s", name, exc)
+        return self._bypass(name, compute, "error")
+
+    # ------------------------------------------------------------------ invalidation
+    def bump(self, *namespaces: str, token: str = "") -> None:
+        """Move the generations of ``namespaces``; call after the database commit."""
+        if not namespaces:
+            return
+        try:
+            self._bump(keys=[self.gen_key(n) for n in namespaces], args=[token])
+            self.breaker.success()
+        except redis.RedisError as exc:
+            self.breaker.failure()
+            with self._pending_lock:
+                for n in namespaces:
+                    self._pending_bumps[n] = causal.merge(self._pending_bumps.get(n, ""), token)
+            log.warning("cache invalidation of %s deferred until Redis answers: %s", namespaces, exc)
+
+    def _flush_pending_bumps(self) -> None:
+        if not self._pending_bumps:
+            return
+        with self._pending_lock:
+            pending, self._pending_bumps = self._pending_bumps, {}
+        for namespace, token in pending.items():
+            self.bump(namespace, token=token)
+
+
+def _split(raw: bytes) -> tuple[dict, bytes]:
+    head, _, payload = raw.partition(b"\n")
+    try:
+        return json.loads(head), payload
+    except ValueError:
+        return {}, payload
+
+
+def _unpack(out: bytes | tuple[bytes, float], soft_ttl: float) -> tuple[bytes, float]:
+    """``compute`` may return bytes, or (bytes, soft TTL) when the value knows when it goes stale."""
+    if isinstance(out, tuple):
+        return out[0], min(out[1], soft_ttl) if soft_ttl else out[1]
+    return out, soft_ttl
+
+
+_local = threading.local()
+
+
+def _thread_state():
+    return _local

@@ -1,0 +1,1 @@
+"""Articles and categories: Markdown bodies rendered to sanitised HTML, visitor pages and API."""

@@ -1,0 +1,1 @@
+"""The editor side: a web UI under /editor and the same operations as JSON under /api/editor."""

@@ -1,0 +1,141 @@
+"""JSON editor API under /api/editor (bearer token, or session + X-CSRFToken)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify
+from sqlalchemy import select
+
+from breakwater.ads import services as ads
+from breakwater.api import json_body, require_json_for_writes
+from breakwater.cache.invalidation import invalidate
+from breakwater.content import services as content
+from breakwater.content.models import Article
+from breakwater.content.rendering import render_markdown
+from breakwater.database.consistency import consistency
+from breakwater.editor.auth import require_editor_api
+from breakwater.errors import ApiError
+from breakwater.extensions import db
+
+bp = Blueprint("editor_api", __name__, url_prefix="/api/editor")
+require_json_for_writes(bp)
+
+
+@bp.before_request
+def _auth():
+    require_editor_api()
+
+
+def _limit() -> int:
+    return current_app.config["ARTICLE_MAX_BYTES"]
+
+
+def article_namespaces(*slugs: str) -> tuple[str, ...]:
+    return ("articles", *(f"article:{s}" for s in slugs))
+
+
+@bp.get("/articles")
+@consistency("causal")
+def list_articles():
+    rows = db.session.scalars(select(Article).order_by(Article.updated_at.desc(), Article.id.desc()).limit(200))
+    return jsonify({"articles": [a.to_editor_json() for a in rows]})
+
+
+@bp.post("/articles")
+def create_article():
+    data = json_body()
+    invalidate(db.session, *article_namespaces(str(data.get("slug", ""))))
+    article = content.create_article(db.session, g.editor, data, _limit())
+    return jsonify({"article": article.to_editor_json()}), 201
+
+
+@bp.get("/articles/<int:article_id>")
+def get_article(article_id: int):
+    return jsonify({"article": content.get_article(db.session, article_id).to_editor_json()})
+
+
+@bp.patch("/articles/<int:article_id>")
+def update_article(article_id: int):
+    data = json_body()
+    article = content.get_article(db.session, article_id)
+    invalidate(db.session, *article_namespaces(article.slug, str(data.get("slug", article.slug))))
+    content.update_article(db.session, g.editor, article, data, _limit())
+    return jsonify({"article": article.to_editor_json()})
+
+
+@bp.post("/articles/<int:article_id>/publish")
+def publish(article_id: int):
+    article = content.get_article(db.session, article_id)
+    invalidate(db.session, *article_namespaces(article.slug))
+    content.set_published(db.session, g.editor, article, True)
+    return jsonify({"article": article.to_editor_json()})
+
+
+@bp.post("/articles/<int:article_id>/unpublish")
+def unpublish(article_id: int):
+    article = content.get_article(db.session, article_id)
+    invalidate(db.session, *article_namespaces(article.slug))
+    content.set_published(db.session, g.editor, article, False)
+    return jsonify({"article": article.to_editor_json()})
+
+
+@bp.delete("/articles/<int:article_id>")
+def delete(article_id: int):
+    article = content.get_article(db.session, article_id)
+    invalidate(db.session, *article_namespaces(article.slug))
+    content.delete_article(db.session, g.editor, article)
+    return jsonify({"deleted": article_id})
+
+
+@bp.post("/preview")
+def preview():
+    body = json_body().get("body")
+    if not isinstance(body, str):
+        raise ApiError(400, "missing_field", "body is required.", field="body")
+    if len(body.encode()) > _limit():
+        raise ApiError(413, "body_too_large", f"The body is larger than {_limit()} bytes; shorten it.")
+    return jsonify({"html": render_markdown(body)})
+
+
+@bp.get("/slots")
+def slots():
+    return jsonify(
+        {"slots": [{**s.to_json(), "ads": [a.to_editor_json() for a in s.ads]} for s in ads.all_slots(db.session)]}
+    )
+
+
+@bp.post("/slots")
+def create_slot():
+    data = json_body()
+    invalidate(db.session, "ads")
+    slot = ads.create_slot(db.session, g.editor, data)
+    return jsonify({"slot": slot.to_json()}), 201
+
+
+@bp.post("/ads")
+def create_ad():
+    data = json_body()
+    invalidate(db.session, "ads")
+    ad = ads.create_ad(db.session, g.editor, data)
+    return jsonify({"ad": ad.to_editor_json()}), 201
+
+
+@bp.patch("/ads/<int:ad_id>")
+def update_ad(ad_id: int):
+    data = json_body()
+    ad = ads.get_ad(db.session, ad_id)
+    invalidate(db.session, "ads")
+    ads.update_ad(db.session, g.editor, ad, data)
+    return jsonify({"ad": ad.to_editor_json()})
+
+
+@bp.delete("/ads/<int:ad_id>")
+def delete_ad(ad_id: int):
+    ad = ads.get_ad(db.session, ad_id)
+    invalidate(db.session, "ads")
+    ads.delete_ad(db.session, g.editor, ad)
+    return jsonify({"deleted": ad_id})
+
+
+@bp.get("/history")
+def history():
+    return jsonify({"events": content.history(db.session)})

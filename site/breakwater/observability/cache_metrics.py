@@ -1,0 +1,10 @@
+"""Prometheus metrics of the Redis cache."""
+
+from prometheus_client import Counter
+
+EVENTS = Counter(
+    "breakwater_cache_events_total",
+    "Cache lookups by result: hit, miss, stale, bypass (breaker open), error, discarded",
+    ["name", "result"],
+)
+RECOMPUTES = Counter("breakwater_cache_recomputes_total", "Values computed from the database", ["name"])
