@@ -38,7 +38,8 @@ reset: install ## Stop the stack and wipe all its state (.stack/)
 	$(BIN)/breakwater stack down
 	rm -rf .stack
 
-test: deps ## Run the test suite against a private stack on free ports
+test: install ## Run the test suite against a private stack on free ports (real browser included)
+	$(BIN)/breakwater stack check --browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench-db: deps ## Measure the read/write router's overhead against one plain engine (writes loadtests/results/)

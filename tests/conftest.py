@@ -15,6 +15,8 @@ from breakwater.stack import Stack
 from breakwater.stack.mariadb import admin
 from breakwater.stack.ports import free_ports
 
+pytest_plugins = ["browser"]
+
 PORT_KEYS = ("PRIMARY_PORT", "REDIS_PORT", "APP_PORT", "ORIGIN_PORT")
 
 
@@ -89,3 +91,35 @@ def node_admin(stack):
         return closing(admin(stack.layout.nodes[index]))
 
     return connect
+
+
+@pytest.fixture(scope="session")
+def editor_token(app, settings) -> str:
+    """A bearer token for the seeded editor."""
+    from sqlalchemy import select
+
+    from breakwater.accounts.models import User
+    from breakwater.editor.auth import issue_token
+    from breakwater.extensions import db as database
+
+    with app.app_context(), database.primary():
+        editor = database.session.scalars(select(User).where(User.name == settings["EDITOR_NAME"])).one()
+        return issue_token(database.session, editor, "tests")
+
+
+@pytest.fixture()
+def editor_api(origin, editor_token):
+    """``editor_api(method, path, json=...)`` against /api/editor with the bearer token."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {editor_token}"
+
+    def call(method: str, path: str, **kwargs):
+        return session.request(method, f"{origin}/api/editor{path}", timeout=15, **kwargs)
+
+    yield call
+    session.close()
+
+
+@pytest.fixture()
+def slug() -> str:
+    return "t-" + uuid.uuid4().hex[:10]

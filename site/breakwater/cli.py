@@ -39,13 +39,16 @@ def stack() -> None:
 
 @stack.command("check")
 @click.option("--no-install", is_flag=True, help="Only report missing programs; never run apt-get.")
-def stack_check(no_install: bool) -> None:
-    """Make sure mariadbd, redis-server and nginx are installed."""
-    from breakwater.stack.programs import ensure_programs
+@click.option("--browser", is_flag=True, help="Also chromium, for the browser tests.")
+def stack_check(no_install: bool, browser: bool) -> None:
+    """Make sure mariadbd, redis-server and nginx (and chromium with --browser) are installed."""
+    from breakwater.stack.programs import ensure_browser, ensure_programs
 
     try:
         for prog, path in ensure_programs(install=not no_install).items():
             click.echo(f"{prog:<20} {path}")
+        if browser:
+            click.echo(f"{'chromium':<20} {ensure_browser(install=not no_install)}")
     except StackError as exc:
         _fail(str(exc))
 

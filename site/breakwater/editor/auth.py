@@ -49,6 +49,8 @@ def require_editor_api() -> User:
         user = current_user()
         if user is None:
             raise ApiError(401, "not_authenticated", "Log in as an editor or send a bearer token.")
+        if not user.is_editor:
+            raise ApiError(403, "not_editor", "Only editors may do this.")
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             csrf.protect()  # X-CSRFToken header (from the page's meta tag) for session-authenticated writes
     if not user.is_editor:

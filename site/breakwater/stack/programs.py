@@ -16,6 +16,9 @@ REQUIRED = {
     "redis-server": "redis-server",
     "nginx": "nginx-light",
 }
+#: what the browser tests need: Debian's chromium (Playwright drives it; it never downloads one)
+BROWSER = {"chromium": "chromium"}
+BROWSER_FONTS = "fonts-wqy-microhei"  # CJK glyphs for readable screenshots
 SEARCH_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/local/sbin"
 
 
@@ -51,6 +54,24 @@ def ensure_programs(install: bool = True) -> dict[str, str]:
         if still:
             raise StackError(f"Programs still missing after apt-get: {', '.join(sorted(still))}; run `{command}`.")
     return {prog: which(prog) or "" for prog in REQUIRED}
+
+
+def ensure_browser(install: bool = True) -> str:
+    """Debian's chromium for the Playwright tests; installed with apt-get when missing (as root)."""
+    path = which("chromium")
+    if path:
+        return path
+    command = f"apt-get install -y chromium {BROWSER_FONTS}"
+    if not (install and _can_apt()):
+        raise StackError(f"The browser tests need chromium; install it with: sudo {command}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "chromium", BROWSER_FONTS], env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0 or not which("chromium"):
+        raise StackError(f"Installing chromium failed ({result.stderr.strip()[-300:]}); run `{command}` yourself.")
+    return which("chromium") or ""
 
 
 def nginx_mime_types() -> str:
