@@ -18,6 +18,11 @@ def dumps(data: object) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def header_value(status: str) -> str:
+    """X-Cache is hit, miss, stale or bypass; a Redis error is a bypass to the visitor."""
+    return "bypass" if status == "error" else status
+
+
 def cached_json(
     name: str,
     key: str,
@@ -36,11 +41,11 @@ def cached_json(
 
     result = cache().get_or_compute(name, key, deps, produce, soft_ttl)
     response = Response(result.value, mimetype="application/json")
-    response.headers["X-Cache"] = "bypass" if result.status == "error" else result.status
+    response.headers["X-Cache"] = header_value(result.status)
     return response
 
 
 def cached_data(name: str, key: str, deps: tuple[str, ...], compute: Callable[[], object], soft_ttl: float):
     """The cached value decoded again (for HTML pages that render it); returns (data, status)."""
     result = cache().get_or_compute(name, key, deps, lambda: dumps(compute()), soft_ttl)
-    return json.loads(result.value), result.status
+    return json.loads(result.value), header_value(result.status)

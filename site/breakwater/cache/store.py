@@ -167,8 +167,10 @@ class Cache:
         while time.monotonic() < deadline:
             time.sleep(0.02)
             try:
-                raw, gens, _tokens = self._read(key, deps)
+                # Lock first, value second: the winner stores before it unlocks, so a released
+                # lock guarantees the value (if any was stored) is visible to the read after it.
                 locked = self.client.exists(self.lock_key(key))
+                raw, gens, _tokens = self._read(key, deps)
             except redis.RedisError:
                 self.breaker.failure()
                 return None

@@ -1,0 +1,118 @@
+"""The cache under pressure: cold-key stampedes, soft-TTL staleness, moving generations, Redis down,
+and publishes while the replicas lag."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from breakwater.cache.store import Cache
+from routing_helpers import admin_sql, wait_caught_up, wait_for
+
+ARTICLE = {"title": "Lag test", "summary": "s", "category": "news", "body": "body"}
+
+
+def recomputes(origin: str, name: str) -> float:
+    body = requests.get(f"{origin}/metrics", timeout=10).text
+    match = re.search(rf'breakwater_cache_recomputes_total{{name="{name}"}} ([0-9.e+]+)', body)
+    return float(match.group(1)) if match else 0.0
+
+
+@pytest.fixture()
+def cache(app) -> Cache:
+    return app.extensions["breakwater.cache"]
+
+
+def test_cold_key_stampede_recomputes_once(cache, origin):
+    cache.bump("regions")  # every region value is now cold
+    before = recomputes(origin, "regions")
+
+    def fetch(_):
+        resp = requests.get(f"{origin}/api/regions/330000", timeout=30)
+        return resp.status_code, resp.headers["X-Cache"]
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(fetch, range(50)))
+    assert {status for status, _ in results} == {200}
+    assert recomputes(origin, "regions") - before == 1
+    assert sorted(x for _, x in results).count("miss") == 1
+
+
+def test_stale_value_is_served_while_another_request_refreshes(app, cache):
+    key, calls = "test:" + uuid.uuid4().hex, []
+
+    def compute():
+        calls.append(1)
+        return f'{{"n":{len(calls)}}}'.encode()
+
+    with app.app_context():
+        assert cache.get_or_compute("test", key, ("test",), compute, soft_ttl=0.01).status == "miss"
+        time.sleep(0.05)  # past the soft TTL
+        cache.client.set(cache.lock_key(key), "someone-else", px=5000)  # another process is refreshing
+        stale = cache.get_or_compute("test", key, ("test",), compute, soft_ttl=0.01)
+        assert (stale.status, stale.value, len(calls)) == ("stale", b'{"n":1}', 1)
+        cache.client.delete(cache.lock_key(key))
+        fresh = cache.get_or_compute("test", key, ("test",), compute, soft_ttl=60)
+        assert (fresh.status, fresh.value) == ("miss", b'{"n":2}')
+        assert cache.get_or_compute("test", key, ("test",), compute, soft_ttl=60).status == "hit"
+
+
+def test_value_computed_while_the_generation_moved_is_not_stored(app, cache):
+    namespace, key = "ns-" + uuid.uuid4().hex[:8], "test:" + uuid.uuid4().hex
+
+    def compute_during_publish():
+        cache.bump(namespace)  # a publish lands while we compute from older rows
+        return b'{"old":true}'
+
+    with app.app_context():
+        first = cache.get_or_compute("test", key, (namespace,), compute_during_publish, soft_ttl=60)
+        assert first.status == "miss"
+        assert cache.client.get(cache.value_key(key)) is None
+        again = cache.get_or_compute("test", key, (namespace,), lambda: b'{"new":true}', soft_ttl=60)
+        assert (again.status, again.value) == ("miss", b'{"new":true}')
+        assert cache.get_or_compute("test", key, (namespace,), lambda: b"{}", soft_ttl=60).status == "hit"
+
+
+def test_publish_while_replicas_lag_is_visible_to_other_visitors(editor_api, node_admin, db, origin, slug):
+    visitor = requests.Session()  # no token: a different person than the editor
+    visitor.get(f"{origin}/api/home", timeout=10)
+    for i in (1, 2):
+        admin_sql(node_admin, i, "STOP SLAVE SQL_THREAD")
+    try:
+        assert editor_api("POST", "/articles", json={**ARTICLE, "slug": slug, "publish": True}).status_code == 201
+        home = visitor.get(f"{origin}/api/home", timeout=10).json()
+        news = next(c for c in home["categories"] if c["slug"] == "news")
+        assert slug in [a["slug"] for a in news["articles"]]
+        assert visitor.get(f"{origin}/api/articles/{slug}", timeout=10).status_code == 200
+        assert slug in visitor.get(f"{origin}/", timeout=10).text
+    finally:
+        for i in (1, 2):
+            admin_sql(node_admin, i, "START SLAVE SQL_THREAD")
+        wait_caught_up(db)
+
+
+def test_redis_down_site_keeps_serving_then_caching_resumes(stack, origin):
+    rpc = stack.supervisor.rpc()
+    rpc.stopProcess("redis")
+    try:
+        for path in ("/", "/api/home", "/api/regions", "/api/regions/440000", "/api/articles/breakwater-launch"):
+            for _ in range(3):
+                resp = requests.get(f"{origin}{path}", timeout=10)
+                assert resp.status_code == 200, (path, resp.text[:200])
+                assert resp.headers.get("X-Cache") == "bypass", path
+        health = requests.get(f"{origin}/healthz", timeout=10)
+        assert health.status_code == 200 and "redis is down" in health.json()["problems"]
+    finally:
+        rpc.startProcess("redis")
+
+    def cached_again():
+        statuses = {requests.get(f"{origin}/api/regions/440000", timeout=10).headers["X-Cache"] for _ in range(4)}
+        return statuses == {"hit"}
+
+    wait_for(cached_again, timeout=30, interval=0.5, what="cache hits after Redis returned")
+    stack.wait_healthy(timeout=60)
