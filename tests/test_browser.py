@@ -1,0 +1,60 @@
+"""Real browser (Debian chromium via Playwright): the address cascade and an editor's publish."""
+
+from __future__ import annotations
+
+import uuid
+
+from playwright.sync_api import expect
+
+
+def test_address_picker_cascade(page, origin):
+    page.goto(f"{origin}/regions")
+    province = page.get_by_label("省份")
+    city = page.get_by_label("城市")
+    district = page.get_by_label("区县")
+    expect(province.locator("option[value='440000']")).to_have_count(1)
+    expect(city).to_be_disabled()
+
+    province.select_option("440000")
+    expect(city).to_be_enabled()
+    expect(city.locator("option[value='440300']")).to_have_text("深圳市")
+    expect(district).to_be_disabled()
+
+    city.select_option("440300")
+    expect(district).to_be_enabled()
+    expect(district.locator("option[value='440305']")).to_have_text("南山区")
+    district.select_option("440305")
+    expect(page.get_by_test_id("picked")).to_have_text("广东省 / 深圳市 / 南山区")
+
+    # Changing the province clears the lower levels again.
+    province.select_option("110000")
+    expect(district).to_be_disabled()
+    expect(city.locator("option[value='110100']")).to_have_count(1)
+
+
+def test_editor_logs_in_publishes_and_homepage_shows_it(page, origin, settings):
+    title = "浏览器发布 " + uuid.uuid4().hex[:6]
+    slug = "browser-" + uuid.uuid4().hex[:8]
+    page.goto(f"{origin}/editor")  # not logged in: sent to the login form
+    expect(page).to_have_url(f"{origin}/login?next=/editor")
+    page.get_by_label("User name").fill(settings["EDITOR_NAME"])
+    page.get_by_label("Password").fill(settings["EDITOR_PASSWORD"])
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Articles")).to_be_visible()
+
+    page.get_by_role("link", name="New article").click()
+    page.get_by_label("Title").fill(title)
+    page.get_by_label("Slug").fill(slug)
+    page.get_by_label("Category").select_option("life")
+    page.get_by_label("Body (Markdown)").fill("第一段 **加粗**\n\n<script>window.pwned = 1</script>")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_test_id("preview").locator("strong")).to_have_text("加粗")
+    page.get_by_role("button", name="Publish").click()
+
+    expect(page.locator(f"tr[data-slug='{slug}'] .status")).to_have_text("published")
+    page.goto(f"{origin}/")
+    link = page.get_by_role("link", name=title)
+    expect(link).to_be_visible()
+    link.click()
+    expect(page.get_by_role("heading", name=title)).to_be_visible()
+    assert page.evaluate("window.pwned") is None  # the injected script never ran
