@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test lint format clean config-docs bench-db
+.PHONY: help install deps run up down status reset test lint format clean config-docs bench-db bench-cache
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ test: install ## Run the test suite against a private stack on free ports (real 
 
 bench-db: deps ## Measure the read/write router's overhead against one plain engine (writes loadtests/results/)
 	cd loadtests && ../$(BIN)/python bench_db.py
+
+bench-cache: deps ## Measure cached vs from-memory vs uncached endpoints (writes loadtests/results/)
+	cd loadtests && ../$(BIN)/python bench_cache.py
 
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check site tests loadtests db

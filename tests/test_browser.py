@@ -58,3 +58,32 @@ def test_editor_logs_in_publishes_and_homepage_shows_it(page, origin, settings):
     link.click()
     expect(page.get_by_role("heading", name=title)).to_be_visible()
     assert page.evaluate("window.pwned") is None  # the injected script never ran
+
+
+def test_editor_manages_an_ad_in_the_browser(page, origin, settings, http):
+    title = "广告 " + uuid.uuid4().hex[:6]
+    page.goto(f"{origin}/login?next=/editor/ads")
+    page.get_by_label("User name").fill(settings["EDITOR_NAME"])
+    page.get_by_label("Password").fill(settings["EDITOR_PASSWORD"])
+    page.get_by_role("button", name="Log in").click()
+    new_ad = page.locator("form[action$='/editor/ads']")
+    new_ad.get_by_label("Slot").select_option("sidebar")
+    new_ad.get_by_label("Title").fill(title)
+    new_ad.get_by_label("Link").fill("/promo")
+    new_ad.get_by_label("Order").fill("-50")
+    new_ad.get_by_role("button", name="Create ad").click()
+    row = page.locator("tr[data-ad]").filter(has=page.locator(f"input[value='{title}']"))
+    expect(row).to_contain_text("live")
+    sidebar = [a["title"] for a in http.get(f"{origin}/api/home", timeout=10).json()["slots"]["sidebar"]["ads"]]
+    assert sidebar[0] == title
+
+    row.get_by_label("Ends").fill("2000-01-01T00:00:00")
+    row.get_by_label("Starts").fill("1999-01-01T00:00:00")
+    row.get_by_role("button", name="Save").click()
+    expect(page.locator("tr[data-ad]").filter(has=page.locator(f"input[value='{title}']"))).to_contain_text("not shown")
+    sidebar = [a["title"] for a in http.get(f"{origin}/api/home", timeout=10).json()["slots"]["sidebar"]["ads"]]
+    assert title not in sidebar
+    page.locator("tr[data-ad]").filter(has=page.locator(f"input[value='{title}']")).get_by_role(
+        "button", name="Delete"
+    ).click()
+    expect(page.locator(f"input[value='{title}']")).to_have_count(0)

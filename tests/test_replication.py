@@ -6,14 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-
-def _wait_replicas(db, timeout: float = 10.0) -> str:
-    with db.primary_engine.connect() as conn:
-        pos = conn.execute(text("SELECT @@gtid_binlog_pos")).scalar_one()
-    for node in db.replicas:
-        with node.app.connect() as conn:
-            assert conn.execute(text("SELECT MASTER_GTID_WAIT(:pos, :t)"), {"pos": pos, "t": timeout}).scalar_one() == 0
-    return pos
+from routing_helpers import wait_caught_up
 
 
 def test_row_written_on_primary_appears_on_both_replicas(db, unique_name):
@@ -21,7 +14,7 @@ def test_row_written_on_primary_appears_on_both_replicas(db, unique_name):
         conn.execute(
             text("INSERT INTO users (name, password_hash, role) VALUES (:n, 'x', 'visitor')"), {"n": unique_name}
         )
-    _wait_replicas(db)
+    wait_caught_up(db)
     server_ids = set()
     for node in db.replicas:
         with node.app.connect() as conn:

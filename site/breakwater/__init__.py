@@ -104,6 +104,10 @@ def _register_blueprints(app: Flask, csrf) -> None:
     for bp in (accounts_api.bp, home_api.bp, content_api.bp, regions_api.bp):
         csrf.exempt(bp)  # JSON-only writes; see breakwater.api.require_json_for_writes
         app.register_blueprint(bp)
+    if app.extensions["breakwater.settings"].flag("BENCH_ROUTES"):
+        from breakwater.bench import views as bench_views
+
+        app.register_blueprint(bench_views.bp)
     # Session-authenticated editor writes check the CSRF token themselves; bearer tokens need none.
     csrf.exempt(editor_api.bp)
     app.register_blueprint(editor_api.bp)

@@ -62,19 +62,11 @@ def update_article(article_id: int):
     return jsonify({"article": article.to_editor_json()})
 
 
-@bp.post("/articles/<int:article_id>/publish")
-def publish(article_id: int):
+@bp.post("/articles/<int:article_id>/<any(publish, unpublish):action>")
+def publish(article_id: int, action: str):
     article = content.get_article(db.session, article_id)
     invalidate(db.session, *article_namespaces(article.slug))
-    content.set_published(db.session, g.editor, article, True)
-    return jsonify({"article": article.to_editor_json()})
-
-
-@bp.post("/articles/<int:article_id>/unpublish")
-def unpublish(article_id: int):
-    article = content.get_article(db.session, article_id)
-    invalidate(db.session, *article_namespaces(article.slug))
-    content.set_published(db.session, g.editor, article, False)
+    content.set_published(db.session, g.editor, article, action == "publish")
     return jsonify({"article": article.to_editor_json()})
 
 
