@@ -72,6 +72,7 @@ class AppServer:
                 str(self.threads),
                 "--worker-class",
                 "gthread",
+                "--no-control-socket",
                 "breakwater.wsgi:app",
             ],
             env=env,

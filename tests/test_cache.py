@@ -116,3 +116,31 @@ def test_redis_down_site_keeps_serving_then_caching_resumes(stack, origin):
 
     wait_for(cached_again, timeout=30, interval=0.5, what="cache hits after Redis returned")
     stack.wait_healthy(timeout=60)
+
+
+def test_local_tier_is_invalidated_by_a_bump_from_another_process(app, settings):
+    """The per-process tier forgets a generation as soon as Redis reports that someone moved it."""
+    import redis as redis_lib
+
+    from breakwater.cache.local import LocalTier
+
+    prefix = f"{settings['CACHE_PREFIX']}:g:"
+    tier = LocalTier(settings.redis_url, prefix)
+    tier.ensure_running()
+    try:
+        wait_for(lambda: tier.healthy, timeout=10, what="the tracker to subscribe")
+        namespace = "local-" + uuid.uuid4().hex[:8]
+        epoch = tier.epoch
+        tier.remember("k", (namespace,), [0], [""], epoch, time.time() + 60, b"v")
+        assert tier.get("k", (namespace,)) == b"v"
+        other = redis_lib.Redis.from_url(settings.redis_url)  # another process's connection
+        other.set(prefix + namespace, "1|")
+        wait_for(lambda: tier.get("k", (namespace,)) is None, timeout=2, interval=0.01, what="the invalidation")
+        # A read that raced an invalidation is not remembered.
+        stale_epoch = tier.epoch
+        other.set(prefix + namespace, "2|")
+        wait_for(lambda: tier.epoch != stale_epoch, timeout=2, interval=0.01, what="the second invalidation")
+        tier.remember("k", (namespace,), [1], [""], stale_epoch, time.time() + 60, b"old")
+        assert tier.get("k", (namespace,)) is None
+    finally:
+        tier.stop()

@@ -68,6 +68,7 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
         prefix=settings["CACHE_PREFIX"],
         enabled=settings.flag("CACHE_ENABLED"),
         breaker=CircuitBreaker(cooldown=settings.float("CACHE_BREAKER_COOLDOWN")),
+        local_url=settings.redis_url if settings.flag("CACHE_LOCAL") else None,
     )
 
     from breakwater.tasks import celery_init_app

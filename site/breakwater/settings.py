@@ -73,6 +73,9 @@ SETTINGS: tuple[Setting, ...] = (
         "REDIS_TIMEOUT", "0.25", "Redis socket timeout in seconds (short: the database is the fallback).", scope="app"
     ),
     Setting("CACHE_ENABLED", "1", "Set 0 to compute every cached response from the database.", scope="app"),
+    Setting(
+        "CACHE_LOCAL", "1", "Set 0 to turn off the per-process tier (kept current by Redis tracking).", scope="app"
+    ),
     Setting("CACHE_PREFIX", "bw", "Prefix of every cache key in Redis.", scope="app"),
     Setting("CACHE_BREAKER_COOLDOWN", "5.0", "Seconds to skip Redis after it failed.", scope="app"),
     Setting("BENCH_ROUTES", "0", "Set 1 to mount /_bench/memory/* (benchmarks only).", scope="app"),

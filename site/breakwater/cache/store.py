@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import redis
 
 from breakwater.cache.breaker import CircuitBreaker
+from breakwater.cache.local import LocalTier
 from breakwater.database import causal
 from breakwater.observability import cache_metrics
 
@@ -74,6 +75,7 @@ class Cache:
         lock_ms: int = 3000,
         wait_s: float = 2.0,
         breaker: CircuitBreaker | None = None,
+        local_url: str | None = None,
     ):
         self.client = client
         self.prefix = prefix.rstrip(":") + ":"
@@ -84,6 +86,7 @@ class Cache:
         self._store = client.register_script(_STORE_IF_CURRENT)
         self._bump = client.register_script(_BUMP)
         self._unlock = client.register_script(_UNLOCK)
+        self.local = LocalTier(local_url, self.gen_key("")) if local_url else None
         self._pending_bumps: dict[str, str] = {}
         self._pending_lock = threading.Lock()
 
@@ -111,6 +114,14 @@ class Cache:
         if not self.enabled or not self.breaker.allow():
             return self._bypass(name, compute, "bypass")
         hard_ttl = hard_ttl or max(soft_ttl * 20, 3600)
+        epoch = 0
+        if self.local is not None:
+            self.local.ensure_running()
+            payload = self.local.get(key, deps)
+            if payload is not None:
+                cache_metrics.EVENTS.labels(name, "hit").inc()
+                return Result(payload, "hit")
+            epoch = self.local.epoch
         try:
             self._flush_pending_bumps()
             raw, gens, tokens = self._read(key, deps)
@@ -121,6 +132,8 @@ class Cache:
             if header.get("g") == gens:
                 if time.time() < header.get("s", 0):
                     cache_metrics.EVENTS.labels(name, "hit").inc()
+                    if self.local is not None:
+                        self.local.remember(key, deps, gens, tokens, epoch, header["s"], payload)
                     return Result(payload, "hit")
                 # Past the soft TTL: one refresher, everyone else gets the stale value.
                 if not self._try_lock(key):
@@ -185,8 +198,10 @@ class Cache:
     def _refill(self, name, key, deps, gens, tokens, compute, soft_ttl, hard_ttl, locked: bool) -> Result:
         cache_metrics.EVENTS.labels(name, "miss").inc()
         try:
+            epoch = self.local.epoch if self.local is not None else 0
             payload, ttl = _unpack(self._compute_after(tokens, name, compute), soft_ttl)
-            header = json.dumps({"g": gens, "s": time.time() + ttl}).encode()
+            soft_expiry = time.time() + ttl
+            header = json.dumps({"g": gens, "s": soft_expiry}).encode()
             try:
                 stored = self._store(
                     keys=[self.value_key(key), *(self.gen_key(d) for d in deps)],
@@ -194,6 +209,8 @@ class Cache:
                 )
                 if not stored:
                     cache_metrics.EVENTS.labels(name, "discarded").inc()
+                elif self.local is not None:
+                    self.local.remember(key, deps, gens, tokens, epoch, soft_expiry, payload)
                 self.breaker.success()
             except redis.RedisError as exc:
                 self.breaker.failure()
@@ -238,6 +255,8 @@ class Cache:
         """Move the generations of ``namespaces``; call after the database commit."""
         if not namespaces:
             return
+        if self.local is not None:
+            self.local.forget(namespaces)  # this process sees its own publish at once
         try:
             self._bump(keys=[self.gen_key(n) for n in namespaces], args=[token])
             self.breaker.success()

@@ -74,6 +74,7 @@ def programs(layout: Layout) -> list[Program]:
         "gthread",
         "--error-logfile",
         "-",
+        "--no-control-socket",  # one shared ~/.gunicorn socket would collide between stacks
         "--graceful-timeout",
         "10",
         "--pid",
