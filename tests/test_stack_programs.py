@@ -20,3 +20,26 @@ def test_missing_program_names_the_install_command(tmp_path, monkeypatch):
         st.up(install=False)
     assert st.supervisor.pid is None
     assert not st.layout.state.exists() or not any(st.layout.state.iterdir())
+
+
+def test_a_service_crashing_at_start_is_named_and_nothing_is_left_running(tmp_path, monkeypatch):
+    from breakwater.stack import render
+
+    real_programs = render.programs
+
+    def broken(layout):
+        progs = real_programs(layout)
+        for p in progs:
+            if p.name == "nginx":
+                p.command = "sh -c 'echo nginx: configuration is broken on purpose; exit 3'"
+        return progs
+
+    monkeypatch.setattr(render, "programs", broken)
+    st = Stack(stack_env(tmp_path), echo=lambda _m: None)
+    with pytest.raises(StackError) as info:
+        st.up(install=False)
+    message = str(info.value)
+    assert message.startswith("nginx crashed while starting")
+    assert "configuration is broken on purpose" in message
+    assert st.supervisor.pid is None
+    assert st.orphans() == {}

@@ -75,6 +75,8 @@ def programs(layout: Layout) -> list[Program]:
         "--error-logfile",
         "-",
         "--no-control-socket",  # one shared ~/.gunicorn socket would collide between stacks
+        "--config",
+        "python:breakwater.gunicorn_conf",
         "--graceful-timeout",
         "10",
         "--pid",

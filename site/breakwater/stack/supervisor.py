@@ -70,7 +70,8 @@ class Supervisor:
         except xmlrpc.client.Fault as fault:
             if "ALREADY_STARTED" not in fault.faultString:
                 raise StackError(
-                    f"{name} failed to start ({fault.faultString}); last lines of its log:\n{self.tail(name)}"
+                    f"{name} crashed while starting ({fault.faultString}); "
+                    f"last lines of {self.log_path(name)}:\n{self.tail(name)}"
                 ) from None
 
     def wait_running(self, name: str, timeout: float = 60.0) -> None:

@@ -1,0 +1,13 @@
+"""gunicorn hooks (``-c python:breakwater.gunicorn_conf``): tidy Prometheus multi-process files."""
+
+from __future__ import annotations
+
+import os
+
+
+def child_exit(server, worker) -> None:
+    """A dead worker's live gauges must stop counting (prometheus-client multi-process mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
