@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 
@@ -124,12 +125,18 @@ def test_http_reads_report_replica_routes(http, origin, unique_name):
 def test_write_response_carries_a_causal_token(http, origin, unique_name):
     resp = http.post(f"{origin}/api/auth/register", json={"name": unique_name, "password": "long enough"})
     token = resp.headers["X-Causal-Token"]
-    assert causal.parse(token)
+    gtid, _, signature = token.rpartition(".")
+    assert causal.parse(gtid) and signature
     assert resp.headers["X-DB-Route"] == "primary"
+    # Another client (no cookie) may send the issued token back: its reads then see the write.
+    fresh = http.__class__()
+    me = fresh.get(f"{origin}/api/regions", headers={"X-Causal-Token": token}, timeout=5)
+    assert me.status_code == 200 and me.headers["X-Causal-Token"] == token
 
 
-def test_malformed_causal_token_is_400(http, origin):
-    resp = http.get(f"{origin}/api/auth/me", headers={"X-Causal-Token": "not-a-gtid"}, timeout=5)
+@pytest.mark.parametrize("token", ["not-a-gtid", "0-1-999999999", "0-1-999999999.forgedsignature"])
+def test_forged_or_malformed_causal_token_is_400(http, origin, token):
+    resp = http.get(f"{origin}/api/auth/me", headers={"X-Causal-Token": token}, timeout=5)
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == "invalid_causal_token"
 
@@ -140,3 +147,33 @@ def test_metrics_count_routing_reasons(http, origin):
     assert 'breakwater_db_statements_total{node="primary",reason="write"}' in body
     assert "breakwater_db_replica_lag_seconds" in body
     assert "breakwater_db_causal_wait_seconds_bucket" in body
+
+
+def test_spill_onto_the_primary_is_capped(db, session):
+    import threading
+
+    monitor = db.monitor
+    monitor.stop()  # freeze the monitor's view while we fake an incident
+    time.sleep(monitor.interval * 2)
+    saved_gate = db._fallback_gate
+    db._fallback_gate = threading.BoundedSemaphore(1)
+    try:
+        for node in monitor.replicas:
+            node.in_rotation = False  # every replica left the rotation, but they still answer
+        assert server_id(session) == SERVER_IDS["primary"]  # takes the only fallback slot
+        other = db.session.session_factory()
+        try:
+            assert server_id(other) in (SERVER_IDS["replica1"], SERVER_IDS["replica2"])  # capped: stale replica
+            other.commit()
+            with fresh_causality(token=causal.state().token or "0-1-1", mode="causal"):
+                assert server_id(other) == SERVER_IDS["primary"], "causal reads never take a stale replica"
+            other.commit()
+            session.commit()  # releases the slot
+            assert server_id(other) == SERVER_IDS["primary"]
+            other.commit()
+        finally:
+            other.close()
+    finally:
+        db._fallback_gate = saved_gate
+        monitor._pid = None
+        monitor.ensure_running()

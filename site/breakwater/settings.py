@@ -65,6 +65,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("DB_MONITOR_INTERVAL", "0.5", "Seconds between replication checks (per app process).", scope="app"),
     Setting("DB_READMIT_CHECKS", "3", "Consecutive healthy checks before a replica rejoins the rotation.", scope="app"),
+    Setting(
+        "DB_FALLBACK_MAX",
+        "16",
+        "Reads per process allowed on the primary at once when no replica is in rotation (0 = no cap).",
+        scope="app",
+    ),
     Setting("DB_ROUTING", "1", "Set 0 to bind sessions to one plain engine (the benchmark baseline).", scope="app"),
     Setting("DEBUG_ROUTES", "0", "Set 1 to add X-DB-Route (the nodes that served a request).", scope="app"),
     Setting("REDIS_PASSWORD", "", "Redis password (generated; Redis requires it).", secret=True),

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from flask import Flask, g, request, session
+from itsdangerous import BadSignature, Signer
 
 from breakwater.database import causal
 from breakwater.errors import ApiError
@@ -41,18 +42,28 @@ def consistency(mode: str, max_lag: float | None = None) -> Callable:
     return decorate
 
 
+def token_signer(app: Flask) -> Signer:
+    """Tokens handed to API clients are signed: a client can only send back positions we issued,
+    so nobody can make every read wait for a GTID the primary has never written."""
+    return Signer(app.secret_key, salt="breakwater.causal-token")
+
+
 def init_consistency(app: Flask) -> None:
     debug_routes = app.extensions["breakwater.settings"].flag("DEBUG_ROUTES")
+    signer = token_signer(app)
 
     @app.before_request
     def _begin() -> None:
         header = request.headers.get(HEADER, "")
         try:
+            header = signer.unsign(header).decode() if header else ""
             causal.parse(header)
-        except causal.InvalidToken as exc:
+        except (BadSignature, causal.InvalidToken) as exc:
             g.causality_token = causal.current.set(causal.Causality())
             raise ApiError(
-                400, "invalid_causal_token", f"The {HEADER} header is not a GTID list like 0-1-42 ({exc})."
+                400,
+                "invalid_causal_token",
+                f"The {HEADER} header must be a token this site issued, sent back unchanged ({exc}).",
             ) from None
         token = causal.merge(session.get(COOKIE_KEY), header) if (header or COOKIE_KEY in session) else ""
         state = causal.Causality(token=token, mode="causal" if token else "eventual")
@@ -65,7 +76,7 @@ def init_consistency(app: Flask) -> None:
         if state is None:
             return response
         if state.token:
-            response.headers[HEADER] = state.token
+            response.headers[HEADER] = signer.sign(state.token).decode()
             if state.token != g.get("causal_incoming") or session.get(COOKIE_KEY) != state.token:
                 session[COOKIE_KEY] = state.token
         if debug_routes and state.routes:

@@ -8,6 +8,7 @@ primary, reads to a replica the monitor keeps in rotation. ``with db.primary():`
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -27,6 +28,8 @@ from breakwater.settings import Settings
 __all__ = ["Database", "NodeEngines", "PrimaryUnavailable"]
 
 log = logging.getLogger(__name__)
+#: choose_replica's reason when the read took one of the capped primary-fallback slots
+FALLBACK_WITH_SLOT = "fallback_primary+slot"
 _forced: ContextVar[str | None] = ContextVar("breakwater_forced_node", default=None)
 
 
@@ -66,10 +69,13 @@ class Database:
         self.causal_timeout = 0.2
         self._fallbacks = 0
         self._fallback_logged = 0.0
+        self._fallback_gate: threading.BoundedSemaphore | None = None
 
     def init_app(self, app: Flask, settings: Settings) -> None:
         timeout = settings.float("DB_CONNECT_TIMEOUT")
         self.causal_timeout = settings.float("DB_CAUSAL_WAIT")
+        cap = settings.int("DB_FALLBACK_MAX")
+        self._fallback_gate = threading.BoundedSemaphore(cap) if cap > 0 else None
         host, port = settings.primary_address
         nodes = [("primary", "primary", host, port, 1, "pymysql_gtid")]
         nodes += [
@@ -156,6 +162,16 @@ class Database:
         if not candidates and forced_replica:
             candidates = [n for n in self.monitor.replicas if n.up]
         if not candidates:
+            # Cap the spill onto the primary, so a replication incident does not become a primary
+            # outage: past the cap, reads that need no causal guarantee use a replica that is up
+            # even though it is out of rotation (stale, but answering).
+            if self._fallback_gate is not None and not (state.token and state.mode == "causal"):
+                if self._fallback_gate.acquire(blocking=False):
+                    self._log_fallback()
+                    return self.primary_name, FALLBACK_WITH_SLOT
+                up = [n for n in self.monitor.replicas if n.up]
+                if up:
+                    return self._chooser.pick(up).name, "spill_capped"
             self._log_fallback()
             return self.primary_name, "fallback_primary"
         if state.token and state.mode == "causal":
@@ -174,6 +190,10 @@ class Database:
                 return node.name, "causal_wait"
             return self.primary_name, "fallback_primary"
         return self._chooser.pick(candidates).name, "read"
+
+    def release_fallback_slot(self) -> None:
+        if self._fallback_gate is not None:
+            self._fallback_gate.release()
 
     def _log_fallback(self) -> None:
         """Log reads spilling onto the primary, at most every 10 s per process (the counter has them all)."""

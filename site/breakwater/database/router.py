@@ -10,6 +10,9 @@ Where a statement goes, and why (the ``reason`` label of the Prometheus counter)
 * primary, ``explicit``/``strong``: inside ``with db.primary():`` or a ``strong`` view;
 * replica, ``read``: everything else, weighted round-robin over the replicas in rotation,
   pinned to one replica for the rest of the transaction;
+* replica, ``spill_capped``: no replica in rotation and the primary-fallback cap
+  (``BREAKWATER_DB_FALLBACK_MAX`` concurrent reads per process) is reached: a replica that is up but
+  out of rotation serves the read (stale; never for a read that carries a causal token);
 * replica, ``causal_wait``: the request carries a causal token the replica had not applied yet,
   and ``MASTER_GTID_WAIT`` succeeded within the bound;
 * primary, ``fallback_primary``: no replica in rotation (or none within a bounded lag), or the
@@ -75,6 +78,9 @@ class RoutingSession(Session):
         self._reset_routing()
 
     def _reset_routing(self) -> None:
+        if getattr(self, "_fallback_slot", False):
+            self.database.release_fallback_slot()
+        self._fallback_slot = False
         self._wrote = False
         self._read_node: str | None = None
         self._reads_in_txn = 0
@@ -107,6 +113,8 @@ class RoutingSession(Session):
             self._last_node, self._last_reason = self._read_node, "read"
             return db.engine_for(self._read_node)
         name, reason = db.choose_replica(state, forced_replica=forced == "replica")
+        if reason.endswith("+slot"):  # holds a capped fallback slot until the transaction ends
+            self._fallback_slot, reason = True, reason.removesuffix("+slot")
         if name == db.primary_name:
             return self._to_primary(reason)
         self._read_node = name
