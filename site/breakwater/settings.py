@@ -76,7 +76,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_PASSWORD", "", "Redis password (generated; Redis requires it).", secret=True),
     Setting("REDIS_URL", "", "Redis URL for the app; empty = redis://:REDIS_PASSWORD@HOST:REDIS_PORT/0.", scope="app"),
     Setting(
-        "REDIS_TIMEOUT", "0.25", "Redis socket timeout in seconds (short: the database is the fallback).", scope="app"
+        "REDIS_TIMEOUT", "0.5", "Redis socket timeout in seconds (short: the database is the fallback).", scope="app"
     ),
     Setting("CACHE_ENABLED", "1", "Set 0 to compute every cached response from the database.", scope="app"),
     Setting(

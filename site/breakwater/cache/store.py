@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import redis
 
-from breakwater.cache.breaker import CircuitBreaker
+from breakwater.cache.breaker import CircuitBreaker, is_hard_failure
 from breakwater.cache.local import LocalTier
 from breakwater.database import causal
 from breakwater.observability import cache_metrics
@@ -164,8 +164,8 @@ class Cache:
             if self.client.set(self.lock_key(key), token, nx=True, px=self.lock_ms):
                 self._lock_tokens[key] = token
                 return True
-        except redis.RedisError:
-            self.breaker.failure()
+        except redis.RedisError as exc:
+            self.breaker.failure(is_hard_failure(exc))
         return False
 
     @property
@@ -184,8 +184,8 @@ class Cache:
                 # lock guarantees the value (if any was stored) is visible to the read after it.
                 locked = self.client.exists(self.lock_key(key))
                 raw, gens, _tokens = self._read(key, deps)
-            except redis.RedisError:
-                self.breaker.failure()
+            except redis.RedisError as exc:
+                self.breaker.failure(is_hard_failure(exc))
                 return None
             if raw is not None:
                 header, payload = _split(raw)
@@ -213,7 +213,7 @@ class Cache:
                     self.local.remember(key, deps, gens, tokens, epoch, soft_expiry, payload)
                 self.breaker.success()
             except redis.RedisError as exc:
-                self.breaker.failure()
+                self.breaker.failure(is_hard_failure(exc))
                 log.warning("cache store failed for %s: %s", key, exc)
             return Result(payload, "miss")
         finally:
@@ -222,8 +222,8 @@ class Cache:
                 if token:
                     try:
                         self._unlock(keys=[self.lock_key(key)], args=[token])
-                    except redis.RedisError:
-                        self.breaker.failure()
+                    except redis.RedisError as exc:
+                        self.breaker.failure(is_hard_failure(exc))
 
     def _compute_after(self, tokens: list[str], name: str, compute: Callable[[], bytes]) -> bytes:
         """Compute with the publish tokens merged in, so replicas behind the publish are not used."""
@@ -246,7 +246,7 @@ class Cache:
         return Result(_unpack(compute(), 0)[0], status)
 
     def _redis_failed(self, name: str, compute: Callable[[], bytes], exc: Exception) -> Result:
-        self.breaker.failure()
+        self.breaker.failure(is_hard_failure(exc))
         log.warning("redis unavailable, serving %s from the database: %s", name, exc)
         return self._bypass(name, compute, "error")
 
@@ -261,7 +261,7 @@ class Cache:
             self._bump(keys=[self.gen_key(n) for n in namespaces], args=[token])
             self.breaker.success()
         except redis.RedisError as exc:
-            self.breaker.failure()
+            self.breaker.failure(is_hard_failure(exc))
             with self._pending_lock:
                 for n in namespaces:
                     self._pending_bumps[n] = causal.merge(self._pending_bumps.get(n, ""), token)

@@ -202,8 +202,14 @@ class RoutingSession(Session):
             self._reset_routing()
 
     def close(self) -> None:
+        """Close; a node that died after serving the last read must not turn a served request into a 500."""
         try:
             super().close()
+        except DBAPIError as exc:
+            if not is_disconnect(exc):
+                raise
+            log.warning("connection lost while closing a session (%s); discarding it", exc.orig)
+            self.invalidate()
         finally:
             self._reset_routing()
 
