@@ -98,7 +98,7 @@ def test_publish_while_replicas_lag_is_visible_to_other_visitors(editor_api, nod
 
 def test_redis_down_site_keeps_serving_then_caching_resumes(stack, origin):
     rpc = stack.supervisor.rpc()
-    rpc.stopProcess("redis")
+    rpc.stopProcess("redis-cache")
     try:
         for path in ("/", "/api/home", "/api/regions", "/api/regions/440000", "/api/articles/breakwater-launch"):
             for _ in range(3):
@@ -106,9 +106,9 @@ def test_redis_down_site_keeps_serving_then_caching_resumes(stack, origin):
                 assert resp.status_code == 200, (path, resp.text[:200])
                 assert resp.headers.get("X-Cache") == "bypass", path
         health = requests.get(f"{origin}/healthz", timeout=10)
-        assert health.status_code == 200 and "redis is down" in health.json()["problems"]
+        assert health.status_code == 200 and "redis_cache is down" in health.json()["problems"]
     finally:
-        rpc.startProcess("redis")
+        rpc.startProcess("redis-cache")
 
     def cached_again():
         statuses = {requests.get(f"{origin}/api/regions/440000", timeout=10).headers["X-Cache"] for _ in range(4)}
@@ -125,7 +125,7 @@ def test_local_tier_is_invalidated_by_a_bump_from_another_process(app, settings)
     from breakwater.cache.local import LocalTier
 
     prefix = f"{settings['CACHE_PREFIX']}:g:"
-    tier = LocalTier(settings.redis_url, prefix)
+    tier = LocalTier(settings.redis_cache_url, prefix)
     tier.ensure_running()
     try:
         wait_for(lambda: tier.healthy, timeout=10, what="the tracker to subscribe")
@@ -133,7 +133,7 @@ def test_local_tier_is_invalidated_by_a_bump_from_another_process(app, settings)
         epoch = tier.epoch
         tier.remember("k", (namespace,), [0], [""], epoch, time.time() + 60, b"v")
         assert tier.get("k", (namespace,)) == b"v"
-        other = redis_lib.Redis.from_url(settings.redis_url)  # another process's connection
+        other = redis_lib.Redis.from_url(settings.redis_cache_url)  # another process's connection
         other.set(prefix + namespace, "1|")
         wait_for(lambda: tier.get("k", (namespace,)) is None, timeout=2, interval=0.01, what="the invalidation")
         # A read that raced an invalidation is not remembered.
@@ -144,3 +144,26 @@ def test_local_tier_is_invalidated_by_a_bump_from_another_process(app, settings)
         assert tier.get("k", (namespace,)) is None
     finally:
         tier.stop()
+
+
+def test_redis_roles_are_kept_apart(stack, settings):
+    """The broker/gate Redis never evicts and keeps an AOF; the cache Redis evicts only TTL'd values."""
+    import redis as redis_lib
+
+    broker = redis_lib.Redis.from_url(settings.redis_url)
+    cache_redis = redis_lib.Redis.from_url(settings.redis_cache_url)
+    assert broker.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+    assert broker.config_get("appendonly")["appendonly"] == "yes"
+    assert cache_redis.config_get("maxmemory-policy")["maxmemory-policy"] == "volatile-lru"
+    assert int(cache_redis.config_get("maxmemory")["maxmemory"]) > 0
+
+
+def test_pages_do_not_need_the_broker_redis(stack, origin):
+    rpc = stack.supervisor.rpc()
+    rpc.stopProcess("redis")
+    try:
+        for path in ("/", "/api/home", "/api/regions/440000"):
+            assert requests.get(f"{origin}{path}", timeout=10).status_code == 200, path
+    finally:
+        rpc.startProcess("redis")
+    stack.wait_healthy(timeout=90)

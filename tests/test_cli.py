@@ -53,7 +53,9 @@ def test_status_json_lists_every_service_healthy(stack):
     assert result.returncode == 0, result.stdout + result.stderr
     services = json.loads(result.stdout)
     names = {s["name"] for s in services}
-    assert names == {"mariadb-primary", "mariadb-replica1", "mariadb-replica2", "redis", "app", "worker", "nginx"}
+    assert names == {
+        "mariadb-primary", "mariadb-replica1", "mariadb-replica2", "redis", "redis-cache", "app", "worker", "nginx"
+    }  # fmt: skip
     for s in services:
         assert {"name", "role", "pid", "port", "healthy"} <= s.keys()
         assert s["healthy"] is True and isinstance(s["pid"], int)

@@ -39,7 +39,16 @@ def test_every_breakwater_variable_in_compose_is_a_known_setting():
 
 def test_dependencies_wait_for_health_and_replicas_follow_the_primary():
     services = compose()["services"]
-    for name in ("mariadb-primary", "mariadb-replica1", "mariadb-replica2", "redis", "app", "worker", "nginx"):
+    for name in (
+        "mariadb-primary",
+        "mariadb-replica1",
+        "mariadb-replica2",
+        "redis",
+        "redis-cache",
+        "app",
+        "worker",
+        "nginx",
+    ):
         assert "healthcheck" in services[name], name
     for name in ("mariadb-replica1", "mariadb-replica2"):
         assert services[name]["depends_on"]["mariadb-primary"]["condition"] == "service_healthy"

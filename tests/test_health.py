@@ -19,7 +19,7 @@ def test_healthz_through_nginx_reports_three_nodes_replicating(http, origin):
         assert replica["io_running"] and replica["sql_running"] and replica["replicating"]
         assert replica["lag_seconds"] is not None
         assert isinstance(replica["lag_transactions"], int)
-    assert body["redis"]["up"] is True
+    assert body["redis"]["up"] is True and body["redis_cache"]["up"] is True
     assert body["worker"]["up"] is True and body["worker"]["workers"]
 
 

@@ -55,20 +55,26 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
 
     init_consistency(app)
     redis_timeout = settings.float("REDIS_TIMEOUT")
-    app.extensions["breakwater.redis"] = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=redis_timeout, socket_connect_timeout=redis_timeout, health_check_interval=30
-    )
+
+    def redis_client(url: str) -> redis.Redis:
+        return redis.Redis.from_url(
+            url, socket_timeout=redis_timeout, socket_connect_timeout=redis_timeout, health_check_interval=30
+        )
+
+    # Two Redis roles: the broker/gate must never evict; the cache may.
+    app.extensions["breakwater.redis"] = redis_client(settings.redis_url)
+    app.extensions["breakwater.redis_cache"] = redis_client(settings.redis_cache_url)
 
     import breakwater.cache.invalidation
     from breakwater.cache.breaker import CircuitBreaker
     from breakwater.cache.store import Cache
 
     app.extensions["breakwater.cache"] = Cache(
-        app.extensions["breakwater.redis"],
+        app.extensions["breakwater.redis_cache"],
         prefix=settings["CACHE_PREFIX"],
         enabled=settings.flag("CACHE_ENABLED"),
         breaker=CircuitBreaker(cooldown=settings.float("CACHE_BREAKER_COOLDOWN")),
-        local_url=settings.redis_url if settings.flag("CACHE_LOCAL") else None,
+        local_url=settings.redis_cache_url if settings.flag("CACHE_LOCAL") else None,
     )
 
     from breakwater.tasks import celery_init_app

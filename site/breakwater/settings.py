@@ -36,7 +36,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("HOST", "127.0.0.1", "Loopback address every service binds to."),
     Setting("PRIMARY_PORT", "3316", "MariaDB primary port."),
     Setting("REPLICA_PORTS", "3317,3318", "MariaDB replica ports, comma separated (one replica per port)."),
-    Setting("REDIS_PORT", "6380", "Redis port (cache, broker, flash-sale gate)."),
+    Setting("REDIS_PORT", "6380", "Redis for data that must not be evicted: Celery broker, flash-sale gate."),
+    Setting("REDIS_CACHE_PORT", "6381", "Redis for the cache only (may evict values: volatile-lru)."),
+    Setting("REDIS_CACHE_MAXMEMORY", "256mb", "Memory limit of the cache Redis."),
     Setting("APP_PORT", "8000", "gunicorn port serving the Flask app."),
     Setting("ORIGIN_PORT", "8080", "Nginx origin port (the site's public address)."),
     Setting("WEB_WORKERS", "2", "gunicorn worker processes."),
@@ -74,7 +76,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DB_ROUTING", "1", "Set 0 to bind sessions to one plain engine (the benchmark baseline).", scope="app"),
     Setting("DEBUG_ROUTES", "0", "Set 1 to add X-DB-Route (the nodes that served a request).", scope="app"),
     Setting("REDIS_PASSWORD", "", "Redis password (generated; Redis requires it).", secret=True),
-    Setting("REDIS_URL", "", "Redis URL for the app; empty = redis://:REDIS_PASSWORD@HOST:REDIS_PORT/0.", scope="app"),
+    Setting("REDIS_URL", "", "Broker/gate Redis URL; empty = redis://:REDIS_PASSWORD@HOST:REDIS_PORT/0.", scope="app"),
+    Setting(
+        "REDIS_CACHE_URL", "", "Cache Redis URL; empty = redis://:REDIS_PASSWORD@HOST:REDIS_CACHE_PORT/0.", scope="app"
+    ),
     Setting(
         "REDIS_TIMEOUT", "0.5", "Redis socket timeout in seconds (short: the database is the fallback).", scope="app"
     ),
@@ -209,10 +214,15 @@ class Settings:
 
     @property
     def redis_url(self) -> str:
-        if self._values["REDIS_URL"]:
-            return self._values["REDIS_URL"]
+        return self._values["REDIS_URL"] or self._local_redis("REDIS_PORT")
+
+    @property
+    def redis_cache_url(self) -> str:
+        return self._values["REDIS_CACHE_URL"] or self._local_redis("REDIS_CACHE_PORT")
+
+    def _local_redis(self, port_setting: str) -> str:
         auth = f":{quote(self._values['REDIS_PASSWORD'], safe='')}@" if self._values["REDIS_PASSWORD"] else ""
-        return f"redis://{auth}{self._values['HOST']}:{self.int('REDIS_PORT')}/0"
+        return f"redis://{auth}{self._values['HOST']}:{self.int(port_setting)}/0"
 
     @property
     def origin_url(self) -> str:

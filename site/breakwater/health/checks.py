@@ -43,8 +43,8 @@ def check_node(node: NodeEngines) -> dict:
     return result
 
 
-def check_redis() -> dict:
-    client = current_app.extensions["breakwater.redis"]
+def check_redis(extension: str = "breakwater.redis") -> dict:
+    client = current_app.extensions[extension]
     started = time.perf_counter()
     try:
         client.ping()
@@ -73,6 +73,7 @@ def health_report() -> tuple[dict, bool]:
 
     node_futures = [_pool.submit(check_node, node) for node in db.nodes]
     redis_future = _pool.submit(in_app, check_redis)
+    cache_future = _pool.submit(in_app, check_redis, "breakwater.redis_cache")
     worker_future = _pool.submit(in_app, check_worker)
     nodes = [f.result() for f in node_futures]
     primary = nodes[0]
@@ -85,11 +86,16 @@ def health_report() -> tuple[dict, bool]:
         view = monitor.node(node["name"])
         if view is not None:
             node["router"] = view.to_json() if node["role"] == "replica" else {"reason": view.reason}
-    report = {"database": nodes, "redis": redis_future.result(), "worker": worker_future.result()}
+    report = {
+        "database": nodes,
+        "redis": redis_future.result(),
+        "redis_cache": cache_future.result(),
+        "worker": worker_future.result(),
+    }
 
     problems = [f"{n['name']} is down" for n in nodes if not n["up"]]
     problems += [f"{n['name']} is not replicating" for n in nodes[1:] if n["up"] and not n.get("replicating")]
-    problems += [f"{name} is down" for name in ("redis", "worker") if not report[name]["up"]]
+    problems += [f"{name} is down" for name in ("redis", "redis_cache", "worker") if not report[name]["up"]]
     problems += [
         f"{n.name} is out of rotation ({n.reason})"
         for n in monitor.replicas

@@ -38,6 +38,7 @@ class Layout:
         self.logs = self.state / "logs"
         self.supervisor = self.state / "supervisor"
         self.redis = self.state / "redis"
+        self.redis_cache = self.state / "redis-cache"
         self.nginx = self.state / "nginx"
         self.prometheus = self.state / "prometheus"
         self.mariadb = self.state / "mariadb"
@@ -79,6 +80,7 @@ class Layout:
             self.logs,
             self.supervisor,
             self.redis,
+            self.redis_cache,
             self.nginx,
             self.prometheus,
             *(n.dir for n in self.nodes),

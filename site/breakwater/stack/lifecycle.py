@@ -44,12 +44,13 @@ class Stack:
         s = self.settings
         ports = [("PRIMARY_PORT", s.int("PRIMARY_PORT"))]
         ports += [("REPLICA_PORTS", p) for p in s.replica_ports]
-        ports += [(k, s.int(k)) for k in ("REDIS_PORT", "APP_PORT", "ORIGIN_PORT")]
+        ports += [(k, s.int(k)) for k in ("REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT")]
         return ports
 
     def _pid_files(self) -> dict[str, Path]:
         files = {n.name: n.dir / "mariadb.pid" for n in self.layout.nodes}
         files["redis"] = self.layout.redis / "redis.pid"
+        files["redis-cache"] = self.layout.redis_cache / "redis.pid"
         files["nginx"] = self.layout.nginx / "nginx.pid"
         files["app"] = self.layout.state / "gunicorn.pid"
         files["worker"] = self.layout.state / "celery.pid"
@@ -122,6 +123,7 @@ class Stack:
         for node in self.layout.nodes:
             mariadb.wait_ready(node, alive=self.supervisor.alive_check(node.name))
         self.supervisor.wait_running("redis")
+        self.supervisor.wait_running("redis-cache")
         if not self.layout.bootstrapped_marker.exists():
             say("creating users and configuring GTID replication")
             mariadb.bootstrap_primary(self.layout)

@@ -59,8 +59,12 @@ def programs(layout: Layout) -> list[Program]:
         Program(n.name, n.role, f"{which('mariadbd')} --defaults-file={n.cnf}", n.port, stopwaitsecs=60)
         for n in layout.nodes
     ]
+    redis_server = which("redis-server")
+    progs.append(Program("redis", "broker+gate", f"{redis_server} {layout.redis / 'redis.conf'}", s.int("REDIS_PORT")))
     progs.append(
-        Program("redis", "cache+broker", f"{which('redis-server')} {layout.redis / 'redis.conf'}", s.int("REDIS_PORT"))
+        Program(
+            "redis-cache", "cache", f"{redis_server} {layout.redis_cache / 'redis.conf'}", s.int("REDIS_CACHE_PORT")
+        )
     )
     gunicorn = [
         _bin("gunicorn"),
@@ -179,9 +183,17 @@ def render_all(layout: Layout) -> list[Program]:
     _write(
         layout.redis / "redis.conf",
         _env.get_template("redis.conf.j2").render(
-            port=s.int("REDIS_PORT"), host=s["HOST"], redis_dir=layout.redis, password=s["REDIS_PASSWORD"]
+            port=s.int("REDIS_PORT"), host=s["HOST"], redis_dir=layout.redis, password=s["REDIS_PASSWORD"],
+            role="durable",
         ),
-    )
+    )  # fmt: skip
+    _write(
+        layout.redis_cache / "redis.conf",
+        _env.get_template("redis.conf.j2").render(
+            port=s.int("REDIS_CACHE_PORT"), host=s["HOST"], redis_dir=layout.redis_cache,
+            password=s["REDIS_PASSWORD"], role="cache", maxmemory=s["REDIS_CACHE_MAXMEMORY"],
+        ),
+    )  # fmt: skip
     _write(
         layout.nginx / "nginx.conf",
         render_nginx(
