@@ -175,5 +175,4 @@ def test_spill_onto_the_primary_is_capped(db, session):
             other.close()
     finally:
         db._fallback_gate = saved_gate
-        monitor._pid = None
-        monitor.ensure_running()
+        monitor.resume()

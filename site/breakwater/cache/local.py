@@ -27,6 +27,8 @@ from collections import OrderedDict
 
 import redis
 
+from breakwater.background import PerProcessThread
+
 log = logging.getLogger(__name__)
 
 
@@ -42,22 +44,12 @@ class LocalTier:
         self.epoch = 0
         self.healthy = False
         self._lock = threading.RLock()
-        self._pid: int | None = None
         self._stop = threading.Event()
+        self._thread = PerProcessThread("cache-invalidation", self._run, before_start=self._drop)
 
     # ------------------------------------------------------------------ tracker thread
     def ensure_running(self) -> None:
-        import os
-
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self.healthy = False
-            self._clear()
-            threading.Thread(target=self._run, name="cache-invalidation", daemon=True).start()
+        self._thread.ensure()
 
     def stop(self) -> None:
         self._stop.set()

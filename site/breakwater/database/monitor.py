@@ -10,13 +10,13 @@ checks (hysteresis), so a flapping replica does not bounce in and out.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 
+from breakwater.background import PerProcessThread
 from breakwater.database import causal
 from breakwater.health.gtid import transactions_behind
 
@@ -69,27 +69,27 @@ class ReplicationMonitor:
         self.interval = interval
         self.readmit_checks = readmit_checks
         self.on_check = on_check
-        self._lock = threading.Lock()
-        self._pid: int | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._thread = PerProcessThread("replication-monitor", self._run, before_start=self._first_check)
 
     # ------------------------------------------------------------------ lifecycle
     def ensure_running(self) -> None:
         """Start the polling thread in this process (after a fork the parent's thread is gone)."""
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._stop.clear()
-            self.check_once(initial=True)
-            threading.Thread(target=self._run, name="replication-monitor", daemon=True).start()
+        self._thread.ensure()
+
+    def _first_check(self) -> None:
+        self._stop.clear()
+        self.check_once(initial=True)
 
     def stop(self) -> None:
+        """Stop polling; the last view stays as it is (tests freeze it this way) until resume()."""
         self._stop.set()
         self._wake.set()
+
+    def resume(self) -> None:
+        self._thread.forget()
+        self._thread.ensure()
 
     def _run(self) -> None:
         while not self._stop.is_set():
