@@ -123,3 +123,24 @@ def test_oversized_body_is_413(http, origin, db):
     resp = post(http, origin, "register", {"name": "bigbody", "password": "long enough", "pad": "x" * 1_100_000})
     assert resp.status_code == 413
     assert user_count(db) == before
+
+
+def test_failed_logins_are_rate_limited_per_address_and_account(http, origin, unique_name):
+    post(http, origin, "register", {"name": unique_name, "password": "right password"})
+    post(http, origin, "logout")
+    for _ in range(5):
+        assert_error(
+            post(http, origin, "login", {"name": unique_name, "password": "wrong!"}), 401, "invalid_credentials"
+        )
+    limited = post(http, origin, "login", {"name": unique_name, "password": "right password"})
+    assert_error(limited, 429, "rate_limited")
+    assert "Retry-After" in limited.headers
+    # Successful logins do not count, and other accounts from the same address are not locked out.
+    other = "o" + unique_name[1:]
+    post(http, origin, "register", {"name": other, "password": "right password"})
+    for _ in range(7):
+        assert post(http, origin, "login", {"name": other, "password": "right password"}).status_code == 200
+    # A client cannot escape by claiming another address: only Nginx's own hop is trusted.
+    spoofed = post(http, origin, "login", {"name": unique_name, "password": "right password"},
+                   headers={"X-Forwarded-For": "203.0.113.9"})  # fmt: skip
+    assert_error(spoofed, 429, "rate_limited")

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import redis
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from breakwater.settings import Settings
 
@@ -17,6 +18,8 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
     """Build the app. ``config`` is a Settings object, or a mapping of Flask config overrides."""
     settings = config if isinstance(config, Settings) else Settings.load()
     app = Flask(__name__)
+    # gunicorn listens on loopback behind one Nginx: trust exactly that hop for the client address.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     app.config.update(
         SECRET_KEY=settings["SECRET_KEY"] or None,
         SESSION_COOKIE_HTTPONLY=True,
@@ -76,6 +79,10 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
         breaker=CircuitBreaker(cooldown=settings.float("CACHE_BREAKER_COOLDOWN")),
         local_url=settings.redis_cache_url if settings.flag("CACHE_LOCAL") else None,
     )
+
+    from breakwater.ratelimit import init_limits
+
+    init_limits(app, settings)
 
     from breakwater.tasks import celery_init_app
 

@@ -91,6 +91,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CACHE_BREAKER_COOLDOWN", "5.0", "Seconds to skip Redis after it failed.", scope="app"),
     Setting("BENCH_ROUTES", "0", "Set 1 to mount /_bench/memory/* (benchmarks only).", scope="app"),
     Setting("ARTICLE_MAX_BYTES", "200000", "Largest accepted article body (Markdown), in bytes.", scope="app"),
+    Setting("LOGIN_FAIL_RATE", "5/minute", "Failed logins allowed per client address and account name.", scope="app"),
     Setting("SECRET_KEY", "", "Flask session signing key (generated).", secret=True, scope="app"),
     Setting("EDITOR_NAME", "editor", "Editor account created by the seed step."),
     Setting("EDITOR_PASSWORD", "", "Seed editor password (generated, printed by make run).", secret=True),

@@ -10,6 +10,7 @@ from breakwater.api import json_body, require_json_for_writes
 from breakwater.database.consistency import consistency
 from breakwater.errors import ApiError
 from breakwater.extensions import db
+from breakwater.ratelimit import login_limit
 
 bp = Blueprint("auth_api", __name__, url_prefix="/api/auth")
 require_json_for_writes(bp)
@@ -26,6 +27,7 @@ def register():
 
 
 @bp.post("/login")
+@login_limit()
 @consistency("strong")  # credentials are checked against the primary: a fresh account can log in at once
 def login():
     data = json_body()

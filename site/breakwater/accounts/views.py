@@ -9,6 +9,7 @@ from breakwater.accounts.session import login_user, logout_user
 from breakwater.database.consistency import consistency
 from breakwater.errors import ApiError
 from breakwater.extensions import db
+from breakwater.ratelimit import login_limit
 
 bp = Blueprint("accounts", __name__)
 
@@ -41,6 +42,7 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@login_limit()
 @consistency("strong")
 def login():
     if request.method == "POST":
