@@ -59,6 +59,14 @@ def test_register_and_login_with_forms(http, origin, db, unique_name):
     )
     assert good.status_code == 302
     assert good.headers["Location"] == "/"  # no open redirect
+    for target in ("/\\evil.example/", "/%0d%0aSet-Cookie:x=1", "https://evil.example/"):
+        http.post(f"{origin}/logout", data={"csrf_token": csrf_token(http.get(f"{origin}/", timeout=5).text)})
+        page = http.get(f"{origin}/login", timeout=5)
+        again = http.post(
+            f"{origin}/login", params={"next": target}, allow_redirects=False, timeout=5,
+            data={"name": unique_name, "password": "long enough", "csrf_token": csrf_token(page.text)},
+        )  # fmt: skip
+        assert again.status_code == 302 and again.headers["Location"] in ("/", "/%0d%0aSet-Cookie:x=1"), target
 
 
 def test_form_errors_escape_user_input(http, origin):

@@ -161,6 +161,8 @@ def test_spill_onto_the_primary_is_capped(db, session):
         for node in monitor.replicas:
             node.in_rotation = False  # every replica left the rotation, but they still answer
         assert server_id(session) == SERVER_IDS["primary"]  # takes the only fallback slot
+        for _ in range(3):  # later reads of the same transaction reuse it (no slot leak)
+            assert server_id(session) == SERVER_IDS["primary"]
         other = db.session.session_factory()
         try:
             assert server_id(other) in (SERVER_IDS["replica1"], SERVER_IDS["replica2"])  # capped: stale replica

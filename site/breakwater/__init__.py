@@ -52,11 +52,11 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
     from breakwater.extensions import csrf, db
 
     db.init_app(app, settings)
-    csrf.init_app(app)
 
     from breakwater.database.consistency import init_consistency
 
-    init_consistency(app)
+    init_consistency(app)  # before CSRF: its error page may already read the database
+    csrf.init_app(app)
     redis_timeout = settings.float("REDIS_TIMEOUT")
 
     def redis_client(url: str) -> redis.Redis:
@@ -78,6 +78,7 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
         enabled=settings.flag("CACHE_ENABLED"),
         breaker=CircuitBreaker(cooldown=settings.float("CACHE_BREAKER_COOLDOWN")),
         local_url=settings.redis_cache_url if settings.flag("CACHE_LOCAL") else None,
+        before_refill=lambda: db.session().release_read_snapshot(),
     )
 
     from breakwater.ratelimit import init_limits

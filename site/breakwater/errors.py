@@ -6,7 +6,8 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from breakwater.database import PrimaryUnavailable
@@ -60,9 +61,15 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(503, "primary_unavailable", "Writes are unavailable right now; retry in a moment.")
 
     @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
     def _db_down(exc: DBAPIError):
         log.error("database unavailable: %s", exc.orig)
         return error_response(503, "database_unavailable", "The database is unavailable right now; retry in a moment.")
+
+    @app.errorhandler(PoolTimeoutError)
+    def _pool_exhausted(exc: PoolTimeoutError):
+        log.error("database connection pool exhausted: %s", exc)
+        return error_response(503, "database_busy", "The site is very busy right now; retry in a moment.")
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
 from breakwater.accounts import services
@@ -16,8 +18,11 @@ bp = Blueprint("accounts", __name__)
 
 def _safe_next(target: str | None) -> str:
     # Only local paths: an open redirect would let a link send users anywhere after login.
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
+    # Browsers read "/\\evil.example" as "//evil.example", so backslashes and controls are refused too.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.isprintable():
+            return target
     return url_for("home.index")
 
 

@@ -36,7 +36,11 @@ class LocalTier:
     def __init__(self, redis_url: str, gen_prefix: str, max_values: int = 2048):
         # RESP2 on purpose: the invalidations then arrive as ordinary pub/sub messages on the
         # subscribed connection (with RESP3 they are push frames the client library consumes itself).
-        self.client = redis.Redis.from_url(redis_url, protocol=2, socket_connect_timeout=1, health_check_interval=0)
+        # A timeout and keepalive: a half-open connection must end tracking (and the tier) quickly.
+        self.client = redis.Redis.from_url(
+            redis_url, protocol=2, socket_connect_timeout=1, socket_timeout=5, socket_keepalive=True,
+            health_check_interval=0,
+        )  # fmt: skip
         self.gen_prefix = gen_prefix
         self.max_values = max_values
         self.generations: dict[str, tuple[int, str]] = {}

@@ -76,6 +76,7 @@ class Cache:
         wait_s: float = 2.0,
         breaker: CircuitBreaker | None = None,
         local_url: str | None = None,
+        before_refill: Callable[[], None] | None = None,
     ):
         self.client = client
         self.prefix = prefix.rstrip(":") + ":"
@@ -87,6 +88,7 @@ class Cache:
         self._bump = client.register_script(_BUMP)
         self._unlock = client.register_script(_UNLOCK)
         self.local = LocalTier(local_url, self.gen_key("")) if local_url else None
+        self.before_refill = before_refill
         self._pending_bumps: dict[str, str] = {}
         self._pending_lock = threading.Lock()
 
@@ -115,6 +117,8 @@ class Cache:
             return self._bypass(name, compute, "bypass")
         hard_ttl = hard_ttl or max(soft_ttl * 20, 3600)
         epoch = 0
+        if self._pending_bumps:
+            self._flush_pending_bumps()  # bump() itself keeps them pending if Redis still fails
         if self.local is not None:
             self.local.ensure_running()
             payload = self.local.get(key, deps)
@@ -228,17 +232,20 @@ class Cache:
     def _compute_after(self, tokens: list[str], name: str, compute: Callable[[], bytes]) -> bytes:
         """Compute with the publish tokens merged in, so replicas behind the publish are not used."""
         state = causal.state()
-        saved = (state.token, state.mode)
+        saved = (state.token, state.mode, set(state.verified))
         publish = causal.merge(*tokens)
-        if publish:
+        if publish and not causal.covers(state.token, publish):
             state.token = causal.merge(state.token, publish)
+            state.verified.clear()  # replicas checked against the older token prove nothing now
             if state.mode in ("eventual", "bounded"):
                 state.mode = "causal"
+            if self.before_refill is not None:
+                self.before_refill()  # a read transaction pinned to a replica must choose again
         try:
             cache_metrics.RECOMPUTES.labels(name).inc()
             return compute()
         finally:
-            state.token, state.mode = saved
+            state.token, state.mode, state.verified = saved
 
     def _bypass(self, name: str, compute: Callable[[], bytes], status: str) -> Result:
         cache_metrics.EVENTS.labels(name, status).inc()
@@ -259,6 +266,8 @@ class Cache:
             self.local.forget(namespaces)  # this process sees its own publish at once
         try:
             self._bump(keys=[self.gen_key(n) for n in namespaces], args=[token])
+            if self.local is not None:
+                self.local.forget(namespaces)  # again: a thread may have re-read the old one meanwhile
             self.breaker.success()
         except redis.RedisError as exc:
             self.breaker.failure(is_hard_failure(exc))

@@ -79,15 +79,14 @@ class Causality:
     def add_commit(self, gtid: str) -> None:
         if gtid:
             self.token = merge(self.token, gtid)
+            self.verified.clear()  # replicas verified for the older token may not have this write
 
 
 current: ContextVar[Causality | None] = ContextVar("breakwater_causality", default=None)
 
 
 def state() -> Causality:
-    """The active Causality, creating a throwaway one outside requests."""
+    """The active Causality; outside a request or task, a throwaway one that is not kept
+    (storing it would leak into whatever request this thread serves next)."""
     value = current.get()
-    if value is None:
-        value = Causality()
-        current.set(value)
-    return value
+    return value if value is not None else Causality()

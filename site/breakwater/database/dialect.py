@@ -7,10 +7,14 @@ into the current causal token. One extra round trip, only for commits that wrote
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
 
 from breakwater.database import causal
+
+log = logging.getLogger(__name__)
 
 
 class GtidTrackingDialect(MySQLDialect_pymysql):
@@ -22,12 +26,17 @@ class GtidTrackingDialect(MySQLDialect_pymysql):
         if state is None or not state.track_commit:
             return
         state.track_commit = False
-        cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("SELECT @@last_gtid")
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT @@last_gtid")
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        except Exception as exc:  # the write is committed: never report it as failed
+            log.warning("commit done but @@last_gtid unreadable (%s); this request now reads the primary", exc)
+            state.mode = "strong"
+            return
         if row and row[0]:
             state.add_commit(row[0])
 

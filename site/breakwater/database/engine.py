@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 import breakwater.database.dialect  # noqa: F401  (registers mysql+pymysql_gtid)
 from breakwater.database import causal
 from breakwater.database.monitor import ReplicationMonitor
-from breakwater.database.router import PrimaryUnavailable, ReplicaChooser, RoutingSession, causal_wait, forced
+from breakwater.database.router import (
+    PrimaryUnavailable,
+    ReplicaChooser,
+    RoutingSession,
+    causal_wait,
+    forced,
+    is_disconnect,
+)
 from breakwater.observability.db_metrics import record_monitor
 from breakwater.settings import Settings
 
@@ -182,8 +189,9 @@ class Database:
             node = self._chooser.pick(candidates)
             try:
                 reached = causal_wait(self.engine_for(node.name), state.token, self.causal_timeout)
-            except Exception as exc:  # the replica failed while we waited: leave it out
-                self.monitor.mark_down(node.name, str(getattr(exc, "orig", exc))[:120])
+            except Exception as exc:  # the replica failed (or was busy) while we waited
+                if is_disconnect(exc):
+                    self.monitor.mark_down(node.name, str(getattr(exc, "orig", exc))[:120])
                 reached = False
             if reached:
                 state.verified.add(node.name)

@@ -116,6 +116,8 @@ class RoutingSession(Session):
         if reason.endswith("+slot"):  # holds a capped fallback slot until the transaction ends
             self._fallback_slot, reason = True, reason.removesuffix("+slot")
         if name == db.primary_name:
+            # Pin the primary for the rest of this read transaction (one slot, one snapshot).
+            self._read_node = db.primary_name
             return self._to_primary(reason)
         self._read_node = name
         self._reads_in_txn = 1
@@ -139,10 +141,21 @@ class RoutingSession(Session):
         return db.primary_engine
 
     # --------------------------------------------------------------- failures
+    # execute(), scalars() and scalar() each reach the database on their own path in SQLAlchemy 2.1,
+    # so all three go through the same guard.
     def execute(self, statement, params=None, **kw):  # type: ignore[override]
+        return self._guarded(super().execute, statement, params, kw)
+
+    def scalars(self, statement, params=None, **kw):  # type: ignore[override]
+        return self._guarded(super().scalars, statement, params, kw)
+
+    def scalar(self, statement, params=None, **kw):  # type: ignore[override]
+        return self._guarded(super().scalar, statement, params, kw)
+
+    def _guarded(self, call, statement, params, kw):
         db = self.database
         try:
-            return super().execute(statement, params, **kw)
+            return call(statement, params, **kw)
         except OperationalError as exc:
             node = self._last_node
             # Only an autocommit-style read is retried: the first statement of a transaction that
@@ -163,19 +176,22 @@ class RoutingSession(Session):
         db_metrics.STATEMENTS.labels(node, "retry").inc()
         log.warning("read on %s failed (%s); retrying once on another node", node, why)
         self.rollback()
-        if node == db.primary_name:
-            # A read that fell back to a dead primary: any replica that is up will do.
-            with db.replica():
-                return self._retry(statement, params, kw)
-        return self._retry(statement, params, kw)
-
-    def _retry(self, statement, params, kw):
         try:
-            return super().execute(statement, params, **kw)
+            if node == db.primary_name:
+                # A read that fell back to a dead primary: any replica that is up will do.
+                with db.replica():
+                    return call(statement, params, **kw)
+            return call(statement, params, **kw)
         except OperationalError as exc:
-            if is_disconnect(exc) and self._last_node == self.database.primary_name:
+            if is_disconnect(exc) and self._last_node == db.primary_name:
                 raise PrimaryUnavailable(str(exc.orig)) from exc
             raise
+
+    def release_read_snapshot(self) -> None:
+        """End a read-only transaction so the next read chooses its node afresh (e.g. with a newer
+        causal token). Does nothing once the transaction has written."""
+        if not self._wrote and self._read_node is not None:
+            self.rollback()
 
     def flush(self, objects=None):  # type: ignore[override]
         try:
