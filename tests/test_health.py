@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 
-def test_healthz_through_nginx_reports_three_nodes_replicating(http, origin):
+def test_healthz_through_nginx_reports_three_nodes_replicating(http, origin, stack):
+    stack.wait_healthy(timeout=60)  # earlier tests restart services; give them time to settle
     resp = http.get(f"{origin}/healthz", timeout=10)
     assert resp.status_code == 200
     assert resp.headers["Server"].startswith("nginx")
