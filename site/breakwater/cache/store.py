@@ -146,6 +146,12 @@ class Cache:
                 return self._refill(name, key, deps, gens, tokens, compute, soft_ttl, hard_ttl, locked=True)
         # Missing, or computed under an older generation: never serve it; one computes, others wait.
         if self._try_lock(key):
+            # Double-checked: the previous holder may have stored it between our read and our lock.
+            stored = self._fresh(key, deps)
+            if stored is not None:
+                self._release(key)
+                cache_metrics.EVENTS.labels(name, "hit").inc()
+                return Result(stored, "hit")
             return self._refill(name, key, deps, gens, tokens, compute, soft_ttl, hard_ttl, locked=True)
         waited = self._wait_for(key, deps)
         if waited is not None:
@@ -161,6 +167,25 @@ class Cache:
             gens.append(int(n or 0))
             tokens.append(token)
         return values[0], gens, tokens
+
+    def _fresh(self, key: str, deps: tuple[str, ...]) -> bytes | None:
+        try:
+            raw, gens, _tokens = self._read(key, deps)
+        except redis.RedisError as exc:
+            self.breaker.failure(is_hard_failure(exc))
+            return None
+        if raw is None:
+            return None
+        header, payload = _split(raw)
+        return payload if header.get("g") == gens and time.time() < header.get("s", 0) else None
+
+    def _release(self, key: str) -> None:
+        token = self._lock_tokens.pop(key, None)
+        if token:
+            try:
+                self._unlock(keys=[self.lock_key(key)], args=[token])
+            except redis.RedisError as exc:
+                self.breaker.failure(is_hard_failure(exc))
 
     def _try_lock(self, key: str) -> bool:
         token = uuid.uuid4().hex
@@ -222,12 +247,7 @@ class Cache:
             return Result(payload, "miss")
         finally:
             if locked:
-                token = self._lock_tokens.pop(key, None)
-                if token:
-                    try:
-                        self._unlock(keys=[self.lock_key(key)], args=[token])
-                    except redis.RedisError as exc:
-                        self.breaker.failure(is_hard_failure(exc))
+                self._release(key)
 
     def _compute_after(self, tokens: list[str], name: str, compute: Callable[[], bytes]) -> bytes:
         """Compute with the publish tokens merged in, so replicas behind the publish are not used."""
