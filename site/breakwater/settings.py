@@ -144,9 +144,6 @@ class Settings:
     def __getitem__(self, name: str) -> str:
         return self._values[name]
 
-    def get(self, name: str) -> str:
-        return self._values[name]
-
     def int(self, name: str) -> int:
         value = self._values[name]
         try:

@@ -30,10 +30,6 @@ class CircuitBreaker:
         self._consecutive = 0
         self._open_until = 0.0
 
-    @property
-    def is_open(self) -> bool:
-        return not self.allow()
-
 
 def is_hard_failure(exc: BaseException) -> bool:
     """Connection refused/reset (Redis is down) rather than a slow answer."""

@@ -127,7 +127,6 @@ class Cache:
                 return Result(payload, "hit")
             epoch = self.local.epoch
         try:
-            self._flush_pending_bumps()
             raw, gens, tokens = self._read(key, deps)
         except redis.RedisError as exc:
             return self._redis_failed(name, compute, exc)
@@ -199,10 +198,10 @@ class Cache:
 
     @property
     def _lock_tokens(self) -> dict[str, str]:
-        local = _thread_state()
-        if not hasattr(local, "locks"):
-            local.locks = {}
-        return local.locks
+        """Lock tokens held by this thread (the thread that locks is the one that unlocks)."""
+        if not hasattr(_local, "locks"):
+            _local.locks = {}
+        return _local.locks
 
     def _wait_for(self, key: str, deps: tuple[str, ...]) -> bytes | None:
         deadline = time.monotonic() + self.wait_s
@@ -321,7 +320,3 @@ def _unpack(out: bytes | tuple[bytes, float], soft_ttl: float) -> tuple[bytes, f
 
 
 _local = threading.local()
-
-
-def _thread_state():
-    return _local

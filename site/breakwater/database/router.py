@@ -133,8 +133,8 @@ class RoutingSession(Session):
         if reason in ("fallback_primary", "strong"):
             self._reads_in_txn += 1
         state = causal.state()
-        if reason in ("write", "transaction", "session_state", "explicit", "locking_read"):
-            state.track_commit = state.track_commit or reason in ("write", "session_state")
+        if reason in ("write", "session_state"):
+            state.track_commit = True  # the dialect reads @@last_gtid after this transaction commits
         if not state.routes or state.routes[-1] != db.primary_name:
             state.routes.append(db.primary_name)
         db_metrics.STATEMENTS.labels(db.primary_name, reason).inc()

@@ -44,17 +44,14 @@ def _bearer_user() -> User | None:
 
 def require_editor_api() -> User:
     """For /api/editor: a bearer token, or a session plus the CSRF token on writes."""
-    user = _bearer_user()
+    bearer = _bearer_user()
+    user = bearer or current_user()
     if user is None:
-        user = current_user()
-        if user is None:
-            raise ApiError(401, "not_authenticated", "Log in as an editor or send a bearer token.")
-        if not user.is_editor:
-            raise ApiError(403, "not_editor", "Only editors may do this.")
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            csrf.protect()  # X-CSRFToken header (from the page's meta tag) for session-authenticated writes
-    if not user.is_editor:
+        raise ApiError(401, "not_authenticated", "Log in as an editor or send a bearer token.")
+    if not user.is_editor:  # role before CSRF: a visitor gets 403, not a token error
         raise ApiError(403, "not_editor", "Only editors may do this.")
+    if bearer is None and request.method not in ("GET", "HEAD", "OPTIONS"):
+        csrf.protect()  # X-CSRFToken header (from the page's meta tag) for session-authenticated writes
     g.editor = user
     return user
 

@@ -23,7 +23,7 @@ from breakwater.stack.errors import StackError
 from breakwater.stack.layout import Layout
 from breakwater.stack.ports import accepts, port_in_use
 from breakwater.stack.programs import ensure_programs
-from breakwater.stack.render import Program, programs, render_all
+from breakwater.stack.render import programs, render_all
 from breakwater.stack.secrets import ensure_secrets
 from breakwater.stack.supervisor import Supervisor, read_pid
 
@@ -201,9 +201,6 @@ class Stack:
                 }
             )
         return rows
-
-    def programs(self) -> list[Program]:
-        return programs(self.layout)
 
     # ------------------------------------------------------------------ run
     def follow_logs(self, stop: Callable[[], bool]) -> None:

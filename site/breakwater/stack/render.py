@@ -6,7 +6,7 @@ import getpass
 import os
 import shlex
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -34,7 +34,6 @@ class Program:
     priority: int = 100  # started in ascending, stopped in descending order
     directory: str = str(ROOT)
     environment: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _write(path: Path, text: str, mode: int = 0o600) -> None:
