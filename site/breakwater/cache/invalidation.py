@@ -2,7 +2,8 @@
 
 ``invalidate(session, "articles", "article:x")`` records namespaces on the session; after the
 commit (never before: a reader could refill from the old rows) their generations move, tagged
-with the commit's causal token. A rollback forgets them.
+with the commit's causal token, and the bump's sequence number joins the request's causal state so
+the publisher's next reads skip any local tier that has not seen it. A rollback forgets them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ def invalidate(session: Session, *namespaces: str) -> None:
 def _after_commit(session: Session) -> None:
     namespaces = session.info.pop(_KEY, None)
     if namespaces and has_app_context():
-        current_app.extensions["breakwater.cache"].bump(*sorted(namespaces), token=causal.state().token)
+        state = causal.state()
+        seq = current_app.extensions["breakwater.cache"].bump(*sorted(namespaces), token=state.token)
+        state.cache_seq = max(state.cache_seq, seq)
 
 
 @event.listens_for(Session, "after_rollback")

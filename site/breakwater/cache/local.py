@@ -14,6 +14,12 @@ Rules that keep it correct:
 * A generation read from Redis is remembered only if no invalidation arrived while it was being read
   (an epoch counter), so a late message can never leave an old generation behind.
 * A bump made by this process forgets its generations at once, without waiting for the message.
+* ``seq`` is the highest bump sequence number whose invalidation this process has processed: each
+  bump also writes a marker key named ``<prefix>g:~<seq>``, so the same ordered stream that carries
+  the generation keys carries the number. A request whose publish has a higher number skips this
+  tier (``Cache.get_or_compute``): read-your-writes across processes holds by construction, not
+  because the tracker thread is usually fast. Visitors who never published keep the tier and its
+  window of a few milliseconds.
 
 Redis 6+ (CLIENT TRACKING with BCAST and REDIRECT). redis-py's own client-side cache needs Redis 7.4.
 """
@@ -33,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 class LocalTier:
-    def __init__(self, redis_url: str, gen_prefix: str, max_values: int = 2048):
+    def __init__(self, redis_url: str, gen_prefix: str, seq_key: str | None = None, max_values: int = 2048):
         # RESP2 on purpose: the invalidations then arrive as ordinary pub/sub messages on the
         # subscribed connection (with RESP3 they are push frames the client library consumes itself).
         # A timeout and keepalive: a half-open connection must end tracking (and the tier) quickly.
@@ -42,6 +48,9 @@ class LocalTier:
             health_check_interval=0,
         )  # fmt: skip
         self.gen_prefix = gen_prefix
+        self.seq_key = seq_key
+        self.seq_marker = gen_prefix + "~"
+        self.seq = 0
         self.max_values = max_values
         self.generations: dict[str, tuple[int, str]] = {}
         self.values: OrderedDict[str, tuple[list[int], float, bytes]] = OrderedDict()
@@ -83,7 +92,13 @@ class LocalTier:
             )
             if control.read_response() not in (b"OK", "OK"):
                 raise redis.RedisError("CLIENT TRACKING was refused")
-            self._clear()  # anything remembered before tracking started cannot be trusted
+            # Every bump up to this number ran before the clear below, so nothing remembered after
+            # the clear can predate it; later bumps arrive as messages.
+            current = 0
+            if self.seq_key:
+                control.send_command("GET", self.seq_key)
+                current = int(control.read_response() or 0)
+            self._clear(seq=current)  # anything remembered before tracking started cannot be trusted
             self.healthy = True
             log.info("local cache tier on (tracking %s*)", self.gen_prefix)
             last_ping = time.monotonic()
@@ -108,19 +123,26 @@ class LocalTier:
             if keys is None:  # Redis flushed or lost track: forget everything
                 self.generations.clear()
                 return
+            seq = self.seq
             for key in keys:
                 key = key.decode() if isinstance(key, bytes) else key
-                self.generations.pop(key[len(self.gen_prefix) :], None)
+                if key.startswith(self.seq_marker):
+                    seq = max(seq, int(key[len(self.seq_marker) :] or 0))
+                else:
+                    self.generations.pop(key[len(self.gen_prefix) :], None)
+            self.seq = seq  # after the generations of the same message are gone
 
     def _drop(self) -> None:
         self.healthy = False
         self._clear()
 
-    def _clear(self) -> None:
+    def _clear(self, seq: int | None = None) -> None:
         with self._lock:
             self.epoch += 1
             self.generations.clear()
             self.values.clear()
+            if seq is not None:
+                self.seq = seq
 
     # ------------------------------------------------------------------ lookups
     def get(self, key: str, deps: tuple[str, ...]) -> bytes | None:

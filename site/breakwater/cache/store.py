@@ -11,8 +11,14 @@ Rules (see ../shared/design/caching-static.md):
   never reads a replica older than the publish.
 * Stampedes: one recompute per key at a time (``SET NX PX`` lock). Past the soft TTL the others get
   the stale value meanwhile; for a missing or invalidated value they wait briefly for the winner.
-* Redis down or slow: short socket timeouts and a circuit breaker; the value is computed from the
-  database and served (``bypass``). Generation bumps that failed are retried once Redis answers.
+* Redis down or slow: short socket timeouts and a circuit breaker (a refusal opens it, timeouts only
+  when they come in a row: every successful round trip resets the count); the value is computed
+  from the database and served (``bypass``). Generation bumps that failed are retried once Redis
+  answers.
+* Read-your-writes across processes: every bump gets a sequence number from Redis, which the
+  request that published carries on (``Causality.cache_seq``, in its session and causal token). A
+  process whose local tier has not yet processed that bump's invalidation skips its local tier
+  for the request, so a publisher's next read never depends on how fast the tracker thread is.
 """
 
 from __future__ import annotations
@@ -44,14 +50,26 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
+# KEYS: the generation keys, then the bump-sequence key. ARGV: the causal token, the marker prefix.
+# The sequence numbers bumps in Redis' own execution order; the marker key named after it makes
+# Redis' tracking message carry the number to every process (see LocalTier.seq). A new or flushed
+# Redis starts the sequence at its clock in milliseconds, above any number handed out before.
 _BUMP = """
-for i = 1, #KEYS do
+local seq_key = KEYS[#KEYS]
+for i = 1, #KEYS - 1 do
   local current = redis.call('GET', KEYS[i])
   local n = 0
   if current then n = tonumber(string.match(current, '^(%d+)')) end
   redis.call('SET', KEYS[i], (n + 1) .. '|' .. ARGV[1])
 end
-return 1
+local seq = redis.call('INCR', seq_key)
+if seq == 1 then
+  local t = redis.call('TIME')
+  seq = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('SET', seq_key, seq)
+end
+redis.call('SET', ARGV[2] .. seq, '1', 'PX', 60000)
+return seq
 """
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -87,7 +105,7 @@ class Cache:
         self._store = client.register_script(_STORE_IF_CURRENT)
         self._bump = client.register_script(_BUMP)
         self._unlock = client.register_script(_UNLOCK)
-        self.local = LocalTier(local_url, self.gen_key("")) if local_url else None
+        self.local = LocalTier(local_url, self.gen_key(""), self.seq_key) if local_url else None
         self.before_refill = before_refill
         self._pending_bumps: dict[str, str] = {}
         self._pending_lock = threading.Lock()
@@ -101,6 +119,14 @@ class Cache:
 
     def lock_key(self, key: str) -> str:
         return f"{self.prefix}l:{key}"
+
+    @property
+    def seq_key(self) -> str:
+        return f"{self.prefix}s"
+
+    @property
+    def seq_marker_prefix(self) -> str:
+        return self.gen_key("~")
 
     # ------------------------------------------------------------------ reading
     def get_or_compute(
@@ -121,15 +147,21 @@ class Cache:
             self._flush_pending_bumps()  # bump() itself keeps them pending if Redis still fails
         if self.local is not None:
             self.local.ensure_running()
-            payload = self.local.get(key, deps)
-            if payload is not None:
-                cache_metrics.EVENTS.labels(name, "hit").inc()
-                return Result(payload, "hit")
+            # A request that published (here or in another process) skips the local tier until this
+            # process has processed that publish's invalidation.
+            if causal.state().cache_seq <= self.local.seq:
+                payload = self.local.get(key, deps)
+                if payload is not None:
+                    cache_metrics.EVENTS.labels(name, "hit").inc()
+                    return Result(payload, "hit")
+            else:
+                cache_metrics.LOCAL_SKIPS.inc()
             epoch = self.local.epoch
         try:
             raw, gens, tokens = self._read(key, deps)
         except redis.RedisError as exc:
             return self._redis_failed(name, compute, exc)
+        self.breaker.success()
         if raw is not None:
             header, payload = _split(raw)
             if header.get("g") == gens:
@@ -173,6 +205,7 @@ class Cache:
         except redis.RedisError as exc:
             self.breaker.failure(is_hard_failure(exc))
             return None
+        self.breaker.success()
         if raw is None:
             return None
         header, payload = _split(raw)
@@ -183,13 +216,16 @@ class Cache:
         if token:
             try:
                 self._unlock(keys=[self.lock_key(key)], args=[token])
+                self.breaker.success()
             except redis.RedisError as exc:
                 self.breaker.failure(is_hard_failure(exc))
 
     def _try_lock(self, key: str) -> bool:
         token = uuid.uuid4().hex
         try:
-            if self.client.set(self.lock_key(key), token, nx=True, px=self.lock_ms):
+            locked = self.client.set(self.lock_key(key), token, nx=True, px=self.lock_ms)
+            self.breaker.success()
+            if locked:
                 self._lock_tokens[key] = token
                 return True
         except redis.RedisError as exc:
@@ -215,6 +251,7 @@ class Cache:
             except redis.RedisError as exc:
                 self.breaker.failure(is_hard_failure(exc))
                 return None
+            self.breaker.success()
             if raw is not None:
                 header, payload = _split(raw)
                 if header.get("g") == gens:
@@ -277,23 +314,32 @@ class Cache:
         return self._bypass(name, compute, "error")
 
     # ------------------------------------------------------------------ invalidation
-    def bump(self, *namespaces: str, token: str = "") -> None:
-        """Move the generations of ``namespaces``; call after the database commit."""
+    def bump(self, *namespaces: str, token: str = "") -> int:
+        """Move the generations of ``namespaces``; call after the database commit.
+
+        Returns the bump's sequence number (0 when Redis did not take it and it was deferred)."""
         if not namespaces:
-            return
+            return 0
         if self.local is not None:
             self.local.forget(namespaces)  # this process sees its own publish at once
         try:
-            self._bump(keys=[self.gen_key(n) for n in namespaces], args=[token])
+            seq = int(
+                self._bump(
+                    keys=[*(self.gen_key(n) for n in namespaces), self.seq_key],
+                    args=[token, self.seq_marker_prefix],
+                )
+            )
             if self.local is not None:
                 self.local.forget(namespaces)  # again: a thread may have re-read the old one meanwhile
             self.breaker.success()
+            return seq
         except redis.RedisError as exc:
             self.breaker.failure(is_hard_failure(exc))
             with self._pending_lock:
                 for n in namespaces:
                     self._pending_bumps[n] = causal.merge(self._pending_bumps.get(n, ""), token)
             log.warning("cache invalidation of %s deferred until Redis answers: %s", namespaces, exc)
+            return 0
 
     def _flush_pending_bumps(self) -> None:
         if not self._pending_bumps:

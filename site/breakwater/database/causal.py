@@ -75,6 +75,8 @@ class Causality:
     routes: list[str] = field(default_factory=list)
     verified: set[str] = field(default_factory=set)  # replicas known to cover the token
     track_commit: bool = False
+    #: the highest cache-bump sequence of this client's publishes (see breakwater.cache.local)
+    cache_seq: int = 0
 
     def add_commit(self, gtid: str) -> None:
         if gtid:

@@ -21,6 +21,7 @@ from breakwater.errors import ApiError
 MODES = {"causal", "bounded", "strong", "eventual"}
 HEADER = "X-Causal-Token"
 COOKIE_KEY = "gtid"
+SEQ_KEY = "cseq"  # the highest cache-bump sequence of this client's publishes
 
 
 def consistency(mode: str, max_lag: float | None = None) -> Callable:
@@ -56,7 +57,7 @@ def init_consistency(app: Flask) -> None:
     def _begin() -> None:
         header = request.headers.get(HEADER, "")
         try:
-            header = signer.unsign(header).decode() if header else ""
+            header, header_seq = _split(signer.unsign(header).decode()) if header else ("", 0)
             causal.parse(header)
         except (BadSignature, causal.InvalidToken) as exc:
             g.causality_token = causal.current.set(causal.Causality())
@@ -66,8 +67,9 @@ def init_consistency(app: Flask) -> None:
                 f"The {HEADER} header must be a token this site issued, sent back unchanged ({exc}).",
             ) from None
         token = causal.merge(session.get(COOKIE_KEY), header) if (header or COOKIE_KEY in session) else ""
-        state = causal.Causality(token=token, mode="causal" if token else "eventual")
-        g.causal_incoming = token
+        seq = max(header_seq, _int(session.get(SEQ_KEY)))
+        state = causal.Causality(token=token, mode="causal" if token else "eventual", cache_seq=seq)
+        g.causal_incoming = (token, seq)
         g.causality_token = causal.current.set(state)
 
     @app.after_request
@@ -76,9 +78,13 @@ def init_consistency(app: Flask) -> None:
         if state is None:
             return response
         if state.token:
-            response.headers[HEADER] = signer.sign(state.token).decode()
-            if state.token != g.get("causal_incoming") or session.get(COOKIE_KEY) != state.token:
+            value = f"{state.token}~{state.cache_seq}" if state.cache_seq else state.token
+            response.headers[HEADER] = signer.sign(value).decode()
+            changed = (state.token, state.cache_seq) != g.get("causal_incoming")
+            if changed or session.get(COOKIE_KEY) != state.token:
                 session[COOKIE_KEY] = state.token
+            if state.cache_seq > _int(session.get(SEQ_KEY)):
+                session[SEQ_KEY] = state.cache_seq
         if debug_routes and state.routes:
             response.headers["X-DB-Route"] = ",".join(dict.fromkeys(state.routes))
         return response
@@ -88,3 +94,15 @@ def init_consistency(app: Flask) -> None:
         token = g.pop("causality_token", None)
         if token is not None:
             causal.current.reset(token)
+
+
+def _split(value: str) -> tuple[str, int]:
+    """``'0-1-42~17'`` -> ``('0-1-42', 17)``: the GTID list and the cache-bump sequence."""
+    token, _, seq = value.partition("~")
+    if seq and not seq.isdigit():
+        raise causal.InvalidToken("malformed cache sequence")
+    return token, int(seq or 0)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0

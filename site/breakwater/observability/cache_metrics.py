@@ -8,3 +8,7 @@ EVENTS = Counter(
     ["name", "result"],
 )
 RECOMPUTES = Counter("breakwater_cache_recomputes_total", "Values computed from the database", ["name"])
+LOCAL_SKIPS = Counter(
+    "breakwater_cache_local_skips_total",
+    "Lookups that skipped the per-process tier because the request carries a publish it has not processed yet",
+)
