@@ -115,21 +115,28 @@ def _safe_echo(message: str) -> None:
 
 
 @stack.command("render-nginx")
-@click.option("--upstream", required=True, help="App server address, e.g. app:8000.")
+@click.option("--upstream", "upstreams", required=True, multiple=True, help="App server host:port (repeatable).")
 @click.option("--listen", required=True, help="Listen address, e.g. 0.0.0.0:8080.")
 @click.option("--static-dir", required=True, help="Folder of emitted pages.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @click.option("--mime-types", default="/etc/nginx/mime.types", show_default=True)
-def stack_render_nginx(upstream: str, listen: str, static_dir: str, output: str | None, mime_types: str) -> None:
-    """Print the Nginx origin configuration for another host (used by docker-compose)."""
+def stack_render_nginx(
+    upstreams: tuple[str, ...], listen: str, static_dir: str, output: str | None, mime_types: str
+) -> None:
+    """Print the Nginx origin configuration for another host (used by docker-compose).
+
+    Microcache, Cache-Control numbers and rate limits come from the BREAKWATER_* settings.
+    """
+    from breakwater.settings import Settings
     from breakwater.stack.render import render_nginx
 
     text = render_nginx(
-        upstream=upstream,
+        upstreams=list(upstreams),
         listen=listen,
         static_dir=static_dir,
         nginx_dir="/var/cache/nginx",
         access_log="/dev/stdout",
+        settings=Settings.load(),
         mime_types=mime_types,
     )
     if output:

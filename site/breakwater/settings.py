@@ -11,6 +11,7 @@ Values come from the process environment first, then from ``<state dir>/secrets.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ORIGIN_PORT", "8080", "Nginx origin port (the site's public address)."),
     Setting("WEB_WORKERS", "2", "gunicorn worker processes."),
     Setting("WEB_THREADS", "4", "Threads per gunicorn worker (gthread)."),
+    Setting(
+        "WEB_INSTANCES",
+        "1",
+        "gunicorn instances the stack starts (programs app, app2, ... on APP_PORT, APP_PORT+1, ...); "
+        "Nginx balances over all of them.",
+    ),
+    Setting("APP_SERVERS", "", "More app servers host:port,... Nginx balances over (besides the local gunicorns)."),
+    Setting(
+        "ORIGIN_MICROCACHE",
+        "1",
+        "Seconds Nginx keeps anonymous dynamic GET responses (microcache with a lock and stale-if-error); 0 = off.",
+    ),
+    Setting("HTML_MAX_AGE", "30", "Browser max-age of HTML pages, in seconds (Cache-Control max-age)."),
+    Setting("EDGE_MAX_AGE", "86400", "Shared-cache lifetime of HTML pages, in seconds (s-maxage; the edge is purged)."),
+    Setting("HTML_STALE_WHILE_REVALIDATE", "60", "Seconds a cache may serve an HTML page stale while it refetches."),
+    Setting("HTML_STALE_IF_ERROR", "86400", "Seconds a cache may serve an HTML page stale while the origin fails."),
+    Setting("ORIGIN_LOGIN_RATE", "10r/m", "Nginx limit on login POSTs per client address (r/s or r/m)."),
+    Setting("ORIGIN_LOGIN_BURST", "5", "Login POSTs over ORIGIN_LOGIN_RATE accepted at once before 429s."),
+    Setting("ORIGIN_WRITE_RATE", "20r/s", "Nginx limit on POST/PUT/PATCH/DELETE per client address (r/s or r/m)."),
+    Setting("ORIGIN_WRITE_BURST", "40", "Writes over ORIGIN_WRITE_RATE accepted at once before 429s."),
     Setting("CELERY_CONCURRENCY", "2", "Celery worker processes."),
     Setting("DB_NAME", "breakwater", "Application database name.", scope="app"),
     Setting("DB_USER", "breakwater_app", "Application user (SELECT/INSERT/UPDATE/DELETE only).", scope="app"),
@@ -221,6 +242,21 @@ class Settings:
     def _local_redis(self, port_setting: str) -> str:
         auth = f":{quote(self._values['REDIS_PASSWORD'], safe='')}@" if self._values["REDIS_PASSWORD"] else ""
         return f"redis://{auth}{self._values['HOST']}:{self.int(port_setting)}/0"
+
+    @property
+    def app_servers(self) -> list[tuple[str, int]]:
+        """Extra app servers (``APP_SERVERS``) Nginx balances over besides the local gunicorns."""
+        return [parse_address(e, "APP_SERVERS") for e in self._values["APP_SERVERS"].split(",") if e.strip()]
+
+    def rate(self, name: str) -> str:
+        """An Nginx request rate such as ``10r/m`` or ``20r/s``."""
+        value = self._values[name].strip()
+        if not re.fullmatch(r"[1-9][0-9]*r/[sm]", value):
+            raise ValueError(
+                f"{env_name(name)}={value!r} is not an Nginx rate; write requests per second or minute, "
+                f"e.g. {_BY_NAME[name].default}."
+            )
+        return value
 
     @property
     def origin_url(self) -> str:

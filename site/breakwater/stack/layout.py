@@ -9,6 +9,15 @@ from breakwater.settings import Settings
 
 
 @dataclass(frozen=True)
+class AppInstance:
+    """One local gunicorn: program ``app`` on APP_PORT, ``app2`` on APP_PORT+1, ..."""
+
+    name: str
+    port: int
+    pid_file: Path
+
+
+@dataclass(frozen=True)
 class Node:
     """One MariaDB server of the stack."""
 
@@ -50,6 +59,17 @@ class Layout:
         for i, port in enumerate(s.replica_ports, start=1):
             nodes.append(Node(f"mariadb-replica{i}", "replica", port, 1 + i, self.mariadb / f"replica{i}"))
         return nodes
+
+    @property
+    def apps(self) -> list[AppInstance]:
+        s = self.settings
+        count = s.int("WEB_INSTANCES")
+        if count < 1:
+            raise ValueError(f"BREAKWATER_WEB_INSTANCES={count} must be at least 1.")
+        first = AppInstance("app", s.int("APP_PORT"), self.state / "gunicorn.pid")
+        return [first] + [
+            AppInstance(f"app{i}", first.port + i - 1, self.state / f"gunicorn-app{i}.pid") for i in range(2, count + 1)
+        ]
 
     @property
     def primary(self) -> Node:

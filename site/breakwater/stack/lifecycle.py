@@ -44,15 +44,23 @@ class Stack:
         s = self.settings
         ports = [("PRIMARY_PORT", s.int("PRIMARY_PORT"))]
         ports += [("REPLICA_PORTS", p) for p in s.replica_ports]
-        ports += [(k, s.int(k)) for k in ("REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT")]
+        ports += [(k, s.int(k)) for k in ("REDIS_PORT", "REDIS_CACHE_PORT")]
+        ports += [("APP_PORT", a.port) for a in self.layout.apps]  # app2... listen on APP_PORT+1...
+        ports.append(("ORIGIN_PORT", s.int("ORIGIN_PORT")))
         return ports
+
+    @property
+    def _web(self) -> list[str]:
+        """The programs started after the data services: every gunicorn, the worker, Nginx."""
+        return [a.name for a in self.layout.apps] + ["worker", "nginx"]
 
     def _pid_files(self) -> dict[str, Path]:
         files = {n.name: n.dir / "mariadb.pid" for n in self.layout.nodes}
         files["redis"] = self.layout.redis / "redis.pid"
         files["redis-cache"] = self.layout.redis_cache / "redis.pid"
         files["nginx"] = self.layout.nginx / "nginx.pid"
-        files["app"] = self.layout.state / "gunicorn.pid"
+        for inst in self.layout.apps:
+            files[inst.name] = inst.pid_file
         files["worker"] = self.layout.state / "celery.pid"
         return files
 
@@ -101,9 +109,9 @@ class Stack:
             self.seed()
             mariadb.wait_replicas_caught_up(self.layout)
             say("starting gunicorn, the Celery worker and Nginx")
-            for name in ("app", "worker", "nginx"):
+            for name in self._web:
                 self.supervisor.start(name)
-            for name in ("app", "worker", "nginx"):
+            for name in self._web:
                 self.supervisor.wait_running(name)
             self.wait_healthy()
         except BaseException:
@@ -147,7 +155,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
-            for name in ("app", "worker", "nginx"):
+            for name in self._web:
                 if not self.supervisor.alive_check(name)():
                     raise StackError(
                         f"{name} crashed while starting; last lines of its log:\n{self.supervisor.tail(name)}"

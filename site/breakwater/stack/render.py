@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from breakwater.settings import ROOT
+from breakwater.settings import ROOT, Settings
 from breakwater.stack.layout import Layout
 from breakwater.stack.programs import nginx_mime_types, which
 
@@ -65,38 +65,39 @@ def programs(layout: Layout) -> list[Program]:
             "redis-cache", "cache", f"{redis_server} {layout.redis_cache / 'redis.conf'}", s.int("REDIS_CACHE_PORT")
         )
     )
-    gunicorn = [
-        _bin("gunicorn"),
-        "--bind",
-        f"{host}:{s.int('APP_PORT')}",
-        "--workers",
-        str(s.int("WEB_WORKERS")),
-        "--threads",
-        str(s.int("WEB_THREADS")),
-        "--worker-class",
-        "gthread",
-        "--error-logfile",
-        "-",
-        "--no-control-socket",  # one shared ~/.gunicorn socket would collide between stacks
-        "--config",
-        "python:breakwater.gunicorn_conf",
-        "--graceful-timeout",
-        "10",
-        "--pid",
-        str(layout.state / "gunicorn.pid"),
-        "breakwater.wsgi:app",
-    ]
-    progs.append(
-        Program(
-            "app",
-            "web",
-            shlex.join(gunicorn),
-            s.int("APP_PORT"),
-            autostart=False,
-            priority=300,
-            environment=f'PROMETHEUS_MULTIPROC_DIR="{layout.prometheus}"',
+    for inst in layout.apps:
+        gunicorn = [
+            _bin("gunicorn"),
+            "--bind",
+            f"{host}:{inst.port}",
+            "--workers",
+            str(s.int("WEB_WORKERS")),
+            "--threads",
+            str(s.int("WEB_THREADS")),
+            "--worker-class",
+            "gthread",
+            "--error-logfile",
+            "-",
+            "--no-control-socket",  # one shared ~/.gunicorn socket would collide between stacks
+            "--config",
+            "python:breakwater.gunicorn_conf",
+            "--graceful-timeout",
+            "10",
+            "--pid",
+            str(inst.pid_file),
+            "breakwater.wsgi:app",
+        ]
+        progs.append(
+            Program(
+                inst.name,
+                "web",
+                shlex.join(gunicorn),
+                inst.port,
+                autostart=False,
+                priority=300,
+                environment=f'PROMETHEUS_MULTIPROC_DIR="{layout.prometheus}"',
+            )
         )
-    )
     celery = [
         _bin("celery"),
         "-A",
@@ -136,19 +137,49 @@ def programs(layout: Layout) -> list[Program]:
     return progs
 
 
+def origin_options(s: Settings) -> dict[str, object]:
+    """The origin's tunables from the settings (microcache, Cache-Control numbers, rate limits)."""
+    html_cc = (
+        f"public, max-age={s.int('HTML_MAX_AGE')}, s-maxage={s.int('EDGE_MAX_AGE')}, "
+        f"stale-while-revalidate={s.int('HTML_STALE_WHILE_REVALIDATE')}, "
+        f"stale-if-error={s.int('HTML_STALE_IF_ERROR')}"
+    )
+    microcache = s.int("ORIGIN_MICROCACHE")
+    if microcache < 0:
+        raise ValueError(f"BREAKWATER_ORIGIN_MICROCACHE={microcache} must be 0 (off) or a number of seconds.")
+    return {
+        "microcache": microcache,
+        "html_cc": html_cc,
+        "login_rate": s.rate("ORIGIN_LOGIN_RATE"),
+        "login_burst": s.int("ORIGIN_LOGIN_BURST"),
+        "write_rate": s.rate("ORIGIN_WRITE_RATE"),
+        "write_burst": s.int("ORIGIN_WRITE_BURST"),
+    }
+
+
+def app_upstreams(layout: Layout) -> list[str]:
+    """Every app server Nginx balances over: the local gunicorns, then BREAKWATER_APP_SERVERS."""
+    s = layout.settings
+    local = [f"{s['HOST']}:{inst.port}" for inst in layout.apps]
+    return local + [f"{h}:{p}" for h, p in s.app_servers]
+
+
 def render_nginx(
     *,
-    upstream: str,
+    upstreams: list[str],
     listen: str,
     static_dir: str,
     nginx_dir: str,
     access_log: str,
+    settings: Settings,
     os_user: str = "",
     mime_types: str | None = None,
 ) -> str:
     """The origin configuration; also used by docker-compose through `breakwater stack render-nginx`."""
+    if not upstreams:
+        raise ValueError("the origin needs at least one app server.")
     return _env.get_template("origin.conf.j2").render(
-        upstream=upstream,
+        upstreams=upstreams,
         listen=listen,
         static_dir=static_dir,
         nginx_dir=nginx_dir,
@@ -156,6 +187,7 @@ def render_nginx(
         buffered_log=access_log.startswith("/") and not access_log.startswith("/dev/"),
         os_user=os_user,
         mime_types=mime_types or nginx_mime_types(),
+        **origin_options(settings),
     )
 
 
@@ -196,11 +228,12 @@ def render_all(layout: Layout) -> list[Program]:
     _write(
         layout.nginx / "nginx.conf",
         render_nginx(
-            upstream=f"{s['HOST']}:{s.int('APP_PORT')}",
+            upstreams=app_upstreams(layout),
             listen=f"{s['HOST']}:{s.int('ORIGIN_PORT')}",
             static_dir=s["STATIC_DIR"],
             nginx_dir=str(layout.nginx),
             access_log=str(layout.logs / "nginx-access.log"),
+            settings=s,
             os_user=os_user if os.geteuid() == 0 else "",
         ),
     )
