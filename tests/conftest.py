@@ -30,6 +30,11 @@ def stack_env(state_dir: Path, replicas: int = 2) -> dict[str, str]:
     env["BREAKWATER_WEB_WORKERS"] = "2"
     env["BREAKWATER_CELERY_CONCURRENCY"] = "1"
     env["BREAKWATER_DEBUG_ROUTES"] = "1"
+    # Many tests check read-your-writes and X-Cache through the origin: no Nginx microcache here
+    # (tests/test_origin.py starts its own Nginx with it), and logins from 127.0.0.1 are not throttled.
+    env["BREAKWATER_ORIGIN_MICROCACHE"] = "0"
+    env["BREAKWATER_ORIGIN_LOGIN_RATE"] = "100r/s"
+    env["BREAKWATER_ORIGIN_LOGIN_BURST"] = "200"
     (state_dir / "static_build").mkdir(parents=True, exist_ok=True)
     return env
 
