@@ -192,16 +192,21 @@ def test_homepage_falls_back_to_the_app_until_emitted(origin, settings, static):
 
 
 def test_a_replaced_file_is_served_within_about_a_second(origin, static, slug):
+    url = f"{origin}/articles/{slug}"
     static(f"articles/{slug}/index.html", page("old"), url=f"/articles/{slug}")
-    assert requests.get(f"{origin}/articles/{slug}", headers=IDENTITY, timeout=5).content == page("old")
+    for _ in range(10):  # new connections: every worker opens (and caches) the old file
+        assert requests.get(url, headers=IDENTITY, timeout=5).content == page("old")
     static(f"articles/{slug}/index.html", page("new"), url=f"/articles/{slug}")  # os.replace: a new inode
     started = time.monotonic()
-    seen = wait_for(
-        lambda: requests.get(f"{origin}/articles/{slug}", headers=IDENTITY, timeout=5).content == page("new"),
-        timeout=3.0,
-    )
-    assert seen, "the replaced file was still not served after 3 s (open_file_cache_valid must stay short)"
-    print(f"new file served after {time.monotonic() - started:.2f}s")
+    streak = {"n": 0}
+
+    def ten_new_in_a_row() -> bool:
+        new = requests.get(url, headers=IDENTITY, timeout=5).content == page("new")
+        streak["n"] = streak["n"] + 1 if new else 0
+        return streak["n"] >= 10
+
+    assert wait_for(ten_new_in_a_row, timeout=3.0), "a worker still served the replaced file after 3 s"
+    print(f"every worker served the new file after {time.monotonic() - started:.2f}s")
 
 
 def test_hashed_assets_are_immutable_and_ignore_the_query(origin, static):
