@@ -271,3 +271,48 @@ def create_editor(name: str, password: str | None) -> None:
                 _fail(f"a user named {name!r} already exists; pick another name.")
             _fail(f"{exc.message} Pass a valid value and retry.")
     click.echo(f"created editor {created.name!r}" + (f" with password {password}" if generated else ""))
+
+
+# ---------------------------------------------------------------------------------- pages
+@main.group(cls=click.Group)
+def pages() -> None:
+    """Static pages for the CDN (emitted into BREAKWATER_STATIC_DIR)."""
+
+
+@pages.command("build")
+@click.option("--dry-run", is_flag=True, help="List what would be written or removed; change nothing.")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder to write into (default BREAKWATER_STATIC_DIR).")
+def pages_build(dry_run: bool, out: str | None) -> None:
+    """Render every public page; write only those whose bytes changed, remove pages that are gone."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from breakwater import create_app
+    from breakwater.pages.builder import Builder, BuildError
+
+    app = create_app(_settings())
+    builder = Builder(app, Path(out) if out else None)
+    console = Console(stderr=True)
+    try:
+        with Progress(
+            TextColumn("[bold]pages"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), console=console, transient=True,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("", total=None)
+
+            def step(i: int, url: str, total: int) -> None:
+                progress.update(task, completed=i + 1, total=total, description=url[:60])
+
+            report = builder.build_all(dry_run=dry_run, progress=step)
+    except BuildError as exc:
+        _fail(f"{exc}. The files already in place were left as they were.")
+    verb = "would write" if dry_run else "written"
+    if dry_run:
+        for url in report.written:
+            click.echo(f"  write   {url}")
+        for url in report.removed:
+            click.echo(f"  remove  {url}")
+    click.echo(
+        f"{verb}: {len(report.written)}, unchanged: {report.unchanged}, "
+        f"{'would remove' if dry_run else 'removed'}: {len(report.removed)}, seconds: {report.seconds:.2f}"
+    )

@@ -96,6 +96,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EDITOR_NAME", "editor", "Editor account created by the seed step."),
     Setting("EDITOR_PASSWORD", "", "Seed editor password (generated, printed by make run).", secret=True),
     Setting("STATIC_DIR", str(ROOT / "static_build"), "Folder of emitted pages (the CDN origin root).", scope="app"),
+    Setting("PAGES_BUILD_ON_START", "1", "Set 0 to skip the full static build when the stack starts."),
+    Setting("PAGES_REBUILD", "1", "Set 0 to stop rebuilding static pages after editors' commits.", scope="app"),
+    Setting("PAGES_COALESCE_SECONDS", "0.3", "Commits within this window share one static rebuild.", scope="app"),
     Setting("LOG_LEVEL", "INFO", "Log level of the app and worker.", scope="app"),
     Setting("COOKIE_SECURE", "0", "Set 1 behind HTTPS to mark the session cookie Secure.", scope="app"),
     Setting("MAX_NAME_LENGTH", "64", "Longest accepted user name.", scope="app"),
@@ -164,6 +167,10 @@ class Settings:
 
     def flag(self, name: str) -> bool:
         return self._values[name].lower() in {"1", "true", "yes", "on"}
+
+    def list(self, name: str) -> list[str]:
+        """A comma-separated setting as a list (empty items dropped)."""
+        return [item.strip() for item in self._values.get(name, "").split(",") if item.strip()]
 
     def with_values(self, **overrides: str) -> Settings:
         return Settings({**self._values, **overrides})

@@ -100,6 +100,9 @@ class Stack:
             self.migrate()
             self.seed()
             mariadb.wait_replicas_caught_up(self.layout)
+            if self.settings.flag("PAGES_BUILD_ON_START"):
+                say("emitting static pages")
+                self.build_pages()
             say("starting gunicorn, the Celery worker and Nginx")
             for name in ("app", "worker", "nginx"):
                 self.supervisor.start(name)
@@ -141,6 +144,18 @@ class Stack:
         from breakwater.database.seed import seed_all
 
         seed_all(self.settings)
+
+    def build_pages(self):
+        """A full static build in this process (the worker rebuilds incrementally afterwards)."""
+        from breakwater import create_app
+        from breakwater.extensions import db
+        from breakwater.pages.builder import Builder
+
+        app = create_app(self.settings)
+        try:
+            return Builder(app).build_all()
+        finally:
+            db.dispose()
 
     def wait_healthy(self, timeout: float = 60.0) -> dict:
         url = self.settings.origin_url + "/healthz"
