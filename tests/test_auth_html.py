@@ -44,7 +44,8 @@ def test_register_and_login_with_forms(http, origin, db, unique_name):
     assert me.status_code == 200 and me.json()["user"]["name"] == unique_name
     assert "no-store" in me.headers["Cache-Control"]
 
-    logout = http.post(f"{origin}/logout", data={"csrf_token": me.json()["csrf_token"]}, allow_redirects=False, timeout=5)
+    token = me.json()["csrf_token"]
+    logout = http.post(f"{origin}/logout", data={"csrf_token": token}, allow_redirects=False, timeout=5)
     assert logout.status_code == 302
     assert http.get(f"{origin}/api/auth/me", timeout=5).status_code == 401
 
