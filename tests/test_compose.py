@@ -79,6 +79,16 @@ def test_compose_nginx_config_renders(tmp_path):
     assert result.returncode == 0, result.stderr
     text = out.read_text()
     assert "server app:8000;" in text and "listen 0.0.0.0:8080" in text
-    check = subprocess.run(["nginx", "-t", "-c", str(out)], capture_output=True, text=True)
-    # The paths inside are the container's; only syntax errors would say "unknown directive" or "unexpected".
-    assert "unknown directive" not in check.stderr and "unexpected" not in check.stderr
+
+    # `nginx -t` here: the compose service names do not resolve outside Docker (nginx stops at the
+    # upstream's name before reading the server block), and the container's cache folder is not ours.
+    # Point both at local equivalents; everything else is checked as compose renders it.
+    nginx_dir = re.search(r"^pid (\S+)/nginx\.pid;", text, re.M).group(1)
+    local = re.sub(r"(^\s*server )[A-Za-z][\w.-]*(:\d+;)", r"\g<1>127.0.0.1\2", text, flags=re.M)
+    local = local.replace(nginx_dir, str(tmp_path / "nginx"))
+    assert "server 127.0.0.1:8000;" in local and nginx_dir not in local
+    (tmp_path / "nginx").mkdir()
+    (tmp_path / "local.conf").write_text(local)
+    check = subprocess.run(["nginx", "-t", "-c", str(tmp_path / "local.conf")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert "test is successful" in check.stderr
