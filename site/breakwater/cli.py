@@ -316,3 +316,21 @@ def pages_build(dry_run: bool, out: str | None) -> None:
         f"{verb}: {len(report.written)}, unchanged: {report.unchanged}, "
         f"{'would remove' if dry_run else 'removed'}: {len(report.removed)}, seconds: {report.seconds:.2f}"
     )
+
+
+@pages.command("history")
+@click.option("--limit", default=20, show_default=True, help="How many of the latest builds.")
+def pages_history(limit: int) -> None:
+    """The latest incremental builds: when, what changed them, what was written and removed."""
+    import datetime
+
+    from breakwater import create_app
+    from breakwater.pages.tasks import history
+
+    app = create_app(_settings())
+    for b in history(app.extensions["breakwater.redis"], limit):
+        at = datetime.datetime.fromtimestamp(b["at"]).isoformat(timespec="seconds")
+        click.echo(
+            f"{at}  {','.join(b['namespaces'])[:40]:<40} written {len(b['written'])}, "
+            f"removed {len(b['removed'])}, {b['seconds']:.2f}s"
+        )

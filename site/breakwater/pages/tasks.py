@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 PENDING = "bw:pages:pending"
 SCHEDULED = "bw:pages:scheduled"
 AD_EDGE = "bw:pages:ad-edge"
+HISTORY = "bw:pages:history"  # the last builds, newest first (`breakwater pages history`)
 
 
 def init_app(app: Flask) -> None:
@@ -106,6 +108,8 @@ def rebuild(self, namespaces: list[str] | None = None, token: str = "", seq: int
     page_metrics.BUILDS.labels("incremental").inc()
     page_metrics.BUILD_SECONDS.observe(time.monotonic() - started)
     page_metrics.WRITTEN.inc(len(report.written))
+    record = {"at": time.time(), "namespaces": sorted(wanted), **report.to_json()}
+    client.pipeline().lpush(HISTORY, json.dumps(record)).ltrim(HISTORY, 0, 199).execute()
     if report.changed_urls or report.keys:
         purge.delay(report.changed_urls, sorted(report.keys))
     if "/" in report.written or "ads" in wanted or not self.request.retries:
@@ -165,3 +169,7 @@ def purge(self, urls: list[str], keys: list[str]) -> dict:
                       self.request.retries + 1, exc)  # fmt: skip
             raise
         raise self.retry(exc=exc, countdown=min(60, 2**self.request.retries) * (0.5 + random.random())) from exc
+
+
+def history(client: redis.Redis, limit: int = 20) -> list[dict]:
+    return [json.loads(raw) for raw in client.lrange(HISTORY, 0, limit - 1)]
