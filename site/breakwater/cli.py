@@ -41,7 +41,7 @@ def stack() -> None:
 @click.option("--no-install", is_flag=True, help="Only report missing programs; never run apt-get.")
 @click.option("--browser", is_flag=True, help="Also chromium, for the browser tests.")
 def stack_check(no_install: bool, browser: bool) -> None:
-    """Make sure mariadbd, redis-server and nginx (and chromium with --browser) are installed."""
+    """Make sure mariadbd, redis-server, nginx, varnishd and its xkey vmod (and chromium with --browser) are installed."""
     from breakwater.stack.programs import ensure_browser, ensure_programs
 
     try:
