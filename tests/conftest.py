@@ -17,7 +17,7 @@ from breakwater.stack.ports import free_ports
 
 pytest_plugins = ["browser"]
 
-PORT_KEYS = ("PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT")
+PORT_KEYS = ("PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT")
 
 
 def stack_env(state_dir: Path, replicas: int = 2) -> dict[str, str]:
