@@ -72,6 +72,12 @@ def origin(settings) -> str:
     return settings.origin_url
 
 
+@pytest.fixture(scope="session")
+def edge(settings) -> str:
+    """The stack's Varnish edge (in front of the origin)."""
+    return f"http://{settings['HOST']}:{settings.int('EDGE_PORT')}"
+
+
 @pytest.fixture()
 def http() -> requests.Session:
     with requests.Session() as session:
