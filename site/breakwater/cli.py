@@ -34,14 +34,14 @@ def _fail(message: str) -> None:
 # ---------------------------------------------------------------------------------- stack
 @main.group(cls=click.Group)
 def stack() -> None:
-    """Start, stop and inspect the local stack (MariaDB x3, Redis, gunicorn, Celery, Nginx)."""
+    """Start, stop and inspect the local stack (MariaDB x3, Redis, gunicorn, Celery, Nginx, Varnish edge)."""
 
 
 @stack.command("check")
 @click.option("--no-install", is_flag=True, help="Only report missing programs; never run apt-get.")
 @click.option("--browser", is_flag=True, help="Also chromium, for the browser tests.")
 def stack_check(no_install: bool, browser: bool) -> None:
-    """Make sure mariadbd, redis-server and nginx (and chromium with --browser) are installed."""
+    """Make sure mariadbd, redis-server, nginx, varnishd + xkey (and chromium with --browser) are installed."""
     from breakwater.stack.programs import ensure_browser, ensure_programs
 
     try:
@@ -56,6 +56,7 @@ def stack_check(no_install: bool, browser: bool) -> None:
 def _banner(st) -> None:
     s = st.settings
     click.secho(f"\nBreakwater is up: {s.origin_url}/", fg="green", bold=True)
+    click.echo(f"  edge:    http://{s['HOST']}:{s.int('EDGE_PORT')}/  (Varnish, the CDN stand-in)")
     click.echo(f"  health:  {s.origin_url}/healthz")
     click.echo(f"  editor:  {s['EDITOR_NAME']} / {s['EDITOR_PASSWORD']}  (log in at {s.origin_url}/login)")
     click.echo(f"  state:   {st.layout.state}  (`make down` stops, `make reset` wipes)\n")
@@ -132,6 +133,28 @@ def stack_render_nginx(upstream: str, listen: str, static_dir: str, output: str 
         access_log="/dev/stdout",
         mime_types=mime_types,
     )
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text)
+    else:
+        click.echo(text)
+
+
+@stack.command("render-edge")
+@click.option("--backend", required=True, help="Origin (Nginx) address, e.g. nginx:8080.")
+@click.option("--purge-acl", required=True, help="Addresses or networks allowed to PURGE, comma separated.")
+@click.option("--grace", type=int, default=86400, show_default=True, help="Seconds stale objects are kept.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+def stack_render_edge(backend: str, purge_acl: str, grace: int, output: str | None) -> None:
+    """Print the Varnish edge VCL for another host (used by docker-compose)."""
+    from breakwater.settings import Settings
+    from breakwater.stack.render import render_edge
+
+    try:
+        acl = Settings({"EDGE_PURGE_ACL": purge_acl, "HOST": "127.0.0.1"}).edge_purge_acl
+        text = render_edge(backend=backend, purge_acl=acl, grace=grace, edge_dir="/etc/varnish")
+    except ValueError as exc:
+        _fail(str(exc))
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(text)

@@ -41,6 +41,33 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_CACHE_MAXMEMORY", "256mb", "Memory limit of the cache Redis."),
     Setting("APP_PORT", "8000", "gunicorn port serving the Flask app."),
     Setting("ORIGIN_PORT", "8080", "Nginx origin port (the site's public address)."),
+    Setting("EDGE_PORT", "8081", "Varnish edge port (the local stand-in for a CDN, in front of the origin)."),
+    Setting(
+        "EDGE_PURGE_ACL",
+        "",
+        "Addresses or networks (comma separated, e.g. 10.0.0.0/8) allowed to PURGE at the edge; "
+        "empty = HOST and 127.0.0.1.",
+    ),
+    Setting("EDGE_MEMORY", "128m", "Memory the edge may use for cached objects (varnishd -s malloc)."),
+    Setting("EDGE_DEFAULT_TTL", "60", "Seconds the edge keeps a response that carries no Cache-Control."),
+    Setting(
+        "EDGE_GRACE",
+        "86400",
+        "Seconds the edge keeps expired objects to serve while the origin is down (healthy: stale-while-revalidate).",
+    ),
+    Setting(
+        "EDGE_URL",
+        "",
+        "Edge address /healthz reports on; empty = http://HOST:EDGE_PORT, `none` = no edge.",
+        scope="app",
+    ),
+    Setting(
+        "CDN_PURGE_URLS",
+        "",
+        "Purge endpoints (comma separated) called after a publish; empty = the local edge http://HOST:EDGE_PORT/, "
+        "`none` = purge nothing.",
+        scope="app",
+    ),
     Setting("WEB_WORKERS", "2", "gunicorn worker processes."),
     Setting("WEB_THREADS", "4", "Threads per gunicorn worker (gthread)."),
     Setting("CELERY_CONCURRENCY", "2", "Celery worker processes."),
@@ -232,6 +259,51 @@ class Settings:
     @property
     def origin_url(self) -> str:
         return f"http://{self._values['HOST']}:{self.int('ORIGIN_PORT')}"
+
+    @property
+    def edge_url(self) -> str | None:
+        """The edge /healthz reports on; None when there is none."""
+        value = self._values["EDGE_URL"].strip()
+        if value.lower() == "none":
+            return None
+        return (value or f"http://{self._values['HOST']}:{self.int('EDGE_PORT')}").rstrip("/")
+
+    @property
+    def cdn_purge_urls(self) -> list[str]:
+        raw = self._values["CDN_PURGE_URLS"].strip()
+        if raw.lower() == "none":
+            return []
+        if not raw:
+            return [f"http://{self._values['HOST']}:{self.int('EDGE_PORT')}/"]
+        urls = [u.strip() for u in raw.split(",") if u.strip()]
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"BREAKWATER_CDN_PURGE_URLS entry {url!r} must be an http(s) URL, e.g. http://127.0.0.1:8081/."
+                )
+        return urls
+
+    @property
+    def edge_purge_acl(self) -> list[str]:
+        """Entries of the edge's purge ACL as addresses or networks (validated)."""
+        import ipaddress
+
+        raw = self._values["EDGE_PURGE_ACL"].strip()
+        entries = [e.strip() for e in raw.split(",") if e.strip()] if raw else [self._values["HOST"], "127.0.0.1"]
+        result: list[str] = []
+        for entry in entries:
+            try:
+                network = ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"BREAKWATER_EDGE_PURGE_ACL entry {entry!r} is not an address or network, e.g. 10.0.0.0/8."
+                ) from None
+            if network.network_address.is_unspecified:
+                continue  # HOST=0.0.0.0 names no client
+            text = str(network.network_address) if network.num_addresses == 1 else str(network)
+            if text not in result:
+                result.append(text)
+        return result
 
     @property
     def app_url(self) -> str:

@@ -155,13 +155,15 @@ def ad_window() -> None:
 def purge(self, urls: list[str], keys: list[str]) -> dict:
     """Purge at every endpoint of BREAKWATER_CDN_PURGE_URLS, retrying with backoff; a purge that keeps
     failing is logged and counted (``breakwater_pages_purge_failures_total``), never dropped silently."""
-    from breakwater.edge.purge import PurgeError, purge_all
+    from breakwater.edge.purge import PurgeError
+    from breakwater.edge.purge import purge as purge_at
 
-    endpoints = current_app.extensions["breakwater.settings"].list("CDN_PURGE_URLS")
+    endpoints = current_app.extensions["breakwater.settings"].cdn_purge_urls
     if not endpoints:
         return {"endpoints": 0}
     try:
-        return purge_all(urls, keys, endpoints).to_json()
+        report = purge_at(urls, keys, endpoints)
+        return {"endpoints": len(report.endpoints), "urls": len(report.urls), "keys": len(report.keys)}
     except PurgeError as exc:
         if self.request.retries >= self.max_retries:
             page_metrics.PURGE_GAVE_UP.inc()

@@ -1,7 +1,7 @@
 """Bring the whole stack up, report on it and take it down again.
 
 The order matters: databases and Redis first, then users and replication, then migrations
-and seed data on the primary, and only then the app, the worker and Nginx. Any failure on
+and seed data on the primary, and only then the app, the worker, Nginx and the Varnish edge. Any failure on
 the way shuts supervisord down again, so a failed start leaves no processes behind.
 """
 
@@ -44,7 +44,7 @@ class Stack:
         s = self.settings
         ports = [("PRIMARY_PORT", s.int("PRIMARY_PORT"))]
         ports += [("REPLICA_PORTS", p) for p in s.replica_ports]
-        ports += [(k, s.int(k)) for k in ("REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT")]
+        ports += [(k, s.int(k)) for k in ("REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT")]
         return ports
 
     def _pid_files(self) -> dict[str, Path]:
@@ -52,6 +52,7 @@ class Stack:
         files["redis"] = self.layout.redis / "redis.pid"
         files["redis-cache"] = self.layout.redis_cache / "redis.pid"
         files["nginx"] = self.layout.nginx / "nginx.pid"
+        files["edge"] = self.layout.edge / "varnishd.pid"
         files["app"] = self.layout.state / "gunicorn.pid"
         files["worker"] = self.layout.state / "celery.pid"
         return files
@@ -103,10 +104,10 @@ class Stack:
             if self.settings.flag("PAGES_BUILD_ON_START"):
                 say("emitting static pages")
                 self.build_pages()
-            say("starting gunicorn, the Celery worker and Nginx")
-            for name in ("app", "worker", "nginx"):
+            say("starting gunicorn, the Celery worker, Nginx and the Varnish edge")
+            for name in ("app", "worker", "nginx", "edge"):
                 self.supervisor.start(name)
-            for name in ("app", "worker", "nginx"):
+            for name in ("app", "worker", "nginx", "edge"):
                 self.supervisor.wait_running(name)
             self.wait_healthy()
         except BaseException:
@@ -162,7 +163,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
-            for name in ("app", "worker", "nginx"):
+            for name in ("app", "worker", "nginx", "edge"):
                 if not self.supervisor.alive_check(name)():
                     raise StackError(
                         f"{name} crashed while starting; last lines of its log:\n{self.supervisor.tail(name)}"
