@@ -340,6 +340,8 @@ def compare(label: str, a: Summary, b: Summary, *, fmt: str = "{:.3f}", extra: s
             f"; {a.config}'s median ({am:.0f} req/s) lies inside {b.config}'s own spread "
             f"({b_lo:.0f}-{b_hi:.0f}), so the difference is within noise"
         )
+    elif low <= 1.0 <= high:
+        text += "; the run-by-run range includes 1.0, so not even the sign of the difference is established"
     if reasons:
         text += "; **unreliable** (" + "; ".join(reasons) + ")"
     return Comparison(label, a.config, b.config, ratio, low, high, inside, not reasons, reasons, text + ".")
