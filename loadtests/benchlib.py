@@ -44,7 +44,7 @@ def start_private_stack(echo=print) -> tuple[Stack, tempfile.TemporaryDirectory]
 
 def _start_private_stack(echo) -> tuple[Stack, tempfile.TemporaryDirectory]:
     tmp = tempfile.TemporaryDirectory(prefix="breakwater-bench-")
-    keys = ("PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT")
+    keys = ("PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT")
     ports = free_ports(len(keys) + 2)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKWATER_")}
     env.update({f"BREAKWATER_{k}": str(p) for k, p in zip(keys, ports, strict=False)})
