@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the project with its dev tools
 
-deps: install ## Install missing system programs (MariaDB, Redis, Nginx) with apt-get
+deps: install ## Install missing system programs (MariaDB, Redis, Nginx, Varnish + varnish-modules) with apt-get
 	$(BIN)/breakwater stack check
 
 run: deps ## Start the whole stack in the foreground and stream its logs (Ctrl-C stops it)

@@ -3,12 +3,16 @@
 For the homepage data (/api/home) and a region response (/api/regions/440000), under the same
 gunicorn settings, interleaved with Locust:
 
-* cached   - the endpoint through the cache (warm: X-Cache hit, served by the per-process tier);
-* redis    - the same with BREAKWATER_CACHE_LOCAL=0: every hit is one Redis round trip;
-* memory   - a bare Flask route in the same app returning the same bytes from process memory;
-* uncached - the endpoint with BREAKWATER_CACHE_ENABLED=0 (every request reads a replica).
+* cached     - the endpoint through the cache (warm: X-Cache hit, served by the per-process tier);
+* memory     - a bare Flask route in the same app returning the same bytes from process memory;
+* redis-only - the same endpoint with BREAKWATER_CACHE_LOCAL=0: every hit is one Redis round trip;
+* uncached   - the endpoint with BREAKWATER_CACHE_ENABLED=0 (every request reads a replica).
 
-Writes loadtests/results/bench-cache.{md,json} and the README table.
+Every run is checked to be what it claims: each response's X-Cache (hit/stale/miss for cached and
+redis-only, bypass for uncached, none for memory), the server's breakwater_cache_events_total, and
+the cache Redis's MGET count (near zero for cached, served by the local tier; one per request for
+redis-only). Writes loadtests/results/bench-cache.{md,json}, the raw Locust files in
+loadtests/results/bench-cache/, and the README table.
 """
 
 from __future__ import annotations
@@ -18,13 +22,30 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from benchlib import AppServer, Summary, run_locust, start_private_stack, update_readme, write_report
+import redis
+from benchlib import (
+    AppServer,
+    Summary,
+    compare,
+    delta,
+    raw_dir,
+    run_locust,
+    scrape,
+    start_private_stack,
+    total,
+    update_readme,
+    write_report,
+)
 
 SCENARIO = Path(__file__).parent / "scenarios" / "get_path.py"
 ENDPOINTS = {
     "home": ("/api/home", "/_bench/memory/home"),
     "regions": ("/api/regions/440000", "/_bench/memory/regions/440000"),
 }
+EVENTS = "breakwater_cache_events_total"
+#: X-Cache values each configuration may answer with ("none": no header). A value past its soft TTL
+#: during a run is refreshed once (miss) while the others get it stale; the counters below do the rest.
+EXPECT = {"cached": "hit,stale,miss", "memory": "none", "redis-only": "hit,stale,miss", "uncached": "bypass"}
 
 
 def same_bytes(url_a: str, url_b: str) -> bool:
@@ -32,55 +53,108 @@ def same_bytes(url_a: str, url_b: str) -> bool:
         return a.read() == b.read()
 
 
+def redis_mgets(client: redis.Redis) -> dict[str, float]:
+    """MGET calls on the cache Redis: every lookup that reaches Redis is one MGET."""
+    return {"redis_cache_mget_calls": float(client.info("commandstats").get("cmdstat_mget", {}).get("calls", 0))}
+
+
+def verify(kind: str, name: str, requests: int, moved: dict[str, float]) -> list[str]:
+    """Problems when the run was not served the way ``kind`` claims."""
+    hits = total(moved, EVENTS, name=name, result="hit") + total(moved, EVENTS, name=name, result="stale")
+    bypass = total(moved, EVENTS, name=name, result="bypass")
+    events = total(moved, EVENTS, name=name)
+    mgets = moved.get("redis_cache_mget_calls", 0)
+    need, stray = 0.9 * requests, max(0.05 * requests, 50)
+    problems = []
+    if kind == "cached" and (hits < need or mgets > stray):
+        problems.append(f"check: expected local-tier hits; cache hits +{hits:.0f}, Redis MGETs +{mgets:.0f}")
+    if kind == "redis-only" and (hits < need or mgets < need):
+        problems.append(f"check: expected Redis hits; cache hits +{hits:.0f}, Redis MGETs +{mgets:.0f}")
+    if kind == "uncached" and (bypass < need or hits or mgets > stray):
+        problems.append(f"check: expected bypass; bypass +{bypass:.0f}, hits +{hits:.0f}, Redis MGETs +{mgets:.0f}")
+    if kind == "memory" and (events or mgets > stray):
+        problems.append(f"check: the memory route touched the cache ({events:.0f} events, {mgets:.0f} MGETs)")
+    return problems
+
+
 def main() -> int:
     users = int(os.environ.get("BENCH_USERS", "16"))
     seconds = int(os.environ.get("BENCH_SECONDS", "10"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    raw = raw_dir("bench-cache")
     stack, tmp = start_private_stack()
     cached = AppServer("cached", stack, {"BREAKWATER_BENCH_ROUTES": "1", "BREAKWATER_CACHE_ENABLED": "1"})
     redis_only = AppServer("redis", stack, {"BREAKWATER_CACHE_LOCAL": "0"})
     uncached = AppServer("uncached", stack, {"BREAKWATER_CACHE_ENABLED": "0"})
+    servers = (cached, redis_only, uncached)
+    cache_redis = redis.Redis.from_url(stack.settings.redis_cache_url)
     summaries: dict[str, Summary] = {}
-    notes: list[str] = []
+    comparisons = []
     try:
-        for srv in (cached, redis_only, uncached):
+        for srv in servers:
             srv.start()
         for name, (path, memory_path) in ENDPOINTS.items():
             if not same_bytes(cached.url + path, cached.url + memory_path):
                 raise RuntimeError(f"{path} and {memory_path} differ; the comparison would be unfair")
+            for srv in (redis_only, uncached):
+                urllib.request.urlopen(srv.url + path, timeout=10).close()  # warm, like the cached server
             configs = [
-                (f"{name} cached", cached.url, path),
-                (f"{name} memory", cached.url, memory_path),
-                (f"{name} redis-only", redis_only.url, path),
-                (f"{name} uncached", uncached.url, path),
+                ("cached", cached, path),
+                ("memory", cached, memory_path),
+                ("redis-only", redis_only, path),
+                ("uncached", uncached, path),
             ]
-            for label, _, _ in configs:
-                summaries[label] = Summary(label)
+            for kind, _, _ in configs:
+                summaries[f"{name} {kind}"] = Summary(f"{name} {kind}")
             for r in range(rounds):
-                for label, url, p in configs if r % 2 == 0 else list(reversed(configs)):
-                    result = run_locust(label, SCENARIO, url, users, seconds, "target", {"BENCH_PATH": p})
+                for kind, srv, p in configs if r % 2 == 0 else list(reversed(configs)):
+                    label = f"{name} {kind}"
+                    env = {"BENCH_PATH": p, "BENCH_EXPECT_XCACHE": EXPECT[kind]}
+                    before = {**scrape(srv.url), **redis_mgets(cache_redis)}
+                    result = run_locust(
+                        label, SCENARIO, srv.url, users, seconds, "target", env,
+                        raw=raw, run_id=f"{name}-r{r + 1}-{kind}", round_no=r + 1,
+                    )  # fmt: skip
+                    result.checks = delta(before, {**scrape(srv.url), **redis_mgets(cache_redis)})
+                    result.problems += verify(kind, name, result.requests, result.checks)
                     summaries[label].runs.append(result)
-                    print(f"round {r + 1}/{rounds} {label:<18} {result.rps:8.0f} req/s  p95 {result.p95:.0f} ms")
-            c, m, r, u = (
-                summaries[f"{name} {k}"].median("rps") for k in ("cached", "memory", "redis-only", "uncached")
-            )
-            notes.append(
-                f"**{name}**: cached / memory = **{c / m:.2f}** (target at least 0.85); redis-only / memory = "
-                f"{r / m:.2f}; cached / uncached = **{c / u:.1f}x**."
-            )
+                    flags = ["locust CPU warning"] if result.locust_cpu_warning else []
+                    flags += result.problems + ([f"{result.all_failures} failures"] if result.all_failures else [])
+                    print(
+                        f"round {r + 1}/{rounds} {label:<18} {result.rps:8.0f} req/s  p95 {result.p95:.0f} ms"
+                        f"  {'; '.join(flags)}",
+                        flush=True,
+                    )
+            s = {k: summaries[f"{name} {k}"] for k in EXPECT}
+            comparisons += [
+                compare(f"**{name}** cached / memory (target at least 0.85)", s["cached"], s["memory"], fmt="{:.2f}"),
+                compare(f"**{name}** redis-only / memory", s["redis-only"], s["memory"], fmt="{:.2f}"),
+                compare(f"**{name}** cached / uncached", s["cached"], s["uncached"], fmt="{:.1f}", extra="x"),
+            ]
     finally:
-        for srv in (cached, redis_only, uncached):
+        cache_redis.close()
+        for srv in servers:
             srv.stop()
         stack.down(quiet=True)
         tmp.cleanup()
-    notes += [
+    notes = [
         f"Locust FastHttpUser x{users}, {seconds}s per run, {rounds} interleaved runs per configuration; one "
-        "gunicorn worker with 4 threads per configuration, straight to gunicorn. Memory and cached run in the "
-        "same server process; redis-only has BREAKWATER_CACHE_LOCAL=0; uncached runs with "
-        "BREAKWATER_CACHE_ENABLED=0 and reads a replica every time.",
+        "gunicorn worker with 4 threads per configuration, straight to gunicorn; req/s counts successful requests "
+        "only. Memory and cached run in the same server process; redis-only has BREAKWATER_CACHE_LOCAL=0; "
+        "uncached runs with BREAKWATER_CACHE_ENABLED=0 and reads a replica every time.",
+        "Checked on every run: each response's X-Cache (a wrong one is a failed request), the server's cache "
+        "counters (hits for cached and redis-only, bypasses for uncached, none for memory) and the cache Redis's "
+        "MGET calls (near zero for cached: the local tier served it; one per request for redis-only). Runs where "
+        "Locust warned about its own CPU are not used unless all were flagged (then the row says so).",
     ]
+    meta = {"users": users, "seconds": seconds, "rounds": rounds, "endpoints": ENDPOINTS}
     path = write_report(
-        "bench-cache", "Redis cache: cached vs bytes from memory vs uncached", list(summaries.values()), notes
+        "bench-cache",
+        "Redis cache: cached vs bytes from memory vs uncached",
+        list(summaries.values()),
+        notes,
+        comparisons,
+        meta,
     )
     update_readme("bench-cache", path.read_text())
     print(path.read_text())

@@ -2,13 +2,18 @@
 
 Rules from ../shared/design/load-testing.md: compare configurations side by side in one run,
 interleave them (A B B A ...), drop ramp-up (--reset-stats), report medians with spread and
-failure counts, and flag runs in which Locust itself ran out of CPU.
+failure counts, and flag runs in which Locust itself ran out of CPU. Failed requests are not
+throughput; a configuration whose runs all ran out of Locust CPU, failed requests or did not pass
+its server-side check is flagged, and so is every ratio built on it. Each run's Locust CSV, JSON
+and log stay in results/<bench>/, beside the report.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -28,8 +33,18 @@ BIN = Path(sys.executable).parent
 
 
 def start_private_stack(echo=print) -> tuple[Stack, tempfile.TemporaryDirectory]:
+    """A stack of its own on free ports; a failed start is cleaned up and tried once more (on a
+    shared machine mariadb-install-db now and then trips over another process's temporary files)."""
+    try:
+        return _start_private_stack(echo)
+    except Exception as exc:
+        echo(f"private stack failed to start ({str(exc)[:300]}); trying once more")
+        return _start_private_stack(echo)
+
+
+def _start_private_stack(echo) -> tuple[Stack, tempfile.TemporaryDirectory]:
     tmp = tempfile.TemporaryDirectory(prefix="breakwater-bench-")
-    keys = ("PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT")
+    keys = ("PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT")
     ports = free_ports(len(keys) + 2)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKWATER_")}
     env.update({f"BREAKWATER_{k}": str(p) for k, p in zip(keys, ports, strict=False)})
@@ -39,7 +54,12 @@ def start_private_stack(echo=print) -> tuple[Stack, tempfile.TemporaryDirectory]
     env["BREAKWATER_LOG_LEVEL"] = "WARNING"
     Path(env["BREAKWATER_STATIC_DIR"]).mkdir(parents=True)
     stack = Stack(env, echo=echo)
-    stack.up(echo_steps=True)
+    try:
+        stack.up(echo_steps=True)
+    except BaseException:
+        stack.down(quiet=True)
+        tmp.cleanup()
+        raise
     return stack, tmp
 
 
@@ -106,13 +126,23 @@ class AppServer:
 @dataclass
 class RunResult:
     config: str
-    requests: int
-    failures: int
-    rps: float
+    round: int
+    requests: int  # requests to the measured endpoint, failed ones included
+    failures: int  # failed requests to the measured endpoint
+    other_failures: int  # failed requests to anything else (e.g. the scenario's login)
+    rps: float  # successful requests to the endpoint per second: failures are not throughput
     p50: float
     p95: float
     p99: float
     locust_cpu_warning: bool
+    exit_code: int
+    raw: str  # prefix of this run's raw files (Locust CSV, JSON, log), relative to the checkout
+    checks: dict[str, float] = field(default_factory=dict)  # server-side counters over the run
+    problems: list[str] = field(default_factory=list)  # the configuration was not what it claims
+
+    @property
+    def all_failures(self) -> int:
+        return self.failures + self.other_failures
 
 
 def _percentile(histogram: dict[str, int], fraction: float) -> float:
@@ -128,66 +158,193 @@ def _percentile(histogram: dict[str, int], fraction: float) -> float:
     return points[-1][0]
 
 
+def raw_dir(name: str) -> Path:
+    """An empty RESULTS/<name>/ for this run's raw Locust files (the previous run's are replaced)."""
+    path = RESULTS / name
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
 def run_locust(
-    config: str, scenario: Path, host: str, users: int, seconds: int, endpoint: str, env: dict | None = None
+    config: str,
+    scenario: Path,
+    host: str,
+    users: int,
+    seconds: int,
+    endpoint: str,
+    env: dict | None = None,
+    *,
+    raw: Path,
+    run_id: str,
+    round_no: int = 0,
 ) -> RunResult:
-    with tempfile.TemporaryDirectory() as tmp:
-        prefix = Path(tmp) / "stats"  # locust appends .json
-        cmd = [
-            str(BIN / "locust"), "-f", str(scenario), "--headless", "-u", str(users), "-r", str(users),
-            "-t", f"{seconds}s", "--host", host, "--reset-stats", "--only-summary", "--json-file", str(prefix),
-        ]  # fmt: skip
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=seconds + 120
-        )
-        candidates = [prefix.with_suffix(".json"), prefix]
-        stats_file = next((c for c in candidates if c.exists()), None)
-        if stats_file is None:
-            raise RuntimeError(f"locust produced no stats: {proc.stderr[-800:]}")
-        stats = json.loads(stats_file.read_text())
-    entry = next(s for s in stats if s["name"] == endpoint)
+    """One headless Locust run; its CSV, JSON and log stay in ``raw`` as ``<run_id>_*``."""
+    prefix = raw / run_id
+    cmd = [
+        str(BIN / "locust"), "-f", str(scenario), "--headless", "-u", str(users), "-r", str(users),
+        "-t", f"{seconds}s", "--host", host, "--reset-stats", "--only-summary",
+        "--csv", str(prefix), "--json-file", str(prefix),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=seconds + 120)
+    prefix.with_suffix(".log").write_text(proc.stderr)
+    stats_file = next((c for c in (prefix.with_suffix(".json"), prefix) if c.exists()), None)
+    if stats_file is None:
+        raise RuntimeError(f"locust ({config}) produced no stats, exit code {proc.returncode}: {proc.stderr[-800:]}")
+    if proc.returncode not in (0, 1):  # 1 = failures or errors, recorded below; anything else is a crash
+        raise RuntimeError(f"locust ({config}) exited with {proc.returncode}: {proc.stderr[-800:]}")
+    stats = json.loads(stats_file.read_text())
+    entry = next((s for s in stats if s["name"] == endpoint), None)
+    if entry is None:
+        raise RuntimeError(f"locust ({config}) made no {endpoint} requests: {proc.stderr[-800:]}")
     elapsed = max(entry["last_request_timestamp"] - entry["start_time"], 1e-9)
-    return RunResult(
+    result = RunResult(
         config=config,
+        round=round_no,
         requests=entry["num_requests"],
         failures=entry["num_failures"],
-        rps=entry["num_requests"] / elapsed,
+        other_failures=sum(s["num_failures"] for s in stats if s["name"] != endpoint),
+        rps=(entry["num_requests"] - entry["num_failures"]) / elapsed,
         p50=_percentile(entry["response_times"], 0.50),
         p95=_percentile(entry["response_times"], 0.95),
         p99=_percentile(entry["response_times"], 0.99),
         locust_cpu_warning="CPU usage above" in proc.stderr or "CPU usage was too high" in proc.stderr,
+        exit_code=proc.returncode,
+        raw=str(prefix.relative_to(ROOT)),
     )
+    if proc.returncode == 1 and not result.all_failures:
+        result.problems.append("Locust exited with 1 without a recorded failure (an error in the scenario)")
+    return result
 
 
+# ---------------------------------------------------------------------- server-side checks
+_SAMPLE = re.compile(r"^([A-Za-z_:][\w:]*(?:\{[^}]*\})?)\s+(\S+)$")
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Counter samples (``*_total``, garbage-collector ones left out) from a server's /metrics,
+    keyed by name{labels}; process_cpu_seconds_total gives the server's CPU time per run."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        body = resp.read().decode()
+    samples = {}
+    for line in body.splitlines():
+        m = _SAMPLE.match(line)
+        if m and "_total" in m.group(1) and not m.group(1).startswith("python_gc_"):
+            samples[m.group(1)] = float(m.group(2))
+    return samples
+
+
+def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What moved between two scrapes (counters that did not move are left out)."""
+    return {k: v - before.get(k, 0.0) for k, v in sorted(after.items()) if v - before.get(k, 0.0)}
+
+
+def total(samples: dict[str, float], metric: str, /, **labels: str) -> float:
+    """Sum of the samples of ``metric`` whose labels include every ``labels`` item."""
+    wanted = [f'{k}="{v}"' for k, v in labels.items()]
+    return sum(v for k, v in samples.items() if k.partition("{")[0] == metric and all(w in k for w in wanted))
+
+
+# ---------------------------------------------------------------------- summaries and comparisons
 @dataclass
 class Summary:
     config: str
     runs: list[RunResult] = field(default_factory=list)
 
     def usable(self) -> list[RunResult]:
-        good = [r for r in self.runs if not r.locust_cpu_warning]
-        return good or self.runs
+        """Runs in which Locust did not warn about its own CPU."""
+        return [r for r in self.runs if not r.locust_cpu_warning]
+
+    @property
+    def all_cpu_flagged(self) -> bool:
+        return bool(self.runs) and not self.usable()
+
+    def basis(self) -> list[RunResult]:
+        """The runs the figures come from: the usable ones, or all of them (then flagged unreliable)."""
+        return self.usable() or self.runs
+
+    @property
+    def failures(self) -> int:
+        return sum(r.all_failures for r in self.runs)
+
+    def flags(self) -> list[str]:
+        """Why this configuration's figures should not be trusted as they are; empty when they can."""
+        out = []
+        if self.all_cpu_flagged:
+            out.append(f"Locust CPU warning in all {len(self.runs)} runs")
+        if self.failures:
+            out.append(f"{self.failures} failed requests")
+        out += sorted({p for r in self.runs for p in r.problems})
+        return out
+
+    @property
+    def reliable(self) -> bool:
+        return not self.flags()
 
     def median(self, attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in self.usable())
+        return statistics.median(getattr(r, attr) for r in self.basis())
 
     def spread(self, attr: str) -> tuple[float, float]:
-        values = [getattr(r, attr) for r in self.usable()]
+        values = [getattr(r, attr) for r in self.basis()]
         return min(values), max(values)
+
+    def runs_used(self) -> str:
+        n = len(self.runs)
+        if self.all_cpu_flagged:
+            return f"0/{n} (all flagged; figures from all {n})"
+        return f"{len(self.usable())}/{n}"
 
     def row(self) -> str:
         lo, hi = self.spread("rps")
+        flags = "; ".join(self.flags()) or "-"
         return (
             f"| {self.config} | {self.median('rps'):.0f} | {lo:.0f}-{hi:.0f} | {self.median('p50'):.0f} | "
-            f"{self.median('p95'):.0f} | {self.median('p99'):.0f} | {sum(r.failures for r in self.runs)} | "
-            f"{len(self.usable())}/{len(self.runs)} |"
+            f"{self.median('p95'):.0f} | {self.median('p99'):.0f} | {self.failures} | {self.runs_used()} | "
+            f"{flags} |"
         )
 
 
 TABLE_HEAD = (
-    "| configuration | req/s (median) | req/s (min-max) | p50 ms | p95 ms | p99 ms | failures | runs used |\n"
-    "|---|---|---|---|---|---|---|---|"
+    "| configuration | req/s (median) | req/s (min-max) | p50 ms | p95 ms | p99 ms | failures | runs used | flags |\n"
+    "|---|---|---|---|---|---|---|---|---|"
 )
+
+
+@dataclass
+class Comparison:
+    label: str
+    a: str
+    b: str
+    ratio: float  # median req/s of a / median req/s of b
+    low: float  # min of a / max of b
+    high: float  # max of a / min of b
+    inside_spread: bool  # a's median lies within b's own min-max
+    reliable: bool
+    reasons: list[str]
+    text: str
+
+
+def compare(label: str, a: Summary, b: Summary, *, fmt: str = "{:.3f}", extra: str = "") -> Comparison:
+    """``a`` against baseline ``b`` in req/s: the ratio of medians, its range over the runs, and
+    whether the difference lies inside the baseline's own run-to-run spread."""
+    (a_lo, a_hi), (b_lo, b_hi) = a.spread("rps"), b.spread("rps")
+    am, bm = a.median("rps"), b.median("rps")
+    ratio = am / bm if bm else float("nan")
+    low, high = (a_lo / b_hi if b_hi else float("nan")), (a_hi / b_lo if b_lo else float("nan"))
+    inside = b_lo <= am <= b_hi
+    reasons = [f"{s.config}: {f}" for s in (a, b) for f in s.flags()]
+    text = f"{label}: **{fmt.format(ratio)}**{extra} (run by run {low:.2f}-{high:.2f})"
+    if inside:
+        text += (
+            f"; {a.config}'s median ({am:.0f} req/s) lies inside {b.config}'s own spread "
+            f"({b_lo:.0f}-{b_hi:.0f}), so the difference is within noise"
+        )
+    elif low <= 1.0 <= high:
+        text += "; the run-by-run range includes 1.0, so not even the sign of the difference is established"
+    if reasons:
+        text += "; **unreliable** (" + "; ".join(reasons) + ")"
+    return Comparison(label, a.config, b.config, ratio, low, high, inside, not reasons, reasons, text + ".")
 
 
 def update_readme(name: str, report: str) -> None:
@@ -202,14 +359,41 @@ def update_readme(name: str, report: str) -> None:
     readme.write_text(text[:start] + "\n" + body + "\n" + text[stop:])
 
 
-def write_report(name: str, title: str, summaries: list[Summary], notes: list[str]) -> Path:
+def write_report(
+    name: str,
+    title: str,
+    summaries: list[Summary],
+    notes: list[str],
+    comparisons: list[Comparison] = (),
+    meta: dict | None = None,
+) -> Path:
+    """RESULTS/<name>.md (the report), RESULTS/<name>.json (every run, with its checks and the path
+    of its raw Locust files in RESULTS/<name>/)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    md = [f"# {title}", "", time.strftime("Measured %Y-%m-%d %H:%M UTC", time.gmtime()), "", TABLE_HEAD]
+    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    md = [f"# {title}", "", f"Measured {measured}", "", TABLE_HEAD]
     md += [s.row() for s in summaries]
-    md += ["", *notes, ""]
+    md += ["", *(c.text for c in comparisons), *notes]
+    md += [
+        f"Raw data: `loadtests/results/{name}.json` (every run, its server-side checks and flags) and "
+        f"`loadtests/results/{name}/` (Locust CSV, JSON and log per run).",
+        "",
+    ]
     path = RESULTS / f"{name}.md"
     path.write_text("\n".join(md))
     (RESULTS / f"{name}.json").write_text(
-        json.dumps({s.config: [r.__dict__ for r in s.runs] for s in summaries}, indent=2)
+        json.dumps(
+            {
+                "measured": measured,
+                "meta": meta or {},
+                "comparisons": [c.__dict__ for c in comparisons],
+                "configs": {
+                    s.config: {"flags": s.flags(), "runs_used": s.runs_used(), "runs": [r.__dict__ for r in s.runs]}
+                    for s in summaries
+                },
+            },
+            indent=2,
+        )
+        + "\n"
     )
     return path

@@ -17,7 +17,7 @@ from breakwater.stack.ports import free_ports
 
 pytest_plugins = ["browser"]
 
-PORT_KEYS = ("PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT")
+PORT_KEYS = ("PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT")
 
 
 def stack_env(state_dir: Path, replicas: int = 2) -> dict[str, str]:
@@ -75,6 +75,12 @@ def db(app):
 @pytest.fixture(scope="session")
 def origin(settings) -> str:
     return settings.origin_url
+
+
+@pytest.fixture(scope="session")
+def edge(settings) -> str:
+    """The stack's Varnish edge (in front of the origin)."""
+    return f"http://{settings['HOST']}:{settings.int('EDGE_PORT')}"
 
 
 @pytest.fixture()

@@ -37,12 +37,17 @@ def test_register_and_login_with_forms(http, origin, db, unique_name):
     )
     assert resp.status_code == 302
     assert count(db, unique_name) == 1
+    # Pages are the same for everyone (static on the CDN); who is signed in comes from the API.
     home = http.get(f"{origin}/", timeout=5)
-    assert unique_name in home.text and "Log out" in home.text
+    assert unique_name not in home.text and "登录" in home.text
+    me = http.get(f"{origin}/api/auth/me", timeout=5)
+    assert me.status_code == 200 and me.json()["user"]["name"] == unique_name
+    assert "no-store" in me.headers["Cache-Control"]
 
-    logout = http.post(f"{origin}/logout", data={"csrf_token": csrf_token(home.text)}, allow_redirects=False, timeout=5)
+    token = me.json()["csrf_token"]
+    logout = http.post(f"{origin}/logout", data={"csrf_token": token}, allow_redirects=False, timeout=5)
     assert logout.status_code == 302
-    assert "Log in" in http.get(f"{origin}/", timeout=5).text
+    assert http.get(f"{origin}/api/auth/me", timeout=5).status_code == 401
 
     login_page = http.get(f"{origin}/login", timeout=5)
     bad = http.post(
@@ -60,7 +65,8 @@ def test_register_and_login_with_forms(http, origin, db, unique_name):
     assert good.status_code == 302
     assert good.headers["Location"] == "/"  # no open redirect
     for target in ("/\\evil.example/", "/%0d%0aSet-Cookie:x=1", "https://evil.example/"):
-        http.post(f"{origin}/logout", data={"csrf_token": csrf_token(http.get(f"{origin}/", timeout=5).text)})
+        token = http.get(f"{origin}/api/auth/me", timeout=5).json()["csrf_token"]
+        http.post(f"{origin}/logout", data={"csrf_token": token})
         page = http.get(f"{origin}/login", timeout=5)
         again = http.post(
             f"{origin}/login", params={"next": target}, allow_redirects=False, timeout=5,

@@ -37,9 +37,9 @@ def test_editor_logs_in_publishes_and_homepage_shows_it(page, origin, settings):
     slug = "browser-" + uuid.uuid4().hex[:8]
     page.goto(f"{origin}/editor")  # not logged in: sent to the login form
     expect(page).to_have_url(f"{origin}/login?next=/editor")
-    page.get_by_label("User name").fill(settings["EDITOR_NAME"])
-    page.get_by_label("Password").fill(settings["EDITOR_PASSWORD"])
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_label("用户名").fill(settings["EDITOR_NAME"])
+    page.get_by_label("密码").fill(settings["EDITOR_PASSWORD"])
+    page.get_by_role("button", name="登录").click()
     expect(page.get_by_role("heading", name="Articles")).to_be_visible()
 
     page.get_by_role("link", name="New article").click()
@@ -63,9 +63,9 @@ def test_editor_logs_in_publishes_and_homepage_shows_it(page, origin, settings):
 def test_editor_manages_an_ad_in_the_browser(page, origin, settings, http):
     title = "广告 " + uuid.uuid4().hex[:6]
     page.goto(f"{origin}/login?next=/editor/ads")
-    page.get_by_label("User name").fill(settings["EDITOR_NAME"])
-    page.get_by_label("Password").fill(settings["EDITOR_PASSWORD"])
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_label("用户名").fill(settings["EDITOR_NAME"])
+    page.get_by_label("密码").fill(settings["EDITOR_PASSWORD"])
+    page.get_by_role("button", name="登录").click()
     new_ad = page.locator("form[action$='/editor/ads']")
     new_ad.get_by_label("Slot").select_option("sidebar")
     new_ad.get_by_label("Title").fill(title)

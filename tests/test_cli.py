@@ -54,7 +54,8 @@ def test_status_json_lists_every_service_healthy(stack):
     services = json.loads(result.stdout)
     names = {s["name"] for s in services}
     assert names == {
-        "mariadb-primary", "mariadb-replica1", "mariadb-replica2", "redis", "redis-cache", "app", "worker", "nginx"
+        "mariadb-primary", "mariadb-replica1", "mariadb-replica2", "redis", "redis-cache", "app", "worker", "nginx",
+        "edge",
     }  # fmt: skip
     for s in services:
         assert {"name", "role", "pid", "port", "healthy"} <= s.keys()

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from breakwater.accounts.models import Role, User
 from breakwater.database.monitor import ReplicationMonitor
-from routing_helpers import admin_sql, fresh_causality, wait_caught_up, wait_for
+from routing_helpers import admin_sql, fresh_causality, frozen_monitor, local_statements, wait_caught_up, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -180,10 +180,21 @@ def test_replica_killed_during_reads_no_request_fails(stack, http, origin, db, u
     reader.start()
     rpc = stack.supervisor.rpc()
     try:
-        time.sleep(1.0)
+        wait_for(lambda: reader.routes["replica1"] and reader.routes["replica2"], what="reads on both replicas")
         rpc.stopProcess("mariadb-replica1")
-        time.sleep(3.0)
+        at_kill = Counter(reader.routes)
+        wait_for(
+            lambda: not _router_view(http, origin, "replica1")["router"]["in_rotation"],
+            timeout=10,
+            interval=0.05,
+            what="the router to take replica1 out",
+        )
+        noticed = Counter(reader.routes)
+        wait_for(lambda: reader.routes["replica2"] >= noticed["replica2"] + 20, what="reads on replica2 meanwhile")
         down_routes = Counter(reader.routes)
+        down_routes.subtract(at_kill)
+        after_notice = Counter(reader.routes)
+        after_notice.subtract(noticed)
     finally:
         rpc.startProcess("mariadb-replica1")
     try:
@@ -199,7 +210,10 @@ def test_replica_killed_during_reads_no_request_fails(stack, http, origin, db, u
         reader.join(15)
     assert reader.errors == [], reader.errors[:5]
     assert set(reader.statuses) == {200}
-    assert down_routes["replica2"] > 0
+    # Counted from the kill on: the reads went on, on replica2 (a read that hit the dead replica first
+    # and was retried shows as "replica1,replica2"); none was served by replica1 once it was out.
+    assert down_routes["replica2"] >= 20, down_routes
+    assert after_notice["replica1"] == 0, after_notice
 
 
 def test_primary_stopped_reads_continue_writes_fail_fast(stack, http, origin, db, unique_name):
@@ -238,18 +252,28 @@ def test_scalars_reads_survive_a_dead_replica(stack, db):
     from sqlalchemy import func
 
     rpc = stack.supervisor.rpc()
-    with fresh_causality():
+    replica1 = db.monitor.node("replica1")
+    with fresh_causality() as state:
         db.monitor.ensure_running()
         wait_for(lambda: len(db.monitor.in_rotation()) == 2, timeout=30, what="both replicas in rotation")
-        db.monitor.stop()  # keep the stale view: the router must find out by itself
-        rpc.stopProcess("mariadb-replica1")
-        try:
-            for _ in range(4):
-                assert db.session.scalars(select(User.id).limit(1)).first() is not None
-                db.session.commit()
-                assert db.session.scalar(select(func.count()).select_from(User)) > 0
-                db.session.commit()
-        finally:
-            rpc.startProcess("mariadb-replica1")
-            db.monitor.resume()
+        with frozen_monitor(db.monitor):  # keep the stale view: the router must find out by itself
+            rpc.stopProcess("mariadb-replica1")
+            try:
+                for read in (
+                    lambda: db.session.scalars(select(User.id).limit(1)).first(),
+                    lambda: db.session.scalar(select(func.count()).select_from(User)),
+                ):
+                    for _attempt in range(3):  # round-robin: replica1 comes up within two reads
+                        replica1.in_rotation = True  # the stale view again (the last retry marked it down)
+                        state.routes.clear()
+                        retries = local_statements("replica1", "retry")
+                        assert read(), state.routes
+                        db.session.commit()
+                        if state.routes[0] == "replica1":
+                            break
+                    assert state.routes == ["replica1", "replica2"], "the read must start on the dead replica"
+                    assert local_statements("replica1", "retry") == retries + 1
+                    assert not replica1.in_rotation, "the router marks the dead replica down"
+            finally:
+                rpc.startProcess("mariadb-replica1")
     wait_caught_up(db)

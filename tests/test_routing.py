@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter
 
@@ -12,7 +11,9 @@ from sqlalchemy import literal_column, select, text
 from breakwater.accounts.models import Role, User
 from breakwater.database import causal
 from breakwater.database.consistency import consistency
-from routing_helpers import SERVER_IDS, fresh_causality, server_id
+from routing_helpers import SERVER_IDS, fresh_causality, frozen_monitor, held_replication, metric_value, server_id
+
+ARTICLE = {"title": "Causal test", "summary": "s", "category": "news", "body": "body"}
 
 
 @pytest.fixture()
@@ -92,16 +93,21 @@ def test_explicit_blocks_and_strong_mode(db, session):
 
 
 def test_bounded_mode_respects_the_lag_bound(db, session):
-    causal.state().mode, causal.state().max_lag = "bounded", 1000.0
-    assert server_id(session) != SERVER_IDS["primary"]
-    session.commit()
-    for node in db.monitor.replicas:
-        node.lag_seconds = 5.0  # what the monitor would report for lagging replicas
-    try:
+    with frozen_monitor(db.monitor) as monitor:  # its next check would overwrite the lag we fake
+        causal.state().mode, causal.state().max_lag = "bounded", 1000.0
+        assert server_id(session) != SERVER_IDS["primary"]
+        session.commit()
+        for node in monitor.replicas:
+            node.lag_seconds = 5.0  # what the monitor would report for lagging replicas
         causal.state().max_lag = 1.0
         assert server_id(session) == SERVER_IDS["primary"]
-    finally:
-        db.monitor.check_once()
+        session.commit()
+        monitor.replicas[1].lag_seconds = 0.5  # only replica2 is within the bound now
+        seen = set()
+        for _ in range(4):
+            seen.add(server_id(session))
+            session.commit()
+        assert seen == {SERVER_IDS["replica2"]}
 
 
 def test_consistency_decorator_validates_its_arguments():
@@ -122,16 +128,37 @@ def test_http_reads_report_replica_routes(http, origin, unique_name):
     assert len(routes) == 2, routes
 
 
-def test_write_response_carries_a_causal_token(http, origin, unique_name):
-    resp = http.post(f"{origin}/api/auth/register", json={"name": unique_name, "password": "long enough"})
+def test_write_response_carries_a_causal_token(app, node_admin, http, origin, editor_api, editor_token, slug):
+    resp = http.post(f"{origin}/api/auth/register", json={"name": "t" + slug, "password": "long enough"})
     token = resp.headers["X-Causal-Token"]
     gtid, _, signature = token.rpartition(".")
     assert causal.parse(gtid) and signature
     assert resp.headers["X-DB-Route"] == "primary"
-    # Another client (no cookie) may send the issued token back: its reads then see the write.
-    fresh = http.__class__()
-    me = fresh.get(f"{origin}/api/regions", headers={"X-Causal-Token": token}, timeout=5)
-    assert me.status_code == 200 and me.headers["X-Causal-Token"] == token
+
+    # Another client (no cookie) may send the issued token back: its reads then see the write, even
+    # while every replica in this process's rotation is behind it.
+    # No app context of our own (no ``db`` fixture): each test-client request must get its own, and
+    # so its own session, as a gunicorn request does.
+    auth = {"Authorization": f"Bearer {editor_token}"}
+    with held_replication(app.extensions["breakwater.db"], node_admin):
+        created = editor_api("POST", "/articles", json={**ARTICLE, "slug": slug})
+        assert created.status_code == 201, created.text
+        token = created.headers["X-Causal-Token"]
+        path = f"/api/editor/articles/{created.json()['article']['id']}"
+        without = app.test_client().get(path, headers=auth)
+        assert without.status_code == 404, "the held replicas must not have the article yet"
+        # (The bearer token itself is always checked on the primary; the article read is the last route.)
+        assert without.headers["X-DB-Route"].split(",")[-1] in ("replica1", "replica2"), without.headers
+        seen = app.test_client().get(path, headers={**auth, "X-Causal-Token": token})
+        assert seen.status_code == 200, (seen.status_code, seen.headers.get("X-DB-Route"))
+        assert seen.json["article"]["slug"] == slug
+        assert seen.headers["X-Causal-Token"] == token
+        assert seen.headers["X-DB-Route"] == "primary"  # the causal wait on a held replica timed out
+        # The same token through Nginx and gunicorn.
+        fresh = http.__class__()
+        other = fresh.get(f"{origin}{path}", headers={**auth, "X-Causal-Token": token}, timeout=10)
+        assert other.status_code == 200 and other.json()["article"]["slug"] == slug
+        assert other.headers["X-Causal-Token"] == token
 
 
 @pytest.mark.parametrize("token", ["not-a-gtid", "0-1-999999999", "0-1-999999999.forgedsignature"])
@@ -141,40 +168,53 @@ def test_forged_or_malformed_causal_token_is_400(http, origin, token):
     assert resp.json()["error"]["code"] == "invalid_causal_token"
 
 
-def test_metrics_count_routing_reasons(http, origin):
-    http.get(f"{origin}/api/auth/me", timeout=5)
-    body = http.get(f"{origin}/metrics", timeout=5).text
-    assert 'breakwater_db_statements_total{node="primary",reason="write"}' in body
-    assert "breakwater_db_replica_lag_seconds" in body
-    assert "breakwater_db_causal_wait_seconds_bucket" in body
+def test_metrics_count_routing_reasons(http, origin, unique_name):
+    """Counts this test's own statements (a fresh stack may have served no write yet)."""
+
+    def statements(body: str, node: str, *reasons: str) -> float:
+        return sum(metric_value(body, "breakwater_db_statements_total", node=node, reason=r) for r in reasons)
+
+    before = http.get(f"{origin}/metrics", timeout=5).text
+    assert http.post(f"{origin}/api/auth/register", json={"name": unique_name, "password": "long enough"}).ok
+    with http.__class__() as anonymous:
+        anonymous.cookies.update(http.cookies)
+        for _ in range(4):
+            assert anonymous.get(f"{origin}/api/auth/me", timeout=5).status_code == 200
+    after = http.get(f"{origin}/metrics", timeout=5).text
+    assert statements(after, "primary", "write") >= statements(before, "primary", "write") + 1
+    # Replicas may still be rejoining after an earlier test (hysteresis): then the reads fell back.
+    read_labels = {"replica1": ("read", "causal_wait"), "replica2": ("read", "causal_wait")}
+    read_labels["primary"] = ("fallback_primary",)
+    reads = sum(statements(after, n, *r) - statements(before, n, *r) for n, r in read_labels.items())
+    assert reads >= 4, reads
+    for node in ("replica1", "replica2"):
+        assert f'breakwater_db_replica_lag_seconds{{node="{node}"}}' in after
+    assert "breakwater_db_causal_wait_seconds_bucket" in after
 
 
 def test_spill_onto_the_primary_is_capped(db, session):
     import threading
 
-    monitor = db.monitor
-    monitor.stop()  # freeze the monitor's view while we fake an incident
-    time.sleep(monitor.interval * 2)
     saved_gate = db._fallback_gate
     db._fallback_gate = threading.BoundedSemaphore(1)
     try:
-        for node in monitor.replicas:
-            node.in_rotation = False  # every replica left the rotation, but they still answer
-        assert server_id(session) == SERVER_IDS["primary"]  # takes the only fallback slot
-        for _ in range(3):  # later reads of the same transaction reuse it (no slot leak)
-            assert server_id(session) == SERVER_IDS["primary"]
-        other = db.session.session_factory()
-        try:
-            assert server_id(other) in (SERVER_IDS["replica1"], SERVER_IDS["replica2"])  # capped: stale replica
-            other.commit()
-            with fresh_causality(token=causal.state().token or "0-1-1", mode="causal"):
-                assert server_id(other) == SERVER_IDS["primary"], "causal reads never take a stale replica"
-            other.commit()
-            session.commit()  # releases the slot
-            assert server_id(other) == SERVER_IDS["primary"]
-            other.commit()
-        finally:
-            other.close()
+        with frozen_monitor(db.monitor) as monitor:  # its view stays while we fake an incident
+            for node in monitor.replicas:
+                node.in_rotation = False  # every replica left the rotation, but they still answer
+            assert server_id(session) == SERVER_IDS["primary"]  # takes the only fallback slot
+            for _ in range(3):  # later reads of the same transaction reuse it (no slot leak)
+                assert server_id(session) == SERVER_IDS["primary"]
+            other = db.session.session_factory()
+            try:
+                assert server_id(other) in (SERVER_IDS["replica1"], SERVER_IDS["replica2"])  # capped: stale
+                other.commit()
+                with fresh_causality(token=causal.state().token or "0-1-1", mode="causal"):
+                    assert server_id(other) == SERVER_IDS["primary"], "causal reads never take a stale replica"
+                other.commit()
+                session.commit()  # releases the slot
+                assert server_id(other) == SERVER_IDS["primary"]
+                other.commit()
+            finally:
+                other.close()
     finally:
         db._fallback_gate = saved_gate
-        monitor.resume()

@@ -2,6 +2,10 @@
 
 Each simulated user logs in once (users bench0000.. are created by the bench runner) and then
 reads its own account as fast as it can: one indexed primary-key SELECT per request.
+
+With BENCH_CAUSAL_TOKEN (a signed token from a real write, see bench_db.py) every request sends it
+as X-Causal-Token, so the router runs its causal check on each read; a response that does not hand
+the token back counts as a failure (the server did not take the causal path).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from locust import FastHttpUser, constant, task
 _ids = itertools.count()
 USERS = int(os.environ.get("BENCH_ACCOUNTS", "64"))
 PASSWORD = os.environ.get("BENCH_PASSWORD", "bench-password")
+TOKEN = os.environ.get("BENCH_CAUSAL_TOKEN", "")
+HEADERS = {"X-Causal-Token": TOKEN} if TOKEN else {}
 
 
 class Reader(FastHttpUser):
@@ -25,4 +31,8 @@ class Reader(FastHttpUser):
 
     @task
     def me(self) -> None:
-        self.client.get("/api/auth/me", name="/api/auth/me")
+        with self.client.get("/api/auth/me", name="/api/auth/me", headers=HEADERS, catch_response=True) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"status {resp.status_code}")
+            elif TOKEN and not resp.headers.get("X-Causal-Token"):
+                resp.failure("no X-Causal-Token in the response: the token was not taken into account")

@@ -98,6 +98,9 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
     from breakwater.accounts.session import current_user
 
     app.jinja_env.globals["current_user"] = current_user
+    from breakwater.pages import init_pages
+
+    init_pages(app)
     return app
 
 

@@ -34,14 +34,14 @@ def _fail(message: str) -> None:
 # ---------------------------------------------------------------------------------- stack
 @main.group(cls=click.Group)
 def stack() -> None:
-    """Start, stop and inspect the local stack (MariaDB x3, Redis, gunicorn, Celery, Nginx)."""
+    """Start, stop and inspect the local stack (MariaDB x3, Redis, gunicorn, Celery, Nginx, Varnish edge)."""
 
 
 @stack.command("check")
 @click.option("--no-install", is_flag=True, help="Only report missing programs; never run apt-get.")
 @click.option("--browser", is_flag=True, help="Also chromium, for the browser tests.")
 def stack_check(no_install: bool, browser: bool) -> None:
-    """Make sure mariadbd, redis-server and nginx (and chromium with --browser) are installed."""
+    """Make sure mariadbd, redis-server, nginx, varnishd + xkey (and chromium with --browser) are installed."""
     from breakwater.stack.programs import ensure_browser, ensure_programs
 
     try:
@@ -56,6 +56,7 @@ def stack_check(no_install: bool, browser: bool) -> None:
 def _banner(st) -> None:
     s = st.settings
     click.secho(f"\nBreakwater is up: {s.origin_url}/", fg="green", bold=True)
+    click.echo(f"  edge:    http://{s['HOST']}:{s.int('EDGE_PORT')}/  (Varnish, the CDN stand-in)")
     click.echo(f"  health:  {s.origin_url}/healthz")
     click.echo(f"  editor:  {s['EDITOR_NAME']} / {s['EDITOR_PASSWORD']}  (log in at {s.origin_url}/login)")
     click.echo(f"  state:   {st.layout.state}  (`make down` stops, `make reset` wipes)\n")
@@ -139,6 +140,28 @@ def stack_render_nginx(
         settings=Settings.load(),
         mime_types=mime_types,
     )
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text)
+    else:
+        click.echo(text)
+
+
+@stack.command("render-edge")
+@click.option("--backend", required=True, help="Origin (Nginx) address, e.g. nginx:8080.")
+@click.option("--purge-acl", required=True, help="Addresses or networks allowed to PURGE, comma separated.")
+@click.option("--grace", type=int, default=86400, show_default=True, help="Seconds stale objects are kept.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+def stack_render_edge(backend: str, purge_acl: str, grace: int, output: str | None) -> None:
+    """Print the Varnish edge VCL for another host (used by docker-compose)."""
+    from breakwater.settings import Settings
+    from breakwater.stack.render import render_edge
+
+    try:
+        acl = Settings({"EDGE_PURGE_ACL": purge_acl, "HOST": "127.0.0.1"}).edge_purge_acl
+        text = render_edge(backend=backend, purge_acl=acl, grace=grace, edge_dir="/etc/varnish")
+    except ValueError as exc:
+        _fail(str(exc))
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(text)
@@ -278,3 +301,66 @@ def create_editor(name: str, password: str | None) -> None:
                 _fail(f"a user named {name!r} already exists; pick another name.")
             _fail(f"{exc.message} Pass a valid value and retry.")
     click.echo(f"created editor {created.name!r}" + (f" with password {password}" if generated else ""))
+
+
+# ---------------------------------------------------------------------------------- pages
+@main.group(cls=click.Group)
+def pages() -> None:
+    """Static pages for the CDN (emitted into BREAKWATER_STATIC_DIR)."""
+
+
+@pages.command("build")
+@click.option("--dry-run", is_flag=True, help="List what would be written or removed; change nothing.")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder to write into (default BREAKWATER_STATIC_DIR).")
+def pages_build(dry_run: bool, out: str | None) -> None:
+    """Render every public page; write only those whose bytes changed, remove pages that are gone."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from breakwater import create_app
+    from breakwater.pages.builder import Builder, BuildError
+
+    app = create_app(_settings())
+    builder = Builder(app, Path(out) if out else None)
+    console = Console(stderr=True)
+    try:
+        with Progress(
+            TextColumn("[bold]pages"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), console=console, transient=True,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("", total=None)
+
+            def step(i: int, url: str, total: int) -> None:
+                progress.update(task, completed=i + 1, total=total, description=url[:60])
+
+            report = builder.build_all(dry_run=dry_run, progress=step)
+    except BuildError as exc:
+        _fail(f"{exc}. The files already in place were left as they were.")
+    verb = "would write" if dry_run else "written"
+    if dry_run:
+        for url in report.written:
+            click.echo(f"  write   {url}")
+        for url in report.removed:
+            click.echo(f"  remove  {url}")
+    click.echo(
+        f"{verb}: {len(report.written)}, unchanged: {report.unchanged}, "
+        f"{'would remove' if dry_run else 'removed'}: {len(report.removed)}, seconds: {report.seconds:.2f}"
+    )
+
+
+@pages.command("history")
+@click.option("--limit", default=20, show_default=True, help="How many of the latest builds.")
+def pages_history(limit: int) -> None:
+    """The latest incremental builds: when, what changed them, what was written and removed."""
+    import datetime
+
+    from breakwater import create_app
+    from breakwater.pages.tasks import history
+
+    app = create_app(_settings())
+    for b in history(app.extensions["breakwater.redis"], limit):
+        at = datetime.datetime.fromtimestamp(b["at"]).isoformat(timespec="seconds")
+        click.echo(
+            f"{at}  {','.join(b['namespaces'])[:40]:<40} written {len(b['written'])}, "
+            f"removed {len(b['removed'])}, {b['seconds']:.2f}s"
+        )

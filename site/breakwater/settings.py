@@ -42,6 +42,33 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_CACHE_MAXMEMORY", "256mb", "Memory limit of the cache Redis."),
     Setting("APP_PORT", "8000", "gunicorn port serving the Flask app."),
     Setting("ORIGIN_PORT", "8080", "Nginx origin port (the site's public address)."),
+    Setting("EDGE_PORT", "8081", "Varnish edge port (the local stand-in for a CDN, in front of the origin)."),
+    Setting(
+        "EDGE_PURGE_ACL",
+        "",
+        "Addresses or networks (comma separated, e.g. 10.0.0.0/8) allowed to PURGE at the edge; "
+        "empty = HOST and 127.0.0.1.",
+    ),
+    Setting("EDGE_MEMORY", "128m", "Memory the edge may use for cached objects (varnishd -s malloc)."),
+    Setting("EDGE_DEFAULT_TTL", "60", "Seconds the edge keeps a response that carries no Cache-Control."),
+    Setting(
+        "EDGE_GRACE",
+        "86400",
+        "Seconds the edge keeps expired objects to serve while the origin is down (healthy: stale-while-revalidate).",
+    ),
+    Setting(
+        "EDGE_URL",
+        "",
+        "Edge address /healthz reports on; empty = http://HOST:EDGE_PORT, `none` = no edge.",
+        scope="app",
+    ),
+    Setting(
+        "CDN_PURGE_URLS",
+        "",
+        "Purge endpoints (comma separated) called after a publish; empty = the local edge http://HOST:EDGE_PORT/, "
+        "`none` = purge nothing.",
+        scope="app",
+    ),
     Setting("WEB_WORKERS", "2", "gunicorn worker processes."),
     Setting("WEB_THREADS", "4", "Threads per gunicorn worker (gthread)."),
     Setting(
@@ -117,6 +144,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EDITOR_NAME", "editor", "Editor account created by the seed step."),
     Setting("EDITOR_PASSWORD", "", "Seed editor password (generated, printed by make run).", secret=True),
     Setting("STATIC_DIR", str(ROOT / "static_build"), "Folder of emitted pages (the CDN origin root).", scope="app"),
+    Setting("PAGES_BUILD_ON_START", "1", "Set 0 to skip the full static build when the stack starts."),
+    Setting("PAGES_REBUILD", "1", "Set 0 to stop rebuilding static pages after editors' commits.", scope="app"),
+    Setting("PAGES_COALESCE_SECONDS", "0.3", "Commits within this window share one static rebuild.", scope="app"),
     Setting("LOG_LEVEL", "INFO", "Log level of the app and worker.", scope="app"),
     Setting("COOKIE_SECURE", "0", "Set 1 behind HTTPS to mark the session cookie Secure.", scope="app"),
     Setting("MAX_NAME_LENGTH", "64", "Longest accepted user name.", scope="app"),
@@ -185,6 +215,10 @@ class Settings:
 
     def flag(self, name: str) -> bool:
         return self._values[name].lower() in {"1", "true", "yes", "on"}
+
+    def list(self, name: str) -> list[str]:
+        """A comma-separated setting as a list (empty items dropped)."""
+        return [item.strip() for item in self._values.get(name, "").split(",") if item.strip()]
 
     def with_values(self, **overrides: str) -> Settings:
         return Settings({**self._values, **overrides})
@@ -261,6 +295,51 @@ class Settings:
     @property
     def origin_url(self) -> str:
         return f"http://{self._values['HOST']}:{self.int('ORIGIN_PORT')}"
+
+    @property
+    def edge_url(self) -> str | None:
+        """The edge /healthz reports on; None when there is none."""
+        value = self._values["EDGE_URL"].strip()
+        if value.lower() == "none":
+            return None
+        return (value or f"http://{self._values['HOST']}:{self.int('EDGE_PORT')}").rstrip("/")
+
+    @property
+    def cdn_purge_urls(self) -> list[str]:
+        raw = self._values["CDN_PURGE_URLS"].strip()
+        if raw.lower() == "none":
+            return []
+        if not raw:
+            return [f"http://{self._values['HOST']}:{self.int('EDGE_PORT')}/"]
+        urls = [u.strip() for u in raw.split(",") if u.strip()]
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"BREAKWATER_CDN_PURGE_URLS entry {url!r} must be an http(s) URL, e.g. http://127.0.0.1:8081/."
+                )
+        return urls
+
+    @property
+    def edge_purge_acl(self) -> list[str]:
+        """Entries of the edge's purge ACL as addresses or networks (validated)."""
+        import ipaddress
+
+        raw = self._values["EDGE_PURGE_ACL"].strip()
+        entries = [e.strip() for e in raw.split(",") if e.strip()] if raw else [self._values["HOST"], "127.0.0.1"]
+        result: list[str] = []
+        for entry in entries:
+            try:
+                network = ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"BREAKWATER_EDGE_PURGE_ACL entry {entry!r} is not an address or network, e.g. 10.0.0.0/8."
+                ) from None
+            if network.network_address.is_unspecified:
+                continue  # HOST=0.0.0.0 names no client
+            text = str(network.network_address) if network.num_addresses == 1 else str(network)
+            if text not in result:
+                result.append(text)
+        return result
 
     @property
     def app_url(self) -> str:

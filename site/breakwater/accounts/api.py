@@ -23,7 +23,12 @@ def register():
         db.session, data.get("name"), data.get("password"), max_name=current_app.config["MAX_NAME_LENGTH"]
     )
     login_user(user)
-    return jsonify({"user": user.to_json()}), 201
+    from flask_wtf.csrf import generate_csrf
+
+    # The static pages' account menu (site.js) needs the token for its log-out form.
+    response = jsonify({"user": user.to_json(), "csrf_token": generate_csrf()})
+    response.headers["Cache-Control"] = "private, no-store"
+    return response, 201
 
 
 @bp.post("/login")
@@ -33,7 +38,12 @@ def login():
     data = json_body()
     user = services.authenticate(db.session, data.get("name"), data.get("password"))
     login_user(user)
-    return jsonify({"user": user.to_json()})
+    from flask_wtf.csrf import generate_csrf
+
+    # The static pages' account menu (site.js) needs the token for its log-out form.
+    response = jsonify({"user": user.to_json(), "csrf_token": generate_csrf()})
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.post("/logout")
@@ -47,4 +57,9 @@ def me():
     user = current_user()
     if user is None:
         raise ApiError(401, "not_authenticated", "Log in first: POST /api/auth/login.")
-    return jsonify({"user": user.to_json()})
+    from flask_wtf.csrf import generate_csrf
+
+    # The static pages' account menu (site.js) needs the token for its log-out form.
+    response = jsonify({"user": user.to_json(), "csrf_token": generate_csrf()})
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

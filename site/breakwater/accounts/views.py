@@ -41,7 +41,7 @@ def register():
                 "accounts/register.html", error=exc.message, name=request.form.get("name", "")
             ), exc.status
         login_user(user)
-        flash(f"Welcome, {user.name}.")
+        flash(f"欢迎 {user.name}！")  # noqa: RUF001
         return redirect(url_for("home.index"))
     return render_template("accounts/register.html", error=None, name="")
 

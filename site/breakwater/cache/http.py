@@ -45,7 +45,21 @@ def cached_json(
     return response
 
 
-def cached_data(name: str, key: str, deps: tuple[str, ...], compute: Callable[[], object], soft_ttl: float):
+def cached_data(
+    name: str,
+    key: str,
+    deps: tuple[str, ...],
+    compute: Callable[[], object],
+    soft_ttl: float,
+    *,
+    ttl_from: Callable[[object], float] | None = None,
+):
     """The cached value decoded again (for HTML pages that render it); returns (data, status)."""
-    result = cache().get_or_compute(name, key, deps, lambda: dumps(compute()), soft_ttl)
+
+    def produce():
+        data = compute()
+        payload = dumps(data)
+        return (payload, ttl_from(data)) if ttl_from else payload
+
+    result = cache().get_or_compute(name, key, deps, produce, soft_ttl)
     return json.loads(result.value), header_value(result.status)

@@ -28,6 +28,9 @@ def _after_commit(session: Session) -> None:
         state = causal.state()
         seq = current_app.extensions["breakwater.cache"].bump(*sorted(namespaces), token=state.token)
         state.cache_seq = max(state.cache_seq, seq)
+        # Higher layers (static pages) react to the same commit without this module knowing them.
+        for hook in current_app.extensions.get("breakwater.after_invalidate", ()):
+            hook(tuple(sorted(namespaces)), state.token, seq)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -53,6 +53,7 @@ class Article(TimestampMixin, Base):
 
     def to_summary(self) -> dict:
         return {
+            "id": self.id,
             "slug": self.slug,
             "title": self.title,
             "summary": self.summary,

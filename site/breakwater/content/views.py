@@ -1,14 +1,21 @@
-"""Visitor pages: an article, a category with pagination."""
+"""Visitor pages: an article, a category with pagination.
+
+The same views serve the app's fallback and feed the static builder, so they render nothing per
+visitor, and each names what it shows in an ``xkey`` header (the edge purges by these keys).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
 from breakwater.cache.http import cached_data
 from breakwater.content import services
 from breakwater.content.api import ARTICLE_TTL, LIST_TTL
 from breakwater.errors import ApiError
 from breakwater.extensions import db
+from breakwater.pages.http import page_response
 
 bp = Blueprint("content", __name__)
 
@@ -17,24 +24,40 @@ bp = Blueprint("content", __name__)
 def article(slug: str):
     if not services.SLUG_RE.match(slug):
         abort(404)
-    data, status = cached_data(
-        "article",
-        f"article:{slug}",
-        (f"article:{slug}",),
-        lambda: services.published_article(db.session, slug),
-        ARTICLE_TTL,
-    )
-    return render_template("content/article.html", article=data), 200, {"X-Cache": status}
+    try:
+        data, status = cached_data(
+            "article",
+            f"article:{slug}",
+            (f"article:{slug}",),
+            lambda: services.published_article(db.session, slug),
+            ARTICLE_TTL,
+        )
+    except ApiError:
+        from breakwater.pages.builder import redirect_for
+
+        target = redirect_for(Path(current_app.extensions["breakwater.settings"]["STATIC_DIR"]), request.path)
+        if target:
+            return redirect(target, 301)
+        raise
+    keys = [f"article-{data['id']}", f"category-{data['category']['slug']}"]
+    return page_response(render_template("content/article.html", article=data), status, keys)
 
 
 @bp.get("/categories/<slug>")
-def category(slug: str):
+@bp.get("/categories/<slug>/page/<int:page>")
+def category(slug: str, page: int = 1):
     if not services.SLUG_RE.match(slug):
         abort(404)
-    try:
-        page = services.parse_page(request.args.get("page"))
-    except ApiError:
+    if "page" in request.args:  # the old query-string form: one canonical (static) URL per page
+        try:
+            wanted = services.parse_page(request.args.get("page"))
+        except ApiError:
+            abort(404)
+        return redirect(_category_url(slug, wanted), 301)
+    if page < 1 or page > 10_000:
         abort(404)
+    if page == 1 and request.path.endswith("/page/1"):
+        return redirect(_category_url(slug, 1), 301)
     data, status = cached_data(
         "articles",
         f"articles:{slug}:{page}",
@@ -42,4 +65,11 @@ def category(slug: str):
         lambda: services.published_page(db.session, slug, page),
         LIST_TTL,
     )
-    return render_template("content/category.html", listing=data), 200, {"X-Cache": status}
+    if page > data["pages"]:
+        abort(404)
+    keys = [f"category-{slug}", *(f"article-{a['id']}" for a in data["articles"])]
+    return page_response(render_template("content/category.html", listing=data), status, keys)
+
+
+def _category_url(slug: str, page: int) -> str:
+    return url_for("content.category", slug=slug, page=page) if page > 1 else url_for("content.category", slug=slug)

@@ -22,6 +22,8 @@ MODES = {"causal", "bounded", "strong", "eventual"}
 HEADER = "X-Causal-Token"
 COOKIE_KEY = "gtid"
 SEQ_KEY = "cseq"  # the highest cache-bump sequence of this client's publishes
+RW_COOKIE = "bw_rw"  # set for a while after a browser's own write (no secret in it)
+RW_SECONDS = 300
 
 
 def consistency(mode: str, max_lag: float | None = None) -> Callable:
@@ -52,6 +54,7 @@ def token_signer(app: Flask) -> Signer:
 def init_consistency(app: Flask) -> None:
     debug_routes = app.extensions["breakwater.settings"].flag("DEBUG_ROUTES")
     signer = token_signer(app)
+    secure_cookies = app.extensions["breakwater.settings"].flag("COOKIE_SECURE")
 
     @app.before_request
     def _begin() -> None:
@@ -85,6 +88,13 @@ def init_consistency(app: Flask) -> None:
                 session[COOKIE_KEY] = state.token
             if state.cache_seq > _int(session.get(SEQ_KEY)):
                 session[SEQ_KEY] = state.cache_seq
+            if changed and state.token != g.get("causal_incoming", ("",))[0]:
+                # This request wrote. Tells Nginx and the edge, which cannot read the signed session,
+                # that this browser has writes of its own to read: for RW_SECONDS its page requests
+                # bypass static files and caches (static rebuilds take about a second).
+                response.set_cookie(
+                    RW_COOKIE, "1", max_age=RW_SECONDS, httponly=True, samesite="Lax", secure=secure_cookies
+                )
         if debug_routes and state.routes:
             response.headers["X-DB-Route"] = ",".join(dict.fromkeys(state.routes))
         return response

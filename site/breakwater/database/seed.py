@@ -27,10 +27,10 @@ ARTICLES = [
     ),
     ("life", "weekend-market", "周末市集指南", "去哪里、买什么。", "* 早点到\n* 带上购物袋"),
 ]
-ADS = [
-    ("carousel", "秋季大促", "https://example.com/sale", 1),
-    ("carousel", "新品首发", "https://example.com/new", 2),
-    ("sidebar", "订阅周刊", "/register", 1),
+ADS = [  # images ship with the project (site/breakwater/static/img/) and are served under hashed names
+    ("carousel", "秋季大促", "https://example.com/sale", 1, "/static/img/ad-autumn-sale.svg"),
+    ("carousel", "新品首发", "https://example.com/new", 2, "/static/img/ad-new-arrivals.svg"),
+    ("sidebar", "订阅周刊", "/register", 1, "/static/img/ad-newsletter.svg"),
 ]
 
 
@@ -72,9 +72,10 @@ def _content(session, editor) -> None:
             Article(
                 title=title, slug=slug, summary=summary, body_md=body, body_html=render_markdown(body),
                 category_id=cats[cat].id, status=Status.PUBLISHED, published_at=now - timedelta(hours=i),
+                cover_url=f"/static/img/cover-{cat}.svg",
                 author_id=editor.id,
             )
         )  # fmt: skip
-    for slot, title, link, order in ADS:
-        session.add(Ad(slot_id=slots[slot].id, title=title, link=link, sort_order=order, enabled=True))
+    for slot, title, link, order, image in ADS:
+        session.add(Ad(slot_id=slots[slot].id, title=title, link=link, sort_order=order, enabled=True, image_url=image))
     session.commit()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from flask import current_app
@@ -63,6 +65,29 @@ def check_worker() -> dict:
     return {"up": bool(names), "workers": names} if names else {"up": False, "error": "no worker answered within 1 s"}
 
 
+def check_edge() -> dict:
+    """The Varnish edge answers its own /_edge/health (it never asks the origin, so no loop through /healthz).
+
+    The edge is the CDN stand-in, not a dependency of the origin: when it is down /healthz says so and reports
+    "degraded", but keeps answering 200 because the origin still serves every request.
+    """
+    url = current_app.extensions["breakwater.settings"].edge_url
+    if url is None:
+        return {"up": None, "configured": False}
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(f"{url}/_edge/health", timeout=1.0) as resp:
+            body = json.load(resp)
+    except Exception as exc:
+        return {"up": False, "address": url, "error": str(exc)[:200]}
+    return {
+        "up": True,
+        "address": url,
+        "origin": body.get("origin"),  # the edge's probe of the origin: healthy or sick
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+
+
 def health_report() -> tuple[dict, bool]:
     """Returns (report, can_serve)."""
     app = current_app._get_current_object()
@@ -75,6 +100,7 @@ def health_report() -> tuple[dict, bool]:
     redis_future = _pool.submit(in_app, check_redis)
     cache_future = _pool.submit(in_app, check_redis, "breakwater.redis_cache")
     worker_future = _pool.submit(in_app, check_worker)
+    edge_future = _pool.submit(in_app, check_edge)
     nodes = [f.result() for f in node_futures]
     primary = nodes[0]
     for node in nodes[1:]:
@@ -91,11 +117,14 @@ def health_report() -> tuple[dict, bool]:
         "redis": redis_future.result(),
         "redis_cache": cache_future.result(),
         "worker": worker_future.result(),
+        "edge": edge_future.result(),
     }
 
     problems = [f"{n['name']} is down" for n in nodes if not n["up"]]
     problems += [f"{n['name']} is not replicating" for n in nodes[1:] if n["up"] and not n.get("replicating")]
     problems += [f"{name} is down" for name in ("redis", "redis_cache", "worker") if not report[name]["up"]]
+    if report["edge"]["up"] is False:
+        problems.append("edge is down")
     problems += [
         f"{n.name} is out of rotation ({n.reason})"
         for n in monitor.replicas

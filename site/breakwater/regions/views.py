@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from breakwater.pages.http import page_response
+from breakwater.pages.regions_data import root_url
+
 bp = Blueprint("regions", __name__)
 
 
 @bp.get("/regions")
 def picker_demo():
     """The address picker on its own; the flash-sale order form reuses the same widget."""
-    return render_template("regions/picker.html")
+    return page_response(render_template("regions/picker.html", regions_root=root_url()), "hit", ["regions"])

@@ -49,6 +49,7 @@ class Layout:
         self.redis = self.state / "redis"
         self.redis_cache = self.state / "redis-cache"
         self.nginx = self.state / "nginx"
+        self.edge = self.state / "edge"
         self.prometheus = self.state / "prometheus"
         self.mariadb = self.state / "mariadb"
 
@@ -92,6 +93,15 @@ class Layout:
         return self.supervisor / "supervisord.pid"
 
     @property
+    def edge_vcl(self) -> Path:
+        return self.edge / "edge.vcl"
+
+    @property
+    def edge_workdir(self) -> Path:
+        """varnishd's -n directory (shared memory log, compiled VCL)."""
+        return self.edge / "varnishd"
+
+    @property
     def bootstrapped_marker(self) -> Path:
         return self.mariadb / "replication-configured"
 
@@ -102,6 +112,7 @@ class Layout:
             self.redis,
             self.redis_cache,
             self.nginx,
+            self.edge,
             self.prometheus,
             *(n.dir for n in self.nodes),
         ]

@@ -1,7 +1,7 @@
 """Bring the whole stack up, report on it and take it down again.
 
 The order matters: databases and Redis first, then users and replication, then migrations
-and seed data on the primary, and only then the app, the worker and Nginx. Any failure on
+and seed data on the primary, and only then the app, the worker, Nginx and the Varnish edge. Any failure on
 the way shuts supervisord down again, so a failed start leaves no processes behind.
 """
 
@@ -46,19 +46,20 @@ class Stack:
         ports += [("REPLICA_PORTS", p) for p in s.replica_ports]
         ports += [(k, s.int(k)) for k in ("REDIS_PORT", "REDIS_CACHE_PORT")]
         ports += [("APP_PORT", a.port) for a in self.layout.apps]  # app2... listen on APP_PORT+1...
-        ports.append(("ORIGIN_PORT", s.int("ORIGIN_PORT")))
+        ports += [(k, s.int(k)) for k in ("ORIGIN_PORT", "EDGE_PORT")]
         return ports
 
     @property
     def _web(self) -> list[str]:
-        """The programs started after the data services: every gunicorn, the worker, Nginx."""
-        return [a.name for a in self.layout.apps] + ["worker", "nginx"]
+        """The programs started after the data services: every gunicorn, the worker, Nginx, the edge."""
+        return [a.name for a in self.layout.apps] + ["worker", "nginx", "edge"]
 
     def _pid_files(self) -> dict[str, Path]:
         files = {n.name: n.dir / "mariadb.pid" for n in self.layout.nodes}
         files["redis"] = self.layout.redis / "redis.pid"
         files["redis-cache"] = self.layout.redis_cache / "redis.pid"
         files["nginx"] = self.layout.nginx / "nginx.pid"
+        files["edge"] = self.layout.edge / "varnishd.pid"
         for inst in self.layout.apps:
             files[inst.name] = inst.pid_file
         files["worker"] = self.layout.state / "celery.pid"
@@ -108,7 +109,10 @@ class Stack:
             self.migrate()
             self.seed()
             mariadb.wait_replicas_caught_up(self.layout)
-            say("starting gunicorn, the Celery worker and Nginx")
+            if self.settings.flag("PAGES_BUILD_ON_START"):
+                say("emitting static pages")
+                self.build_pages()
+            say("starting gunicorn, the Celery worker, Nginx and the Varnish edge")
             for name in self._web:
                 self.supervisor.start(name)
             for name in self._web:
@@ -149,6 +153,18 @@ class Stack:
         from breakwater.database.seed import seed_all
 
         seed_all(self.settings)
+
+    def build_pages(self):
+        """A full static build in this process (the worker rebuilds incrementally afterwards)."""
+        from breakwater import create_app
+        from breakwater.extensions import db
+        from breakwater.pages.builder import Builder
+
+        app = create_app(self.settings)
+        try:
+            return Builder(app).build_all()
+        finally:
+            db.dispose()
 
     def wait_healthy(self, timeout: float = 60.0) -> dict:
         url = self.settings.origin_url + "/healthz"

@@ -15,7 +15,17 @@ REQUIRED = {
     "mariadb-install-db": "mariadb-server",
     "redis-server": "redis-server",
     "nginx": "nginx-light",
+    "varnishd": "varnish",
 }
+#: files that are not programs on PATH -> Debian package that provides them (the edge's xkey vmod)
+REQUIRED_FILES = {
+    "libvmod_xkey.so": "varnish-modules",
+}
+VMOD_DIRS = (
+    "/usr/lib/varnish/vmods",
+    "/usr/lib/x86_64-linux-gnu/varnish/vmods",
+    "/usr/lib/aarch64-linux-gnu/varnish/vmods",
+)
 #: what the browser tests need: Debian's chromium (Playwright drives it; it never downloads one)
 BROWSER = {"chromium": "chromium"}
 BROWSER_FONTS = "fonts-wqy-microhei"  # CJK glyphs for readable screenshots
@@ -26,8 +36,19 @@ def which(program: str) -> str | None:
     return shutil.which(program, path=SEARCH_PATH)
 
 
+def vmod_path(name: str) -> str | None:
+    """Full path of a Varnish module file such as ``libvmod_xkey.so``, or None."""
+    for d in VMOD_DIRS:
+        candidate = Path(d) / name
+        if candidate.exists():
+            return str(candidate)
+    return None
+
+
 def missing_programs() -> dict[str, str]:
-    return {prog: pkg for prog, pkg in REQUIRED.items() if which(prog) is None}
+    missing = {prog: pkg for prog, pkg in REQUIRED.items() if which(prog) is None}
+    missing.update({name: pkg for name, pkg in REQUIRED_FILES.items() if vmod_path(name) is None})
+    return missing
 
 
 def _can_apt() -> bool:
@@ -53,7 +74,9 @@ def ensure_programs(install: bool = True) -> dict[str, str]:
         still = missing_programs()
         if still:
             raise StackError(f"Programs still missing after apt-get: {', '.join(sorted(still))}; run `{command}`.")
-    return {prog: which(prog) or "" for prog in REQUIRED}
+    found = {prog: which(prog) or "" for prog in REQUIRED}
+    found.update({name: vmod_path(name) or "" for name in REQUIRED_FILES})
+    return found
 
 
 def ensure_browser(install: bool = True) -> str:

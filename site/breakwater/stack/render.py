@@ -134,6 +134,45 @@ def programs(layout: Layout) -> list[Program]:
             priority=400,
         )
     )
+    varnishd = [
+        which("varnishd") or "varnishd",
+        "-F",
+        "-n",
+        str(layout.edge_workdir),
+        "-a",
+        f"{host}:{s.int('EDGE_PORT')}",
+        "-f",
+        str(layout.edge_vcl),
+        "-s",
+        f"malloc,{s['EDGE_MEMORY']}",
+        "-t",
+        str(s.int("EDGE_DEFAULT_TTL")),
+        # Stale-while-revalidate only when the origin says so; the VCL adds the long grace for outages.
+        "-p",
+        "default_grace=0",
+        "-P",
+        str(layout.edge / "varnishd.pid"),
+        # The stack runs every service as the invoking user (nginx, MariaDB too); the unix jail's
+        # varnish/vcache users could not reach a private state directory.
+        "-j",
+        "none",
+        # A small local node: few threads, quick start.
+        "-p",
+        "thread_pools=1",
+        "-p",
+        "thread_pool_min=10",
+    ]
+    progs.append(
+        Program(
+            "edge",
+            "edge/CDN",
+            shlex.join(varnishd),
+            s.int("EDGE_PORT"),
+            autostart=False,
+            stopwaitsecs=10,
+            priority=500,
+        )
+    )
     return progs
 
 
@@ -162,6 +201,28 @@ def app_upstreams(layout: Layout) -> list[str]:
     s = layout.settings
     local = [f"{s['HOST']}:{inst.port}" for inst in layout.apps]
     return local + [f"{h}:{p}" for h, p in s.app_servers]
+
+
+def _acl_entry(entry: str) -> str:
+    """``10.0.0.0/8`` -> ``"10.0.0.0"/8`` (VCL ACL syntax)."""
+    address, _, bits = entry.partition("/")
+    return f'"{address}"/{bits}' if bits else f'"{address}"'
+
+
+def render_edge(*, backend: str, purge_acl: list[str], grace: int, edge_dir: str) -> str:
+    """The edge's VCL; also used by docker-compose through `breakwater stack render-edge`."""
+    host, _, port = backend.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"edge backend {backend!r} must look like host:port, e.g. 127.0.0.1:8080.")
+    if not purge_acl:
+        raise ValueError("the edge's purge ACL is empty; set BREAKWATER_EDGE_PURGE_ACL to the purging addresses.")
+    return _env.get_template("edge.vcl.j2").render(
+        backend_host=host,
+        backend_port=port,
+        purge_acl=[_acl_entry(e) for e in purge_acl],
+        grace=grace,
+        edge_dir=edge_dir,
+    )
 
 
 def render_nginx(
@@ -235,6 +296,15 @@ def render_all(layout: Layout) -> list[Program]:
             access_log=str(layout.logs / "nginx-access.log"),
             settings=s,
             os_user=os_user if os.geteuid() == 0 else "",
+        ),
+    )
+    _write(
+        layout.edge_vcl,
+        render_edge(
+            backend=f"{s['HOST']}:{s.int('ORIGIN_PORT')}",
+            purge_acl=s.edge_purge_acl,
+            grace=s.int("EDGE_GRACE"),
+            edge_dir=str(layout.edge),
         ),
     )
     progs = programs(layout)

@@ -1,4 +1,5 @@
-// Province -> city -> district cascade. Each level is loaded from /api/regions[/<code>] when needed.
+// Province -> city -> district cascade. Each level is loaded when needed: from the content-hashed
+// static files (data-root, cacheable for a year) when the page names them, else from /api/regions.
 (function () {
   "use strict";
 
@@ -31,18 +32,29 @@
         .join(" / ");
     };
 
-    load("/api/regions").then((data) => { fill(province, data.regions, "选择省份"); province.disabled = false; });
+    // Static files list {regions: [{code, name, next}]}; the API lists {regions} or {children}.
+    const staticRoot = root.dataset.root;
+    const nextOf = {};
+    const items = (data) => {
+      const list = data.regions || data.children || [];
+      for (const item of list) if (item.next) nextOf[item.code] = item.next;
+      return list;
+    };
+    const children = async (code) =>
+      items(await load(staticRoot && nextOf[code] ? nextOf[code] : "/api/regions/" + code));
+
+    load(staticRoot || "/api/regions").then((data) => { fill(province, items(data), "选择省份"); province.disabled = false; });
 
     province.addEventListener("change", async () => {
       reset(city, "选择城市");
       reset(district, "选择区县");
       show();
-      if (province.value) fill(city, (await load("/api/regions/" + province.value)).children, "选择城市");
+      if (province.value) fill(city, await children(province.value), "选择城市");
     });
     city.addEventListener("change", async () => {
       reset(district, "选择区县");
       show();
-      if (city.value) fill(district, (await load("/api/regions/" + city.value)).children, "选择区县");
+      if (city.value) fill(district, await children(city.value), "选择区县");
     });
     district.addEventListener("change", show);
   }
