@@ -87,3 +87,35 @@ def test_editor_manages_an_ad_in_the_browser(page, origin, settings, http):
         "button", name="Delete"
     ).click()
     expect(page.locator(f"input[value='{title}']")).to_have_count(0)
+
+
+def test_static_homepage_in_the_browser_with_the_account_menu_from_the_api(page, origin, settings, http):
+    """The emitted homepage: images load, the carousel turns, and a signed-in visitor sees their name
+    (filled in by site.js from /api/auth/me) although the page's HTML is the same for everyone."""
+    api_calls = []
+    page.on("request", lambda r: api_calls.append(r.url) if "/api/auth/me" in r.url else None)
+    page.goto(f"{origin}/")
+    expect(page.get_by_role("link", name="登录")).to_be_visible()
+    assert api_calls == [], "an anonymous view makes no API call"
+    carousel = page.locator("[data-carousel]")
+    expect(carousel.locator(".slide")).to_have_count(2)
+    widths = page.eval_on_selector_all("img", "imgs => imgs.filter(i => i.loading !== 'lazy').map(i => i.naturalWidth)")
+    assert widths and all(w > 0 for w in widths), widths
+    expect(carousel.locator(".slide.active")).to_have_count(1)
+    first = carousel.locator(".slide.active").get_attribute("data-ad")
+    carousel.locator("[data-dot='1']").click()
+    expect(carousel.locator(".slide.active")).not_to_have_attribute("data-ad", first)
+
+    page.goto(f"{origin}/login")
+    page.get_by_label("用户名").fill(settings["EDITOR_NAME"])
+    page.get_by_label("密码").fill(settings["EDITOR_PASSWORD"])
+    page.get_by_role("button", name="登录").click()
+    page.goto(f"{origin}/")
+    expect(page.get_by_test_id("who")).to_have_text(settings["EDITOR_NAME"])
+    expect(page.get_by_role("link", name="登录")).to_have_count(0)
+    assert page.content().count(settings["EDITOR_NAME"]) >= 1
+    anonymous = http.get(f"{origin}/", timeout=10).text
+    assert settings["EDITOR_NAME"] not in anonymous.replace("editor/", "")  # the HTML itself names nobody
+    page.get_by_role("button", name="退出").click()
+    page.goto(f"{origin}/")
+    expect(page.get_by_role("link", name="登录")).to_be_visible()

@@ -1,8 +1,13 @@
-"""The signed session cookie: who is logged in."""
+"""The signed session cookie: who is logged in.
+
+Beside it, a plain ``bw_signed_in=1`` cookie (no secret, readable by scripts) tells the static pages'
+script that asking ``/api/auth/me`` is worth it: anonymous page views, the bulk of a spike, then
+make no API call at all.
+"""
 
 from __future__ import annotations
 
-from flask import g, session
+from flask import after_this_request, current_app, g, session
 
 from breakwater.accounts.models import User
 from breakwater.accounts.services import get_user
@@ -14,10 +19,12 @@ def login_user(user: User) -> None:
     session.permanent = True
     session["uid"] = user.id
     g.current_user = user
+    _signed_in_hint(True)
 
 
 def logout_user() -> None:
     session.clear()
+    _signed_in_hint(False)
     g.current_user = None
 
 
@@ -26,3 +33,19 @@ def current_user() -> User | None:
         uid = session.get("uid")
         g.current_user = get_user(db.session, uid) if isinstance(uid, int) else None
     return g.current_user
+
+
+SIGNED_IN_COOKIE = "bw_signed_in"
+
+
+def _signed_in_hint(signed_in: bool) -> None:
+    secure = current_app.extensions["breakwater.settings"].flag("COOKIE_SECURE")
+
+    @after_this_request
+    def _set(response):
+        if signed_in:
+            lifetime = int(current_app.permanent_session_lifetime.total_seconds())
+            response.set_cookie(SIGNED_IN_COOKIE, "1", max_age=lifetime, samesite="Lax", secure=secure)
+        else:
+            response.delete_cookie(SIGNED_IN_COOKIE, samesite="Lax", secure=secure)
+        return response

@@ -5,7 +5,8 @@
 
   async function account() {
     const nav = document.querySelector("[data-account]");
-    if (!nav) return;
+    // Only browsers that signed in ask (a plain hint cookie): anonymous views cost the app nothing.
+    if (!nav || !/(^|;\s*)bw_signed_in=1/.test(document.cookie)) return;
     let me;
     try {
       const response = await fetch("/api/auth/me", { headers: { Accept: "application/json" }, credentials: "same-origin" });
