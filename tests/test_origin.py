@@ -199,12 +199,16 @@ def test_homepage_is_the_emitted_file_for_anonymous_visitors(origin, settings):
     assert resp, "the emitted homepage was not served"
     assert resp.headers["xkey"] == "html home ads" and resp.headers["X-Origin-Cache"] == "STATIC"
     assert resp.headers["Cache-Control"] == html_cc(settings)
-    # A query string, a session or a fresh write of one's own goes to the app.
-    for kwargs in ({"params": {"page": "2"}}, {"cookies": {"bw_session": "x"}}, {"cookies": {"bw_rw": "1"}}):
+    # Signed-in visitors get the same file (the page's script fetches the account menu)...
+    signed_in = requests.get(f"{origin}/", headers=IDENTITY, cookies={"bw_session": "x", "bw_signed_in": "1"})
+    assert signed_in.headers["X-Origin-Cache"] == "STATIC"
+    # ...a query string or a reader of their own writes goes to the app.
+    for kwargs in ({"params": {"page": "2"}}, {"cookies": {"bw_rw": "1"}}, {"headers": {"X-Causal-Token": "x"}}):
         dynamic = requests.get(f"{origin}/", allow_redirects=False, timeout=5, **kwargs)
         assert "X-Request-ID" in dynamic.headers and dynamic.headers.get("X-Origin-Cache") != "STATIC", kwargs
-    personal = requests.get(f"{origin}/", cookies={"bw_session": "x"}, timeout=5)
-    assert personal.headers["Cache-Control"] == "private, no-store"
+    # The app's pages for a signed-in visitor are private.
+    personal = requests.get(f"{origin}/regions?from=test", cookies={"bw_session": "x"}, timeout=5)
+    assert personal.status_code == 200 and personal.headers["Cache-Control"] == "private, no-store"
 
 
 def test_a_replaced_file_is_served_within_about_a_second(origin, static, slug):
