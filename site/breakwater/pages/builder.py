@@ -170,6 +170,10 @@ class Builder:
             self._redirects(report, removed_owners, pages, redirects)
             if not dry_run:
                 writer.write_json(self.root / MANIFEST, manifest)
+        # Nginx tags emitted article pages by URL (article-<slug>); the app by id: purge both names.
+        for url in report.changed_urls:
+            if url.startswith("/articles/"):
+                report.keys.add("article-" + url.removeprefix("/articles/").strip("/"))
         report.keys.discard("")
         report.seconds = time.monotonic() - started
         return report
