@@ -35,6 +35,9 @@ def stack_env(state_dir: Path, replicas: int = 2) -> dict[str, str]:
     env["BREAKWATER_ORIGIN_MICROCACHE"] = "0"
     env["BREAKWATER_ORIGIN_LOGIN_RATE"] = "100r/s"
     env["BREAKWATER_ORIGIN_LOGIN_BURST"] = "200"
+    # The flash-sale tests send a thousand purchase attempts from this one address at once.
+    env["BREAKWATER_ORIGIN_WRITE_RATE"] = "5000r/s"
+    env["BREAKWATER_ORIGIN_WRITE_BURST"] = "5000"
     (state_dir / "static_build").mkdir(parents=True, exist_ok=True)
     return env
 

@@ -101,6 +101,9 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
     from breakwater.pages import init_pages
 
     init_pages(app)
+    from breakwater.flash import init_flash
+
+    init_flash(app)
     return app
 
 

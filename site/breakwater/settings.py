@@ -144,6 +144,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EDITOR_NAME", "editor", "Editor account created by the seed step."),
     Setting("EDITOR_PASSWORD", "", "Seed editor password (generated, printed by make run).", secret=True),
     Setting("STATIC_DIR", str(ROOT / "static_build"), "Folder of emitted pages (the CDN origin root).", scope="app"),
+    Setting("FLASH_USER_RATE", "5/second", "Purchase attempts allowed per buyer (Flask-Limiter syntax).", scope="app"),
     Setting("PAGES_BUILD_ON_START", "1", "Set 0 to skip the full static build when the stack starts."),
     Setting("PAGES_REBUILD", "1", "Set 0 to stop rebuilding static pages after editors' commits.", scope="app"),
     Setting("PAGES_COALESCE_SECONDS", "0.3", "Commits within this window share one static rebuild.", scope="app"),

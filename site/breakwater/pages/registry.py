@@ -30,6 +30,20 @@ def register(provider: Provider) -> Provider:
     return provider
 
 
+Affected = Callable[[Session, str], Iterable[str]]
+_affected: dict[str, Affected] = {}
+
+
+def register_affected(prefix: str) -> Callable[[Affected], Affected]:
+    """``@register_affected("flash:")``: the URLs a change in a namespace with that prefix affects."""
+
+    def decorate(fn: Affected) -> Affected:
+        _affected[prefix] = fn
+        return fn
+
+    return decorate
+
+
 def category_urls(session: Session, category: Category) -> list[str]:
     total = session.scalar(
         select(func.count()).select_from(Article).where(
@@ -93,6 +107,11 @@ def affected_urls(session: Session, namespaces: Iterable[str], manifest: dict) -
         elif ns == "regions":
             urls["/regions"] = None
             keys.add("regions")
+        else:
+            for prefix, fn in _affected.items():
+                if ns.startswith(prefix):
+                    for url in fn(session, ns):
+                        urls[url] = None
     # Pages of a list that got shorter disappear: render them too (they answer 404 and are removed).
     for url in list(pages):
         if url.startswith("/categories/") and any(u.startswith(url.split("/page/")[0]) for u in urls):

@@ -1,0 +1,29 @@
+"""The flash sale (抢购): stock N sells exactly N, at most the limit per buyer, nothing accepted is lost.
+
+Layers, upstream first: the static product page on the CDN (:mod:`.views`), the one-second cacheable
+``GET /api/flash/<id>``, Nginx ``limit_req``, a per-process sold-out flag (:mod:`.soldout`), the
+per-buyer rate limit, the Idempotency-Key, the Redis gate (:mod:`.gate`, one Lua script), then the
+``orders`` queue writing on the primary with an optimistic lock (:mod:`.orders`, :mod:`.tasks`), and
+the reconciler that repairs the gate and re-sends lost writes.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_flash(app: Flask) -> None:
+    from breakwater.flash import api, editor_api, views
+    from breakwater.flash.gate import Gate
+    from breakwater.flash.soldout import SoldOutFlags
+
+    settings = app.extensions["breakwater.settings"]
+    app.extensions["breakwater.flash.gate"] = Gate(app.extensions["breakwater.redis"])
+    app.extensions["breakwater.flash.soldout"] = SoldOutFlags(settings.redis_url)
+    from breakwater.extensions import csrf
+
+    for bp in (api.bp, editor_api.bp):
+        csrf.exempt(bp)
+        app.register_blueprint(bp)
+    app.register_blueprint(views.bp)
+    import breakwater.flash.tasks  # noqa: F401  (registers the tasks)

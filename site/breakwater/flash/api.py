@@ -1,0 +1,235 @@
+"""Visitor JSON API of the flash sale.
+
+* ``GET /api/flash/<id>``: the sale, its stock left (from the gate) and the server's clock; public
+  for one second, so the origin microcache and the edge absorb a million refreshes.
+* ``POST /api/flash/<id>/orders``: a signed-in buyer's purchase attempt, decided by the gate; 202
+  with the order id, the write itself happens on the ``orders`` queue. Checked in this order, each
+  as far upstream as possible: the per-buyer rate limit (skipped while this process knows the sale
+  is sold out), sign-in and input (no Redis), the sold-out flag (then only the buyer's idempotency
+  record is read, so a retry of an accepted order still gets its 202), the Idempotency-Key, the gate.
+* ``GET /api/orders/<id>``, ``GET /api/orders``: the buyer's own orders, read causally; an order
+  accepted but not yet written is ``pending``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import select
+
+from breakwater.accounts.session import current_user
+from breakwater.api import json_body, require_json_for_writes
+from breakwater.cache.http import cached_data
+from breakwater.database.consistency import consistency
+from breakwater.errors import ApiError
+from breakwater.extensions import db
+from breakwater.flash import services
+from breakwater.flash.gate import body_hash
+from breakwater.flash.models import FlashOrder, FlashSale
+from breakwater.flash.tasks import enqueue_write
+from breakwater.ratelimit import limiter
+
+bp = Blueprint("flash_api", __name__, url_prefix="/api")
+require_json_for_writes(bp)
+
+ORDER_ID_RE = re.compile(r"^[0-9a-f]{32}$")  # the sale id in 8 hex digits, then 24 random ones
+KEY_RE = re.compile(r"^[\x21-\x7e]{8,64}$")
+PHONE_RE = re.compile(r"^\+?[0-9][0-9 -]{5,18}[0-9]$")
+REJECTIONS = {
+    "sold_out": (409, "The sale is sold out."),
+    "limit_reached": (409, "You have bought as many as this sale allows per buyer."),
+    "not_started": (403, "The sale has not started yet."),
+    "ended": (403, "The sale has ended."),
+}
+
+
+def _sale_json(sale_id: int) -> dict:
+    def compute():
+        return services.get_sale(db.session, sale_id).to_json()
+
+    data, _status = cached_data("flash", f"flash:{sale_id}", (f"flash:{sale_id}",), compute, 60.0)
+    return data
+
+
+@bp.get("/flash/<int:sale_id>")
+def sale(sale_id: int):
+    data = _sale_json(sale_id)
+    left = services.gate().stock_left(sale_id)
+    if left is None:  # the gate lost its state (or never had it): load it from the database
+        with db.primary():
+            sale_row = services.get_sale(db.session, sale_id)
+            services.load_gate(sale_row)
+        left = services.gate().stock_left(sale_id)
+    response = jsonify({"sale": {**data, "stock_left": left}, "server_time": _now_iso()})
+    response.headers["Cache-Control"] = "public, max-age=1, s-maxage=1"
+    response.headers["xkey"] = f"flash-{sale_id}"
+    return response
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+
+
+def _user_key() -> str:
+    user = current_user()
+    return f"flash-user:{user.id}" if user else request.remote_addr or "?"
+
+
+def _user_rate() -> str:
+    return current_app.extensions["breakwater.settings"]["FLASH_USER_RATE"]
+
+
+def _sold_out_here() -> bool:
+    sale_id = (request.view_args or {}).get("sale_id")
+    return sale_id is not None and current_app.extensions["breakwater.flash.soldout"].is_sold_out(sale_id)
+
+
+def _address(data: object) -> dict:
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_address", "address must be an object with region_code, detail, name and phone.")
+    clean = {}
+    for field, limit in (("region_code", 12), ("detail", 200), ("name", 64), ("phone", 20)):
+        value = data.get(field)
+        if not isinstance(value, str) or not value.strip():
+            raise ApiError(400, "invalid_address", f"address.{field} is required.", field=f"address.{field}")
+        if len(value.strip()) > limit:
+            raise ApiError(400, "invalid_address", f"address.{field} is longer than {limit} characters.")
+        clean[field] = value.strip()
+    if not PHONE_RE.match(clean["phone"]):
+        raise ApiError(400, "invalid_address", "address.phone must be a phone number, e.g. 13800138000.")
+    services.validate_region(clean["region_code"])
+    return clean
+
+
+def _replay(record: str, digest: str, sale_id: int):
+    """Answer from an existing Idempotency-Key record (the first response, or 409/422)."""
+    kind, _, rest = record.partition(" ")
+    if kind == "inflight":
+        raise ApiError(409, "request_in_flight", "A request with this Idempotency-Key is still being processed.")
+    parts = rest.split(" ")
+    if parts[0] != digest:
+        raise ApiError(
+            422, "idempotency_key_reused", "This Idempotency-Key was used with a different request body; use a new key."
+        )
+    if kind == "accepted":
+        return _accepted(sale_id, parts[1], replayed=True)
+    status, code = int(parts[1]), parts[2]
+    raise ApiError(status, code, REJECTIONS.get(code, (status, "Rejected."))[1], replayed=True)
+
+
+def _accepted(sale_id: int, order_id: str, replayed: bool = False):
+    body = {"order_id": order_id, "status": "pending", "status_url": f"/api/orders/{order_id}"}
+    response = jsonify(body)
+    response.status_code = 202
+    response.headers["Location"] = body["status_url"]
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.post("/flash/<int:sale_id>/orders")
+@limiter.limit(_user_rate, key_func=_user_key, exempt_when=_sold_out_here)
+def place_order(sale_id: int):
+    user = current_user()
+    if user is None:
+        raise ApiError(401, "not_authenticated", "Log in first: POST /api/auth/login.")
+    key = request.headers.get("Idempotency-Key", "")
+    if not key:
+        raise ApiError(400, "missing_idempotency_key", "Send an Idempotency-Key header (a new random value per order).")
+    if not KEY_RE.match(key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 8 to 64 visible ASCII characters.")
+    body = json_body()
+    quantity = body.get("quantity", 1)
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or not 1 <= quantity <= 100:
+        raise ApiError(400, "invalid_quantity", "quantity must be a whole number from 1 to 100.")
+    address = _address(body.get("address"))
+    digest = body_hash(body)
+    gate = services.gate()
+    if _sold_out_here():
+        record = gate.client.get(gate_idem_key(sale_id, user.id, key))
+        if record is not None:
+            return _replay(record.decode(), digest, sale_id)
+        raise ApiError(409, "sold_out", REJECTIONS["sold_out"][1])
+    existing = gate.claim(sale_id, user.id, key, digest)
+    if existing is not None:
+        return _replay(existing, digest, sale_id)
+    payload = {
+        "order_id": f"{sale_id:08x}{uuid.uuid4().hex[:24]}", "sale_id": sale_id, "user_id": user.id,
+        "quantity": quantity,        "idempotency_key": key, "address": address, "accepted_ms": int(time.time() * 1000),
+    }  # fmt: skip
+    try:
+        decision = gate.accept(sale_id, user.id, key, digest, payload["accepted_ms"], payload)
+        if decision.outcome == "no_sale":
+            with db.primary():
+                sale_row = db.session.get(FlashSale, sale_id)
+                if sale_row is None:
+                    gate.release(sale_id, user.id, key)
+                    raise ApiError(404, "sale_not_found", f"There is no flash sale {sale_id}.")
+                services.load_gate(sale_row)
+            decision = gate.accept(sale_id, user.id, key, digest, payload["accepted_ms"], payload)
+    except ApiError:
+        raise
+    except Exception:
+        gate.release(sale_id, user.id, key)
+        raise
+    if decision.outcome == "accepted":
+        enqueue_write({**payload, "slot": decision.slot})
+        return _accepted(sale_id, payload["order_id"])
+    if decision.outcome == "idem":
+        return _replay(decision.record, digest, sale_id)
+    if decision.outcome == "sold_out":
+        current_app.extensions["breakwater.flash.soldout"].mark(sale_id)
+    status, message = REJECTIONS.get(decision.outcome, (409, "Rejected."))
+    gate.remember_rejection(sale_id, user.id, key, digest, status, decision.outcome)
+    raise ApiError(status, decision.outcome, message)
+
+
+def gate_idem_key(sale_id: int, user_id: int, key: str) -> str:
+    from breakwater.flash.gate import idem_key
+
+    return idem_key(sale_id, user_id, key)
+
+
+def _order_for(user_id: int, order_id: str) -> dict:
+    """Database first (causal); then the gate's accepted requests (``pending``); then the primary,
+    for an order the worker wrote a moment ago that this replica has not applied yet."""
+    if not ORDER_ID_RE.match(order_id):
+        raise ApiError(404, "order_not_found", f"You have no order {order_id[:40]!r}.")
+    order = db.session.get(FlashOrder, order_id)
+    if order is None:
+        payload = services.gate().pending(int(order_id[:8], 16)).get(order_id)
+        if payload is not None and payload["user_id"] == user_id:
+            return {"id": order_id, "sale_id": payload["sale_id"], "quantity": payload["quantity"], "status": "pending"}
+        with db.primary():
+            order = db.session.get(FlashOrder, order_id)
+    if order is None or order.user_id != user_id:
+        raise ApiError(404, "order_not_found", f"You have no order {order_id[:40]!r}.")
+    return order.to_json()
+
+
+@bp.get("/orders/<order_id>")
+@consistency("causal")
+def order(order_id: str):
+    user = current_user()
+    if user is None:
+        raise ApiError(401, "not_authenticated", "Log in first: POST /api/auth/login.")
+    response = jsonify({"order": _order_for(user.id, order_id)})
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get("/orders")
+@consistency("causal")
+def orders():
+    user = current_user()
+    if user is None:
+        raise ApiError(401, "not_authenticated", "Log in first: POST /api/auth/login.")
+    rows = db.session.scalars(
+        select(FlashOrder).where(FlashOrder.user_id == user.id).order_by(FlashOrder.created_at.desc()).limit(100)
+    )
+    response = jsonify({"orders": [o.to_json() for o in rows]})
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

@@ -1,0 +1,85 @@
+"""Celery tasks of the flash sale: ``orders`` queue writes (the peak shaved), reconciliation."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from flask import current_app
+from sqlalchemy.exc import OperationalError
+
+from breakwater.flash.orders import VersionConflict
+
+log = logging.getLogger(__name__)
+
+
+def _gate():
+    return current_app.extensions["breakwater.flash.gate"]
+
+
+def enqueue_write(payload: dict) -> bool:
+    """Send the write; False when the broker did not take it (the reconciler will, later)."""
+    try:
+        write_order.apply_async(args=[payload])  # routed to the orders queue by name
+        return True
+    except Exception as exc:  # the request was accepted and is safe in Redis
+        log.warning("flash: could not enqueue order %s (%s); the reconciler will", payload["order_id"], exc)
+        return False
+
+
+@shared_task(
+    name="breakwater.flash.write_order",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(VersionConflict, OperationalError),
+    retry_backoff=0.2,
+    retry_backoff_max=10,
+    retry_jitter=True,
+    max_retries=10,
+    soft_time_limit=30,
+    time_limit=60,
+    ignore_result=True,
+)
+def write_order(self, payload: dict) -> str:
+    from breakwater.extensions import db
+    from breakwater.flash.orders import _fail
+    from breakwater.flash.orders import write_order as write
+
+    with db.primary():
+        try:
+            status, new = write(db.session, _gate(), payload)
+        except (VersionConflict, OperationalError):
+            if self.request.retries >= self.max_retries:
+                db.session.rollback()
+                status, new = _fail(db.session, _gate(), payload, "gave up after repeated write conflicts")
+                return status
+            raise
+    if new and status == "confirmed":
+        notify = current_app.extensions.get("breakwater.notify_order")
+        if notify is not None:
+            notify(payload)
+    return status
+
+
+@shared_task(name="breakwater.flash.reconcile", acks_late=True, ignore_result=True)
+def reconcile_all() -> dict:
+    """Periodic: reconcile every sale that is open or ended in the last hour."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from breakwater.extensions import db
+    from breakwater.flash.models import FlashSale
+    from breakwater.flash.orders import _utcnow, reconcile
+
+    now = _utcnow()
+    reports = {}
+    with db.primary():
+        sales = db.session.scalars(
+            select(FlashSale).where(FlashSale.starts_at <= now + timedelta(minutes=5),
+                                    FlashSale.ends_at >= now - timedelta(hours=1))
+        ).all()  # fmt: skip
+        for sale in sales:
+            reports[sale.id] = reconcile(db.session, _gate(), sale, enqueue_write)
+    return reports

@@ -1,0 +1,308 @@
+"""The flash sale against the real stack: Nginx, gunicorn, the Redis gate, the real Celery worker and the
+primary. Stock N sells exactly N, at most the limit per buyer, every retry is idempotent, nothing
+accepted is lost when the worker dies or the gate forgets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import insert, select, text
+
+from routing_helpers import wait_for
+
+ADDRESS = {"region_code": "110101", "detail": "东长安街 1 号", "name": "张三", "phone": "13800138000"}
+BREAKWATER = str(Path(sys.executable).parent / "breakwater")
+
+
+def iso(delta_s: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=delta_s)).isoformat()
+
+
+@pytest.fixture(scope="module")
+def buyers(app):
+    """300 visitors with session cookies (inserted in bulk and signed with the app's key: logging 300
+    people in through the password hash would take half a minute and test nothing here)."""
+    from breakwater.accounts.models import Role, User
+    from breakwater.extensions import db
+
+    prefix = "b" + uuid.uuid4().hex[:6]
+    with app.app_context(), db.primary():
+        hashed = db.session.scalars(select(User.password_hash).limit(1)).one()
+        db.session.execute(
+            insert(User), [{"name": f"{prefix}-{i}", "password_hash": hashed, "role": Role.VISITOR} for i in range(300)]
+        )
+        db.session.commit()
+        ids = list(db.session.scalars(select(User.id).where(User.name.like(f"{prefix}-%")).order_by(User.id)))
+    serializer = app.session_interface.get_signing_serializer(app)
+    return [(uid, serializer.dumps({"uid": uid, "_permanent": True})) for uid in ids]
+
+
+def make_sale(stock: int, starts: float = -1, ends: float = 600, limit: int = 1) -> int:
+    env = {**os.environ}
+    result = subprocess.run(
+        [BREAKWATER, "flash", "create", "--product", "秒杀商品 " + uuid.uuid4().hex[:6], "--stock", str(stock),
+         "--starts", iso(starts), "--ends", iso(ends), "--limit", str(limit)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stack_env(stack):
+    """The CLI reads the test stack's settings from the environment."""
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in stack.settings.child_env().items() if k.startswith("BREAKWATER_")})
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def buy(origin, cookie, sale_id, key=None, body=None, timeout=30):
+    return requests.post(
+        f"{origin}/api/flash/{sale_id}/orders",
+        json=body or {"quantity": 1, "address": ADDRESS},
+        headers={"Idempotency-Key": key or uuid.uuid4().hex},
+        cookies={"bw_session": cookie},
+        timeout=timeout,
+    )
+
+
+def orders_of(db_app, sale_id):
+    from breakwater.extensions import db
+
+    with db_app.app_context(), db.primary():
+        rows = db.session.execute(
+            text("SELECT user_id, status, quantity FROM flash_orders WHERE sale_id = :s"), {"s": sale_id}
+        ).all()
+        stock = db.session.execute(text("SELECT stock FROM flash_stock WHERE sale_id = :s"), {"s": sale_id}).scalar()
+        db.session.rollback()
+    return rows, stock
+
+
+def gate_stock(app, sale_id):
+    return int(app.extensions["breakwater.redis"].get(f"bw:{{flash:{sale_id}}}:stock"))
+
+
+def wait_written(app, sale_id, timeout=90):
+    gate = app.extensions["breakwater.flash.gate"]
+    wait_for(lambda: not gate.pending(sale_id), timeout=timeout, interval=0.2, what="every accepted order written")
+
+
+def test_a_thousand_attempts_by_300_buyers_sell_exactly_the_stock(app, origin, buyers):
+    sale_id = make_sale(stock=50)
+    attempts = [buyers[i % len(buyers)][1] for i in range(1000)]
+
+    with ThreadPoolExecutor(max_workers=48) as pool:
+        statuses = list(pool.map(lambda c: buy(origin, c, sale_id).status_code, attempts))
+    counts = {s: statuses.count(s) for s in set(statuses)}
+    assert set(counts) <= {202, 409, 429}, counts
+    assert counts[202] == 50, counts
+    wait_written(app, sale_id)
+    rows, db_stock = orders_of(app, sale_id)
+    confirmed = [r for r in rows if r.status == "confirmed"]
+    assert len(confirmed) == 50 and sum(r.quantity for r in confirmed) == 50
+    per_user = {}
+    for r in confirmed:
+        per_user[r.user_id] = per_user.get(r.user_id, 0) + r.quantity
+    assert max(per_user.values()) == 1, "a buyer got more than the limit"
+    assert db_stock == 0 and gate_stock(app, sale_id) == 0
+    # Sold out: every process rejects without running the gate script.
+    evals = app.extensions["breakwater.redis"].info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    for _ in range(20):
+        resp = buy(origin, buyers[0][1], sale_id)
+        assert resp.status_code == 409 and resp.json()["error"]["code"] in ("sold_out", "limit_reached")
+    after = app.extensions["breakwater.redis"].info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    assert after - evals <= 4, "sold-out attempts kept running the gate script"
+
+
+def test_idempotency_key_replays_rejects_a_different_body_and_an_in_flight_duplicate(app, origin, buyers):
+    sale_id = make_sale(stock=5, limit=2)
+    uid, cookie = buyers[1]
+    key = "idem-" + uuid.uuid4().hex
+    first = buy(origin, cookie, sale_id, key)
+    assert first.status_code == 202, first.text
+    again = buy(origin, cookie, sale_id, key)
+    assert again.status_code == 202 and again.json()["order_id"] == first.json()["order_id"]
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    other = buy(origin, cookie, sale_id, key, body={"quantity": 2, "address": ADDRESS})
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+    # The first request with a key still running: a second one with the same key waits its turn (409).
+    from breakwater.flash.gate import body_hash, idem_key
+
+    busy = "busy-" + uuid.uuid4().hex
+    body = {"quantity": 1, "address": ADDRESS}
+    app.extensions["breakwater.redis"].set(idem_key(sale_id, uid, busy), f"inflight {body_hash(body)}", ex=30)
+    dup = buy(origin, cookie, sale_id, busy, body=body)
+    assert dup.status_code == 409 and dup.json()["error"]["code"] == "request_in_flight"
+    missing = requests.post(
+        f"{origin}/api/flash/{sale_id}/orders", json=body, cookies={"bw_session": cookie}, timeout=10
+    )
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "missing_idempotency_key"
+    wait_written(app, sale_id)
+    rows, _ = orders_of(app, sale_id)
+    assert len(rows) == 1, "a replay created a second order"
+
+
+def test_rejections_are_clear_and_write_nothing(app, origin, buyers):
+    sale_id = make_sale(stock=3)
+    cookie = buyers[2][1]
+    cases = [
+        ({"quantity": 0, "address": ADDRESS}, 400, "invalid_quantity"),
+        ({"quantity": 1, "address": {**ADDRESS, "region_code": "110000"}}, 400, "invalid_region"),
+        ({"quantity": 1, "address": {**ADDRESS, "region_code": "999999"}}, 400, "invalid_region"),
+        ({"quantity": 1, "address": {**ADDRESS, "phone": "call me"}}, 400, "invalid_address"),
+        ({"quantity": 1}, 400, "invalid_address"),
+    ]
+    for i, (body, status, code) in enumerate(cases):  # a buyer each: the per-buyer rate limit counts every try
+        resp = buy(origin, buyers[100 + i][1], sale_id, body=body)
+        assert (resp.status_code, resp.json()["error"]["code"]) == (status, code), body
+    anonymous = requests.post(
+        f"{origin}/api/flash/{sale_id}/orders", json={"quantity": 1, "address": ADDRESS},
+        headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=10,
+    )  # fmt: skip
+    assert anonymous.status_code == 401
+    assert buy(origin, buyers[110][1], 987654).status_code == 404
+    assert buy(origin, cookie, sale_id).status_code == 202
+    limit = buy(origin, cookie, sale_id)
+    assert limit.status_code == 409 and limit.json()["error"]["code"] == "limit_reached"
+    wait_written(app, sale_id)
+    rows, stock = orders_of(app, sale_id)
+    assert len(rows) == 1 and stock == 2 and gate_stock(app, sale_id) == 2
+
+
+def test_nothing_is_accepted_outside_the_window(app, origin, buyers):
+    early = make_sale(stock=3, starts=600, ends=1200)
+    late = make_sale(stock=3, starts=-1200, ends=-600)
+    for sale_id, code in ((early, "not_started"), (late, "ended")):
+        resp = buy(origin, buyers[3][1], sale_id)
+        assert resp.status_code == 403 and resp.json()["error"]["code"] == code
+        assert gate_stock(app, sale_id) == 3 and orders_of(app, sale_id) == ([], 3)
+
+
+def test_stock_raised_mid_sale_sells_the_new_units_and_cannot_drop_below_sold(app, origin, buyers, editor_api):
+    sale_id = make_sale(stock=2)
+    assert [buy(origin, c, sale_id).status_code for _, c in buyers[10:13]] == [202, 202, 409]
+    wait_written(app, sale_id)
+    assert editor_api("PATCH", f"/flash/sales/{sale_id}", json={"stock": 1}).status_code == 400
+    assert editor_api("PATCH", f"/flash/sales/{sale_id}", json={"stock": 4}).status_code == 200
+    assert [buy(origin, c, sale_id).status_code for _, c in buyers[13:16]] == [202, 202, 409]
+    wait_written(app, sale_id)
+    rows, stock = orders_of(app, sale_id)
+    assert len([r for r in rows if r.status == "confirmed"]) == 4 and stock == 0
+
+
+def test_order_status_is_the_buyers_own_and_read_causally(app, origin, buyers):
+    sale_id = make_sale(stock=2)
+    (_, owner), (_, stranger) = buyers[20], buyers[21]
+    accepted = buy(origin, owner, sale_id)
+    assert accepted.status_code == 202
+    url = origin + accepted.json()["status_url"]
+    first = requests.get(url, cookies={"bw_session": owner}, timeout=10).json()["order"]
+    assert first["status"] in ("pending", "confirmed")
+    assert requests.get(url, cookies={"bw_session": stranger}, timeout=10).status_code == 404
+    wait_for(
+        lambda: requests.get(url, cookies={"bw_session": owner}, timeout=10).json()["order"]["status"] == "confirmed",
+        timeout=30, what="the confirmation",
+    )  # fmt: skip
+    mine = requests.get(f"{origin}/api/orders", cookies={"bw_session": owner}, timeout=10).json()["orders"]
+    assert accepted.json()["order_id"] in [o["id"] for o in mine]
+
+
+def _worker_children(stack) -> list[int]:
+    main = int((stack.layout.state / "celery.pid").read_text())
+    out = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_the_orders_worker_killed_mid_backlog_loses_and_duplicates_nothing(app, stack, origin, buyers):
+    sale_id = make_sale(stock=40)
+    rpc = stack.supervisor.rpc()
+    rpc.stopProcess("worker")
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(pool.map(lambda b: buy(origin, b[1], sale_id).status_code, buyers[30:70]))
+        assert statuses.count(202) == 40
+    finally:
+        rpc.startProcess("worker")
+    wait_for(lambda: _worker_children(stack), timeout=30, what="the worker's pool")
+    gate = app.extensions["breakwater.flash.gate"]
+    wait_for(lambda: len(gate.pending(sale_id)) < 40, timeout=30, interval=0.02, what="the first writes")
+    for pid in _worker_children(stack):
+        os.kill(pid, signal.SIGKILL)
+    wait_written(app, sale_id)
+    rows, stock = orders_of(app, sale_id)
+    assert len(rows) == 40 and {r.status for r in rows} == {"confirmed"} and stock == 0
+
+
+def test_the_gate_forgetting_everything_never_oversells_and_reconcile_repairs_it(app, origin, buyers):
+    sale_id = make_sale(stock=6)
+    first, later = buyers[80:84], buyers[84:86]
+    assert [buy(origin, c, sale_id).status_code for _, c in first] == [202] * 4
+    wait_written(app, sale_id)
+    client = app.extensions["breakwater.redis"]
+    for key in client.scan_iter(f"bw:{{flash:{sale_id}}}:*"):  # Redis lost the gate's state
+        client.delete(key)
+    # The gate reloads its window and the database's stock (2) by itself, but no longer knows who
+    # bought: the earlier buyers get through the gate again, and the database refuses them.
+    again = [buy(origin, c, sale_id).status_code for _, c in first]
+    assert again.count(202) >= 2 and set(again) <= {202, 409}, again
+    wait_written(app, sale_id)
+    rows, stock = orders_of(app, sale_id)
+    assert stock == 2 and len([r for r in rows if r.status == "confirmed"]) == 4, rows
+    failed = [r for r in rows if r.status == "failed"]
+    assert len(failed) == again.count(202), "the database refused every second order"
+    assert gate_stock(app, sale_id) == 2, "the failed orders' units went back to the gate"
+    result = subprocess.run([BREAKWATER, "flash", "reconcile", "--sale", str(sale_id)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for uid, _ in first:  # repaired from the database: each earlier buyer holds one unit
+        assert int(client.get(f"bw:{{flash:{sale_id}}}:u:{uid}") or 0) == 1
+    assert buy(origin, first[0][1], sale_id).json()["error"]["code"] == "limit_reached"
+    assert [buy(origin, c, sale_id).status_code for _, c in later] == [202, 202]
+    wait_written(app, sale_id)
+    rows, stock = orders_of(app, sale_id)
+    confirmed = [r for r in rows if r.status == "confirmed"]
+    assert len(confirmed) == 6 and stock == 0 and gate_stock(app, sale_id) == 0
+    assert len({r.user_id for r in confirmed}) == 6, "nobody holds two units"
+    status = subprocess.run([BREAKWATER, "flash", "status", str(sale_id)], capture_output=True, text=True)
+    assert "confirmed 6" in status.stdout and "stock_db 0" in status.stdout, status.stdout
+
+
+def test_the_sale_page_is_static_and_the_api_cacheable(app, origin, edge, settings):
+    from breakwater.pages.builder import Builder
+
+    sale_id = make_sale(stock=3)
+    static = Path(settings["STATIC_DIR"]) / "flash" / str(sale_id) / "index.html"
+    with app.app_context():
+        Builder(app).rebuild([f"flash:{sale_id}"])
+    wait_for(static.exists, timeout=10, what="the emitted sale page")
+    page = requests.get(f"{origin}/flash/{sale_id}", timeout=10)
+    assert page.status_code == 200 and page.headers.get("X-Origin-Cache") == "STATIC"
+    assert "立即抢购" in page.text and "data-flash-sale" in page.text
+    api = requests.get(f"{edge}/api/flash/{sale_id}", timeout=10)
+    assert api.status_code == 200 and api.json()["sale"]["stock_left"] == 3 and "server_time" in api.json()
+    assert "max-age=1" in api.headers["Cache-Control"]
+    assert requests.get(f"{edge}/api/flash/{sale_id}", timeout=10).headers["X-Edge-Cache"] in ("HIT", "MISS")
+    assert requests.get(f"{origin}/api/flash/987654", timeout=10).status_code == 404
+
+
+def test_when_redis_and_the_database_disagree_the_database_wins(app, origin, buyers):
+    """The gate believes in 5 units, the database has 2: two orders confirmed, three failed with their
+    units returned, the database's stock never below zero."""
+    sale_id = make_sale(stock=2)
+    app.extensions["breakwater.redis"].set(f"bw:{{flash:{sale_id}}}:stock", 5)
+    statuses = [buy(origin, c, sale_id).status_code for _, c in buyers[120:125]]
+    assert statuses == [202] * 5
+    wait_written(app, sale_id)
+    rows, stock = orders_of(app, sale_id)
+    assert stock == 0 and sorted(r.status for r in rows) == ["confirmed"] * 2 + ["failed"] * 3
+    assert gate_stock(app, sale_id) == 3, "the failed orders' units went back to the gate"
