@@ -32,17 +32,20 @@ RESULTS = ROOT / "loadtests" / "results"
 BIN = Path(sys.executable).parent
 
 
-def start_private_stack(echo=print) -> tuple[Stack, tempfile.TemporaryDirectory]:
+def start_private_stack(
+    echo=print, overrides: dict[str, str] | None = None
+) -> tuple[Stack, tempfile.TemporaryDirectory]:
     """A stack of its own on free ports; a failed start is cleaned up and tried once more (on a
-    shared machine mariadb-install-db now and then trips over another process's temporary files)."""
+    shared machine mariadb-install-db now and then trips over another process's temporary files).
+    ``overrides`` are BREAKWATER_* settings for the whole stack (e.g. the origin's microcache)."""
     try:
-        return _start_private_stack(echo)
+        return _start_private_stack(echo, overrides or {})
     except Exception as exc:
         echo(f"private stack failed to start ({str(exc)[:300]}); trying once more")
-        return _start_private_stack(echo)
+        return _start_private_stack(echo, overrides or {})
 
 
-def _start_private_stack(echo) -> tuple[Stack, tempfile.TemporaryDirectory]:
+def _start_private_stack(echo, overrides: dict[str, str]) -> tuple[Stack, tempfile.TemporaryDirectory]:
     tmp = tempfile.TemporaryDirectory(prefix="breakwater-bench-")
     keys = ("PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT")
     ports = free_ports(len(keys) + 2)
@@ -52,6 +55,7 @@ def _start_private_stack(echo) -> tuple[Stack, tempfile.TemporaryDirectory]:
     env["BREAKWATER_STATE_DIR"] = str(Path(tmp.name) / "state")
     env["BREAKWATER_STATIC_DIR"] = str(Path(tmp.name) / "static_build")
     env["BREAKWATER_LOG_LEVEL"] = "WARNING"
+    env.update(overrides)
     Path(env["BREAKWATER_STATIC_DIR"]).mkdir(parents=True)
     stack = Stack(env, echo=echo)
     try:

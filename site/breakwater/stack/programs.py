@@ -29,6 +29,8 @@ VMOD_DIRS = (
 #: what the browser tests need: Debian's chromium (Playwright drives it; it never downloads one)
 BROWSER = {"chromium": "chromium"}
 BROWSER_FONTS = "fonts-wqy-microhei"  # CJK glyphs for readable screenshots
+#: what `make bench-static` needs besides the stack: wrk, the HTTP load generator for static ceilings
+BENCH_WRK = {"wrk": "wrk"}
 SEARCH_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/local/sbin"
 
 
@@ -95,6 +97,25 @@ def ensure_browser(install: bool = True) -> str:
     if result.returncode != 0 or not which("chromium"):
         raise StackError(f"Installing chromium failed ({result.stderr.strip()[-300:]}); run `{command}` yourself.")
     return which("chromium") or ""
+
+
+def ensure_wrk(install: bool = True) -> str:
+    """Debian's wrk for `make bench-static` (Locust cannot saturate Nginx); installed with apt-get when
+    missing (as root), otherwise the error names the command."""
+    path = which("wrk")
+    if path:
+        return path
+    command = "apt-get install -y wrk"
+    if not (install and _can_apt()):
+        raise StackError(f"The static benchmark needs wrk; install it with: sudo {command}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", *BENCH_WRK.values()], env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0 or not which("wrk"):
+        raise StackError(f"Installing wrk failed ({result.stderr.strip()[-300:]}); run `{command}` yourself.")
+    return which("wrk") or ""
 
 
 def nginx_mime_types() -> str:
