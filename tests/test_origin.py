@@ -211,22 +211,16 @@ def test_homepage_is_the_emitted_file_for_anonymous_visitors(origin, settings):
     assert personal.status_code == 200 and personal.headers["Cache-Control"] == "private, no-store"
 
 
-def test_a_replaced_file_is_served_within_about_a_second(origin, static, slug):
+def test_a_replaced_page_is_served_new_at_once(origin, static, slug):
+    """No cached descriptor may hide a publish: the purge follows the write at once, and an edge that
+    refetched the old page then would keep it for a day."""
     url = f"{origin}/articles/{slug}"
     static(f"articles/{slug}/index.html", page("old"), url=f"/articles/{slug}")
-    for _ in range(10):  # new connections: every worker opens (and caches) the old file
+    for _ in range(10):  # new connections: every worker opens the old file
         assert requests.get(url, headers=IDENTITY, timeout=5).content == page("old")
     static(f"articles/{slug}/index.html", page("new"), url=f"/articles/{slug}")  # os.replace: a new inode
-    started = time.monotonic()
-    streak = {"n": 0}
-
-    def ten_new_in_a_row() -> bool:
-        new = requests.get(url, headers=IDENTITY, timeout=5).content == page("new")
-        streak["n"] = streak["n"] + 1 if new else 0
-        return streak["n"] >= 10
-
-    assert wait_for(ten_new_in_a_row, timeout=3.0), "a worker still served the replaced file after 3 s"
-    print(f"every worker served the new file after {time.monotonic() - started:.2f}s")
+    served = [requests.get(url, headers=IDENTITY, timeout=5).content for _ in range(10)]
+    assert served == [page("new")] * 10, "a worker served the replaced file after the replace"
 
 
 def test_hashed_assets_are_immutable_and_ignore_the_query(origin, static):
