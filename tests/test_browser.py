@@ -119,3 +119,35 @@ def test_static_homepage_in_the_browser_with_the_account_menu_from_the_api(page,
     page.get_by_role("button", name="退出").click()
     page.goto(f"{origin}/")
     expect(page.get_by_role("link", name="登录")).to_be_visible()
+
+
+def test_a_buyer_registers_and_buys_on_the_sale_page(page, origin, editor_api):
+    """The editor sets up a sale through the API; a visitor registers, picks the address with the
+    region cascade on the (static) sale page, buys, and sees the confirmation."""
+    from datetime import UTC, datetime, timedelta
+
+    product = editor_api(
+        "POST", "/flash/products", json={"name": "浏览器秒杀 " + uuid.uuid4().hex[:6], "price_cents": 1990}
+    )
+    now = datetime.now(UTC)
+    sale = editor_api(
+        "POST", "/flash/sales",
+        json={"product_id": product.json()["product"]["id"], "stock": 3,
+              "starts_at": (now - timedelta(seconds=5)).isoformat(), "ends_at": (now + timedelta(hours=1)).isoformat()},
+    ).json()["sale"]  # fmt: skip
+    page.goto(f"{origin}/register")
+    page.get_by_label("用户名").fill("buyer" + uuid.uuid4().hex[:8])
+    page.get_by_label("密码").fill("long enough password")
+    page.get_by_role("button", name="注册").click()
+    page.goto(f"{origin}/flash/{sale['id']}")
+    expect(page.get_by_role("heading", name=sale["product"]["name"])).to_be_visible()
+    expect(page.locator("[data-countdown]")).to_contain_text("抢购中")
+    expect(page.locator("[data-stock]")).to_have_text("3")
+    page.get_by_label("省份").select_option("110000")
+    page.get_by_label("城市").select_option("110100")
+    page.get_by_label("区县").select_option("110101")
+    page.get_by_label("详细地址").fill("东长安街 1 号")
+    page.get_by_label("收货人").fill("李四")
+    page.get_by_label("手机号").fill("13900139000")
+    page.get_by_role("button", name="立即抢购").click()
+    expect(page.locator("[data-order-status]")).to_contain_text("抢购成功", timeout=30_000)

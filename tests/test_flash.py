@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 
 from routing_helpers import wait_for
 
@@ -306,3 +306,53 @@ def test_when_redis_and_the_database_disagree_the_database_wins(app, origin, buy
     rows, stock = orders_of(app, sale_id)
     assert stock == 0 and sorted(r.status for r in rows) == ["confirmed"] * 2 + ["failed"] * 3
     assert gate_stock(app, sale_id) == 3, "the failed orders' units went back to the gate"
+
+
+def test_an_acceptance_whose_enqueue_was_lost_is_written_by_the_reconciler(app, buyers):
+    """The web process died between the gate's acceptance and the enqueue: the accepted request is
+    still in Redis, and the reconciler sends it."""
+    import time
+
+    from breakwater.flash.gate import body_hash
+
+    sale_id = make_sale(stock=3)
+    uid = buyers[130][0]
+    gate = app.extensions["breakwater.flash.gate"]
+    body = {"quantity": 1, "address": ADDRESS}
+    key = "lost-" + uuid.uuid4().hex
+    assert gate.claim(sale_id, uid, key, body_hash(body)) is None
+    payload = {
+        "order_id": f"{sale_id:08x}{uuid.uuid4().hex[:24]}", "sale_id": sale_id, "user_id": uid, "quantity": 1,
+        "idempotency_key": key, "address": ADDRESS, "accepted_ms": int(time.time() * 1000),
+    }  # fmt: skip
+    assert gate.accept(sale_id, uid, key, body_hash(body), payload["accepted_ms"], payload).outcome == "accepted"
+    # ... and nothing was enqueued. The reconciler finds it and sends it.
+    result = subprocess.run([BREAKWATER, "flash", "reconcile", "--sale", str(sale_id)], capture_output=True, text=True)
+    assert result.returncode == 0 and '"requeued": 1' in result.stdout, result.stdout + result.stderr
+    wait_written(app, sale_id)
+    rows, stock = orders_of(app, sale_id)
+    assert [r.status for r in rows] == ["confirmed"] and stock == 2
+
+
+def test_editor_api_rejects_bad_sales_and_writes_nothing(editor_api, app):
+    from breakwater.extensions import db
+    from breakwater.flash.models import FlashSale
+
+    with app.app_context(), db.primary():
+        before = db.session.scalar(select(func.count()).select_from(FlashSale))
+        db.session.rollback()
+    product = editor_api("POST", "/flash/products", json={"name": "P " + uuid.uuid4().hex[:6], "price_cents": 990})
+    assert product.status_code == 201, product.text
+    pid = product.json()["product"]["id"]
+    bad = [
+        ({"product_id": pid, "stock": 0, "starts_at": iso(0), "ends_at": iso(60)}, "invalid_field"),
+        ({"product_id": pid, "stock": 5, "starts_at": iso(60), "ends_at": iso(0)}, "invalid_window"),
+        ({"product_id": pid, "stock": 5, "starts_at": "tomorrow", "ends_at": iso(60)}, "invalid_datetime"),
+        ({"product_id": 999999, "stock": 5, "starts_at": iso(0), "ends_at": iso(60)}, "product_not_found"),
+    ]
+    for body, code in bad:
+        resp = editor_api("POST", "/flash/sales", json=body)
+        assert resp.status_code in (400, 404) and resp.json()["error"]["code"] == code, (body, resp.text)
+    with app.app_context(), db.primary():
+        assert db.session.scalar(select(func.count()).select_from(FlashSale)) == before
+        db.session.rollback()

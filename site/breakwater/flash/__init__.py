@@ -13,7 +13,7 @@ from flask import Flask
 
 
 def init_flash(app: Flask) -> None:
-    from breakwater.flash import api, editor_api, views
+    from breakwater.flash import api, editor_api, editor_views, views
     from breakwater.flash.gate import Gate
     from breakwater.flash.soldout import SoldOutFlags
 
@@ -26,4 +26,5 @@ def init_flash(app: Flask) -> None:
         csrf.exempt(bp)
         app.register_blueprint(bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(editor_views.bp)
     import breakwater.flash.tasks  # noqa: F401  (registers the tasks)

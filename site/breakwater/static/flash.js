@@ -61,7 +61,7 @@
         const order = (await response.json()).order;
         const labels = { pending: "排队写入中…", confirmed: "抢购成功，订单已确认", failed: "抢购失败，名额已退回", cancelled: "订单已取消" };
         text($("[data-order-status]"), (labels[order.status] || order.status) + "（订单号 " + order.id + "）");
-        root.dataset.orderStatus = order.status;
+        root.dataset.orderResult = order.status;
         if (order.status !== "pending") return;
       }
       await new Promise((r) => setTimeout(r, 1000));
