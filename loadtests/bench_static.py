@@ -111,9 +111,9 @@ http {{
 MINIMAL_DIFFERS = (
     "The minimal Nginx has the origin's worker_processes (auto), worker_connections, sendfile, tcp_nopush and "
     "keepalive settings; it has no access log (the origin writes one line per request, buffered 64 KB), no charset "
-    "(the origin adds `; charset=utf-8` to Content-Type), no gzip or gzip_static, no open_file_cache (the origin "
-    "caches descriptors for 1 s, which helps it), no maps, rate-limit zone, regex locations or the four add_header "
-    "lines (Cache-Control, xkey, Surrogate-Key, X-Origin-Cache)."
+    "(the origin adds `; charset=utf-8` to Content-Type), no gzip or gzip_static, no open_file_cache (neither does "
+    "the origin for emitted HTML: a publish must show at once), no maps, rate-limit zone, regex locations or "
+    "the four add_header lines (Cache-Control, xkey, Surrogate-Key, X-Origin-Cache)."
 )
 
 #: wrk's own summary as one JSON line (percentiles in microseconds); only `done` is scripted, so
@@ -649,16 +649,16 @@ def main() -> int:
             f"**The edge kept the previous page** in {len(missing_edge)} of {len(publish)} publishes"
             f"; {n_stale} times the edge still held an older title when the same article's next edit began, "
             "seconds later (it was then purged by hand so that each sample starts from a correct edge). "
-            "What limits it: the worker purges the edge as soon as the files are written, but the origin's "
-            "`open_file_cache` (`open_file_cache_valid 1s`) keeps serving the replaced file's cached descriptor for up "
-            "to a second; a visitor (or the poller) who asks the edge in that window makes it fetch the old page "
-            "again, and the edge then keeps it for s-maxage (86400 s) until the next purge. Example: "
+            "A visitor (or the poller) who asks the edge between its purge and the origin serving the new file makes "
+            "it fetch the old page again, and the edge then keeps it for s-maxage (86400 s) until the next purge. "
+            "Example: "
             f"{missing_edge[0].notes[0] if missing_edge[0].notes else ''}. "
             "Not tuned away here: it is what visitors get."
         )
     notes += [
-        "The origin's own delay is the 0.3 s coalescing window, the rebuild, and up to 1 s of `open_file_cache_valid` "
-        "before Nginx sees the new file.",
+        "The origin's own delay is the 0.3 s coalescing window and the rebuild; emitted HTML is never served from a "
+        "cached descriptor (an earlier run, with `open_file_cache_valid 1s` on HTML, had the edge refetch and keep "
+        "the old page in 19 of 20 publishes).",
         f"wrk {wrk_threads} threads x {connections} connections, {wrk_seconds}s per run; Locust FastHttpUser x{users}, "
         f"{seconds}s per run; {rounds} interleaved runs per configuration; everything (load generators, Nginx, "
         "Varnish, gunicorn, MariaDB, Redis) shares the same 2 cores, so each ceiling is also its load generator's. "
