@@ -31,10 +31,11 @@ OLD_2016 = [
 def old_database(settings, node_admin):
     """A scratch database at revision 0002 with 2016 regions and an orders table referring to them."""
     name = "bw_reg_" + uuid.uuid4().hex[:8]
+    app_user = (settings["DB_USER"], settings["HOST"])
     with node_admin(0) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}`")
-        for user in (settings["DB_MIGRATE_USER"], settings["DB_USER"]):
-            cur.execute(f"GRANT ALL PRIVILEGES ON `{name}`.* TO %s@%s", (user, settings["HOST"]))
+        cur.execute(f"GRANT ALL PRIVILEGES ON `{name}`.* TO %s@%s", (settings["DB_MIGRATE_USER"], settings["HOST"]))
+        cur.execute(f"GRANT SELECT ON `{name}`.* TO %s@%s", app_user)  # for the orphans command
     scratch = settings.with_values(DB_NAME=name)
     upgrade(scratch, "0002_content")
     host, port = scratch.primary_address
@@ -51,6 +52,7 @@ def old_database(settings, node_admin):
     unregister_reference("scratch_orders", "region_code")
     engine.dispose()
     with node_admin(0) as conn, conn.cursor() as cur:
+        cur.execute(f"REVOKE ALL PRIVILEGES ON `{name}`.* FROM %s@%s", app_user)  # DROP DATABASE keeps grants
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 

@@ -68,10 +68,7 @@ def sync(conn: Connection, rows: list[dict] | None = None) -> SyncReport:
     """Bring the ``regions`` table to ``rows`` (default: the seed file). The caller commits."""
     rows = read_seed() if rows is None else rows
     report = SyncReport()
-    existing = {
-        r.code: r for r in conn.execute(sa.select(regions.c.code, regions.c.name, regions.c.level,
-                                                  regions.c.parent_code, regions.c.obsolete))
-    }  # fmt: skip
+    existing = {r.code: r for r in conn.execute(sa.select(regions))}
     new = [r for r in rows if r["code"] not in existing]
     _insert(conn, new)
     report.inserted = len(new)
