@@ -111,7 +111,9 @@ def rebuild(self, namespaces: list[str] | None = None, token: str = "", seq: int
     record = {"at": time.time(), "namespaces": sorted(wanted), **report.to_json()}
     client.pipeline().lpush(HISTORY, json.dumps(record)).ltrim(HISTORY, 0, 199).execute()
     if report.changed_urls or report.keys:
-        purge.delay(report.changed_urls, sorted(report.keys))
+        from breakwater.queues.outbox import send_durably
+
+        send_durably("breakwater.pages.purge", [report.changed_urls, sorted(report.keys)])
     if "/" in report.written or "ads" in wanted or not self.request.retries:
         schedule_ad_edge()
     log.info("pages rebuilt: %s", report.to_json())

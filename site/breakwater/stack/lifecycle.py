@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from breakwater.queues.routing import QUEUES
 from breakwater.settings import Settings, env_name
 from breakwater.stack import mariadb
 from breakwater.stack.errors import StackError
@@ -26,6 +27,9 @@ from breakwater.stack.programs import ensure_programs
 from breakwater.stack.render import programs, render_all
 from breakwater.stack.secrets import ensure_secrets
 from breakwater.stack.supervisor import Supervisor, read_pid
+
+#: started once the data is in place, in this order
+LATE_PROGRAMS = ("app", *(f"worker-{q}" for q in QUEUES), "beat", "flower", "nginx", "edge")
 
 
 class Stack:
@@ -45,6 +49,7 @@ class Stack:
         ports = [("PRIMARY_PORT", s.int("PRIMARY_PORT"))]
         ports += [("REPLICA_PORTS", p) for p in s.replica_ports]
         ports += [(k, s.int(k)) for k in ("REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT")]
+        ports += [(k, s.int(k)) for k in ("RABBITMQ_PORT", "RABBITMQ_DIST_PORT", "SMTP_PORT", "FLOWER_PORT")]
         return ports
 
     def _pid_files(self) -> dict[str, Path]:
@@ -54,7 +59,11 @@ class Stack:
         files["nginx"] = self.layout.nginx / "nginx.pid"
         files["edge"] = self.layout.edge / "varnishd.pid"
         files["app"] = self.layout.state / "gunicorn.pid"
-        files["worker"] = self.layout.state / "celery.pid"
+        files["rabbitmq"] = self.layout.rabbitmq_pidfile
+        files["smtp"] = self.layout.mail / "sink.pid"
+        files["beat"] = self.layout.celery / "beat.pid"
+        for queue in QUEUES:
+            files[f"worker-{queue}"] = self.layout.worker_pidfile(queue)
         return files
 
     def orphans(self) -> dict[str, int]:
@@ -104,10 +113,10 @@ class Stack:
             if self.settings.flag("PAGES_BUILD_ON_START"):
                 say("emitting static pages")
                 self.build_pages()
-            say("starting gunicorn, the Celery worker, Nginx and the Varnish edge")
-            for name in ("app", "worker", "nginx", "edge"):
+            say("starting gunicorn, the Celery workers, beat, Flower, Nginx and the Varnish edge")
+            for name in LATE_PROGRAMS:
                 self.supervisor.start(name)
-            for name in ("app", "worker", "nginx", "edge"):
+            for name in LATE_PROGRAMS:
                 self.supervisor.wait_running(name)
             self.wait_healthy()
         except BaseException:
@@ -128,6 +137,7 @@ class Stack:
             mariadb.wait_ready(node, alive=self.supervisor.alive_check(node.name))
         self.supervisor.wait_running("redis")
         self.supervisor.wait_running("redis-cache")
+        self.supervisor.wait_running("smtp")
         if not self.layout.bootstrapped_marker.exists():
             say("creating users and configuring GTID replication")
             mariadb.bootstrap_primary(self.layout)
@@ -135,6 +145,31 @@ class Stack:
                 mariadb.configure_replica(self.layout, node)
             self.layout.bootstrapped_marker.write_text("ok\n")
         mariadb.wait_replicas_caught_up(self.layout)
+        self._wait_rabbitmq()  # booting meanwhile
+
+    def _wait_rabbitmq(self, timeout: float = 90.0) -> None:
+        """The node takes a few seconds to boot (longer the first time); wait until it takes an AMQP login."""
+        import kombu
+
+        self.supervisor.wait_running("rabbitmq")
+        alive = self.supervisor.alive_check("rabbitmq")
+        deadline = time.monotonic() + timeout
+        url = self.settings.with_values(BROKER_URL="").broker_url  # the node itself, whichever broker is in use
+        while time.monotonic() < deadline:
+            if not alive():
+                break
+            if accepts(self.settings["HOST"], self.settings.int("RABBITMQ_PORT")):
+                try:
+                    with kombu.Connection(url, connect_timeout=2) as conn:
+                        conn.ensure_connection(max_retries=1)
+                    return
+                except Exception:
+                    pass
+            time.sleep(0.3)
+        raise StackError(
+            f"rabbitmq did not accept a login within {timeout:.0f}s; last lines of its log:\n"
+            f"{self.supervisor.tail('rabbitmq')}"
+        )
 
     def migrate(self, revision: str = "head") -> None:
         from breakwater.database.migrations import upgrade
@@ -163,7 +198,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
-            for name in ("app", "worker", "nginx", "edge"):
+            for name in LATE_PROGRAMS:
                 if not self.supervisor.alive_check(name)():
                     raise StackError(
                         f"{name} crashed while starting; last lines of its log:\n{self.supervisor.tail(name)}"
