@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test lint format clean config-docs bench-db bench-cache
+.PHONY: help install deps run up down status reset test lint format clean config-docs bench-db bench-cache bench-queue
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ bench-db: deps ## Measure the read/write router's overhead against one plain eng
 
 bench-cache: deps ## Measure cached vs from-memory vs uncached endpoints (writes loadtests/results/)
 	cd loadtests && ../$(BIN)/python bench_cache.py
+
+bench-queue: deps ## Queue blocking and its cure, pools for I/O work, RabbitMQ vs Redis (writes loadtests/results/)
+	cd loadtests && ../$(BIN)/python bench_queue.py
 
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check site tests loadtests db
