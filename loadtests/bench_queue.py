@@ -180,10 +180,13 @@ class Slow(BaseHTTPRequestHandler):
 POOLS = [("prefork", 2, 40), ("threads", 50, 1000), ("gevent", 200, 3000), ("eventlet", 200, 3000)]
 
 
+class SlowServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # listen backlog: 200 greenlets connect at once
+
+
 def pools(broker: str, store: redis.Redis, base_env: dict) -> dict:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    server.daemon_threads = True
-    server.request_queue_size = 1024
+    server = SlowServer(("127.0.0.1", 0), Slow)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     results = {}

@@ -14,7 +14,8 @@ import redis
 from celery import Celery
 
 BROKER = os.environ.get("BENCH_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
-store = redis.Redis.from_url(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"))
+# Up to 200 greenlets or threads write at once: a pool as large (redis-py's default is smaller).
+store = redis.Redis.from_url(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"), max_connections=1000)
 app = Celery("queue_tasks", broker=BROKER)
 app.conf.update(
     task_ignore_result=True,
