@@ -179,15 +179,20 @@ def test_a_transient_error_succeeds_on_retry(app, redis_client):
     assert [s["retries"] for s in state["starts"]] == [0, 1, 2] and state["completions"] == 1
 
 
-def test_a_permanent_failure_is_recorded_and_can_be_sent_again(app, stack, redis_client):
+def test_a_permanent_failure_is_recorded_and_can_be_sent_again(app, stack, redis_client, db):
+    from sqlalchemy import text
+
     key = uuid.uuid4().hex
     app.extensions["celery"].send_task("breakwater.health.probe", kwargs={"key": key, "permanent": True})
 
-    def recorded():
-        rows = json.loads(cli(stack.env, "tasks", "failed", "--json").stdout or "[]")
-        return next((r for r in rows if key in r["kwargs"]), None)
+    def recorded() -> bool:
+        with db.primary_engine.connect() as conn:
+            query = text("SELECT COUNT(*) FROM failed_tasks WHERE kwargs LIKE :k")
+            return bool(conn.execute(query, {"k": f"%{key}%"}).scalar())
 
-    row = wait_for(recorded, timeout=30, interval=0.5, what="the failed task in `breakwater tasks failed`")
+    wait_for(recorded, timeout=30, interval=0.1, what="the failed task's record")
+    rows = json.loads(cli(stack.env, "tasks", "failed", "--json").stdout)
+    row = next(r for r in rows if key in r["kwargs"])  # what `breakwater tasks failed` shows
     assert row["task"] == "breakwater.health.probe" and row["queue"] == "default"
     assert row["error"].startswith("ValueError") and row["attempts"] == 1
     assert len(probe_state(redis_client, key)["starts"]) == 1  # not retried: the error is not transient
@@ -247,3 +252,19 @@ def test_registration_mail_reaches_the_sink(stack, origin, http, unique_name):
         f"{origin}/api/auth/register", json={"name": unique_name + "x", "password": "long enough", "email": "nope"}
     )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_email"
+
+
+def test_stopping_a_worker_requeues_the_task_it_could_not_finish(app, stack, redis_client):
+    """`make down` stops workers with SIGQUIT: the soft shutdown waits BREAKWATER_WORKER_SHUTDOWN_TIMEOUT
+    (5 s in tests), then the unfinished task goes back to the queue and the next worker runs it."""
+    from breakwater.queues.depth import queue_depths
+
+    key = uuid.uuid4().hex
+    app.extensions["celery"].send_task("breakwater.health.probe", kwargs={"key": key, "seconds": 6.0})
+    wait_for(lambda: probe_state(redis_client, key)["starts"], timeout=20, interval=0.05, what="the task to start")
+    rpc = stack.supervisor.rpc()
+    rpc.stopProcess("worker-default", True)
+    assert not probe_state(redis_client, key)["done"]
+    assert next(q for q in queue_depths(stack.settings) if q["queue"] == "default")["messages"] >= 1
+    rpc.startProcess("worker-default", True)
+    wait_for(lambda: len(probe_state(redis_client, key)["starts"]) == 2, timeout=30, what="the re-queued task")
