@@ -72,7 +72,33 @@ def welcome(user_id: int) -> bool:
 
 
 @shared_task(name="breakwater.notify.order_confirmed", ignore_result=True)
-def order_confirmed(order_id: str, to: str, summary: str) -> bool:
-    """The flash sale's order confirmation (its orders task adds the outbox row with the order)."""
-    body = f"Your order {order_id} is confirmed.\n\n{summary}\n"
-    return send_mail(f"order:{order_id}", to, f"Order {order_id} confirmed", body)
+def order_confirmed(order_id: str, user_id: int, summary: str = "") -> bool:
+    """The flash sale's order confirmation, to the buyer's address if the account has one."""
+    from breakwater.accounts.models import User
+    from breakwater.extensions import db
+
+    with db.primary():
+        user = db.session.get(User, user_id)
+    if user is None or not user.email:
+        return False
+    body = f"Hello {user.name},\n\nyour order {order_id} is confirmed.\n\n{summary}\n"
+    return send_mail(f"order:{order_id}", user.email, f"Order {order_id} confirmed", body)
+
+
+def notify_order(payload: dict) -> None:
+    """Hook for the flash sale's order writer (``app.extensions["breakwater.notify_order"]``): the intent is
+    committed to the outbox before the send, so a death after this point cannot lose the mail.
+
+    Best placed inside the order's own transaction instead (``outbox.add(session, ...)`` before its commit):
+    that also covers a death between the order's commit and this call."""
+    from breakwater.queues.outbox import send_durably
+
+    summary = f"{payload.get('quantity', 1)} item(s) in sale {payload.get('sale_id')}"
+    send_durably(
+        "breakwater.notify.order_confirmed",
+        kwargs={"order_id": str(payload["order_id"]), "user_id": payload["user_id"], "summary": summary},
+    )
+
+
+def init_app(app) -> None:
+    app.extensions["breakwater.notify_order"] = notify_order

@@ -23,6 +23,7 @@ ROUTES: dict[str, str] = {
     "breakwater.pages.purge": "purge",
     "breakwater.notify.*": "notify",
     "breakwater.orders.*": "orders",
+    "breakwater.flash.write_order": "orders",  # the flash sale's order writes (its reconcile stays in default)
 }
 
 
