@@ -270,3 +270,23 @@ def test_stopping_a_worker_requeues_the_task_it_could_not_finish(app, stack, red
     assert next(q for q in queue_depths(stack.settings) if q["queue"] == "default")["messages"] >= 1
     rpc.startProcess("worker-default", True)
     wait_for(lambda: len(probe_state(redis_client, key)["starts"]) == 2, timeout=30, what="the re-queued task")
+
+
+def test_an_order_confirmation_is_mailed_once(app, stack, db, unique_name):
+    from breakwater.accounts.services import create_user
+    from breakwater.mail.sink import read_messages
+
+    with app.app_context(), db.primary():
+        user = create_user(db.session, unique_name, "long enough", email=f"{unique_name}@example.org")
+        notify = app.extensions["breakwater.notify_order"]  # what the flash sale's order writer calls
+        payload = {"order_id": f"o-{unique_name}", "user_id": user.id, "sale_id": 7, "quantity": 1}
+        notify(payload)
+        notify(payload)  # a redelivered write: the same order, mailed once
+    mail_dir = stack.layout.mail
+
+    def order_mail():
+        return [m for m in read_messages(mail_dir) if m["subject"] == f"Order o-{unique_name} confirmed"]
+
+    wait_for(order_mail, timeout=20, what="the order confirmation")
+    time.sleep(0.5)
+    assert len(order_mail()) == 1 and unique_name in order_mail()[0]["body"]

@@ -1,9 +1,9 @@
 """Notification e-mail, sent by the `notify` queue's gevent worker through ``BREAKWATER_SMTP_URL``.
 
 The web request never waits for SMTP: it writes an outbox row in its own transaction (see
-:mod:`breakwater.queues.outbox`) and returns. Each mail carries a key; a key already sent is not
-sent again, so a redelivered task does not mail twice (a death between the SMTP answer and the
-mark can still send one duplicate: at least once).
+:mod:`breakwater.queues.outbox`) and returns. Each mail carries a key, claimed in Redis before the
+send and marked sent after it: a redelivered or duplicated task does not mail twice (a death between
+the SMTP answer and the mark can still send one duplicate: at least once).
 """
 
 from __future__ import annotations
@@ -40,9 +40,14 @@ def _smtp_send(message: EmailMessage) -> None:
 
 def send_mail(key: str, to: str, subject: str, body: str) -> bool:
     """Send once per key; returns False when that key was sent before."""
+    from breakwater.queues.errors import TransientError
+
     client = current_app.extensions["breakwater.redis"]
-    if client.exists(SENT + key):
-        return False
+    # Claim the key first: two deliveries of one mail running at once must not both send it.
+    if not client.set(SENT + key, "sending", nx=True, ex=30):
+        if client.get(SENT + key) == b"sent":
+            return False
+        raise TransientError(f"mail {key} is being sent by another delivery")  # retried; its claim expires
     settings = current_app.extensions["breakwater.settings"]
     message = EmailMessage()
     message["From"] = settings["MAIL_FROM"]
@@ -52,8 +57,12 @@ def send_mail(key: str, to: str, subject: str, body: str) -> bool:
     message["Message-ID"] = make_msgid(idstring=key.replace(":", "."), domain="breakwater.invalid")
     message["X-Breakwater-Key"] = key
     message.set_content(body)
-    _smtp_send(message)
-    client.set(SENT + key, "1", ex=30 * 86400)
+    try:
+        _smtp_send(message)
+    except BaseException:
+        client.delete(SENT + key)
+        raise
+    client.set(SENT + key, "sent", ex=30 * 86400)
     return True
 
 
