@@ -4,10 +4,10 @@ Runs against a private stack's RabbitMQ node and broker Redis, with the benchmar
 app (queue_tasks.py) so that only queueing is measured:
 
 1. Queue blocking: short tasks (20 ms) at a steady 10/s mixed with long tasks (5 s) every 4 s, for
-   BLOCK_SECONDS, on two worker processes in total. (a) Celery's defaults: one queue, prefetch 4, early
-   ack; (b) the seed's fix: prefetch 1, late ack, -O fair; (c) Breakwater's layout: the long tasks in a
-   queue of their own, each queue with its own one-process worker. Reported: the short tasks' queue
-   wait (start minus send) p50/p95/max.
+   BLOCK_SECONDS, on two single-process workers. (a) Celery's defaults: one queue, prefetch 4, early
+   ack (Celery 5's default -O is already fair); (b) the seed's fix: prefetch 1, late ack, -O fair;
+   (c) Breakwater's layout: the long tasks in a queue of their own, each queue with its own worker.
+   Reported: the short tasks' queue wait (start minus send) p50/p95/max.
 2. Pools for I/O-bound work: a task that waits 100 ms on a local HTTP endpoint; prefork -c2, threads
    -c50, gevent -c200, eventlet -c200 (if it runs with the installed Celery). Tasks are queued first;
    tasks/s = tasks / (last end - first start).
@@ -109,14 +109,14 @@ def wait_ready(c: Celery, name: str, timeout: float = 60) -> None:
 
 
 # ---------------------------------------------------------------------------------------- 1. blocking
+# Two single-process workers in every layout (as on two machines): a worker busy with a long task can only
+# hold messages back from the other one, which is what prefetch and early acks decide.
 BLOCKING = {
-    "a-defaults": {"queues": "celery", "workers": [("celery", 2)], "prefetch": "4", "acks_late": "0", "fair": False},
+    "a-defaults": {"workers": [("celery", 1), ("celery", 1)], "prefetch": "4", "acks_late": "0", "fair": False},
     "b-prefetch1-late-fair": {
-        "queues": "celery", "workers": [("celery", 2)], "prefetch": "1", "acks_late": "1", "fair": True,
+        "workers": [("celery", 1), ("celery", 1)], "prefetch": "1", "acks_late": "1", "fair": True,
     },
-    "c-separate-queues": {
-        "queues": "long", "workers": [("celery", 1), ("long", 1)], "prefetch": "1", "acks_late": "1", "fair": True,
-    },
+    "c-separate-queues": {"workers": [("celery", 1), ("long", 1)], "prefetch": "1", "acks_late": "1", "fair": True},
 }  # fmt: skip
 
 
@@ -154,8 +154,8 @@ def blocking_run(name: str, cfg: dict, broker: str, store: redis.Redis, base_env
     c = client(broker)
     c.conf.task_routes = {"bench.long": {"queue": env["BENCH_LONG_QUEUE"]}}
     workers = [
-        Worker(f"{name}-{q}", env, q, "prefork", n, ["-O", "fair" if cfg["fair"] else "default"])
-        for q, n in cfg["workers"]
+        Worker(f"{name}-{q}{i}", env, q, "prefork", n, ["-O", "fair" if cfg["fair"] else "default"])
+        for i, (q, n) in enumerate(cfg["workers"])
     ]
     for w in workers:
         wait_ready(c, w.name)
@@ -316,11 +316,14 @@ def report(block: dict, pool: dict, broker: dict, meta: dict) -> str:
         lines.append(f"| {name} | {r['publish_per_s']:.0f} | {r['consume_per_s']:.0f} | {red} |")
     lines += [
         "",
-        f"One run per configuration on {meta['cpus']} shared cores ({meta['machine']}); figures move between runs. "
+        f"One run per configuration (blocking: {BLOCK_ROUNDS}) on {meta['cpus']} shared cores "
+        f"({meta['machine']}, load average {meta['loadavg_at_end'][0]:.1f} at the end); figures move between runs. "
         f"Blocking: {BLOCK_ROUNDS} rounds (order reversed every other round) of {BLOCK_SECONDS:.0f} s of load, "
-        "short tasks every 100 ms, long ones every 4 s, two worker "
-        "processes in every layout. Redelivery: the whole worker (main process and pool) is SIGKILLed while its "
-        "task runs, a new worker starts at once; the figure is kill to restart of the task. The Redis broker "
+        "short tasks every 100 ms, long ones every 4 s, two single-process workers in every layout (as on two "
+        "machines; Celery 5.7's default scheduling is already fair, so what (a) changes is the prefetch and the "
+        "early ack: a worker busy with a long task reserves short ones the other worker could run). "
+        "Redelivery: the whole worker (main process and pool) is SIGKILLed while its task runs, a new worker "
+        "starts at once; the figure is kill to restart of the task. The Redis broker "
         "here uses visibility_timeout=20 s, and kombu looks for expired messages only every 10th 10-second tick, "
         "so a dead worker's task comes back after 20 s to about 2 min; with Celery's and Breakwater's 3600 s, after "
         "about an hour. A pool process killed under a live worker is re-queued at once with either broker.",
@@ -345,7 +348,8 @@ def main() -> None:
         pool = pools(amqp, store, base_env)
         print("3. brokers")
         broker = brokers({"rabbitmq": amqp, "redis": s.redis_url}, store, base_env)
-        meta = {"cpus": os.cpu_count(), "machine": os.uname().nodename, "block_seconds": BLOCK_SECONDS}
+        meta = {"cpus": os.cpu_count(), "machine": os.uname().nodename, "block_seconds": BLOCK_SECONDS,
+                "loadavg_at_end": os.getloadavg()}  # fmt: skip
         text = report(block, pool, broker, meta)
         (RESULTS / "bench-queue.md").write_text(text)
         (RESULTS / "bench-queue.json").write_text(
