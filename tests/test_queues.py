@@ -290,3 +290,22 @@ def test_an_order_confirmation_is_mailed_once(app, stack, db, unique_name):
     wait_for(order_mail, timeout=20, what="the order confirmation")
     time.sleep(0.5)
     assert len(order_mail()) == 1 and unique_name in order_mail()[0]["body"]
+
+
+def test_a_message_whose_worker_died_too_often_is_recorded_not_run(app, stack, redis_client, db, settings):
+    """The redelivery cap: as if its worker had died TASK_MAX_DELIVERIES times already (the counter the
+    kill test's redelivery increments), the next delivery is recorded as failed and acknowledged."""
+    from sqlalchemy import text
+
+    key, task_id = uuid.uuid4().hex, str(uuid.uuid4())
+    redis_client.set(f"bw:task:deliveries:{task_id}:0", settings.int("TASK_MAX_DELIVERIES"), ex=600)
+    app.extensions["celery"].send_task("breakwater.health.probe", kwargs={"key": key}, task_id=task_id)
+
+    def recorded():
+        with db.primary_engine.connect() as conn:
+            query = text("SELECT error FROM failed_tasks WHERE task_id = :t")
+            return conn.execute(query, {"t": task_id}).scalar()
+
+    error = wait_for(recorded, timeout=20, interval=0.1, what="the capped task's record")
+    assert "worker died" in error
+    assert not probe_state(redis_client, key)["starts"]  # never ran
