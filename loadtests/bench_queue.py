@@ -281,8 +281,8 @@ def brokers(urls: dict[str, str], store: redis.Redis, base_env: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- report
-def report(block: dict, pool: dict, broker: dict, meta: dict) -> str:
-    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+def report(block: dict, pool: dict, broker: dict, meta: dict, measured: str | None = None) -> str:
+    measured = measured or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = ["# Queue benchmark", "", f"Measured {measured}", ""]
     lines += ["**1. Queue blocking** (short tasks' queue wait, ms)", ""]
     lines += ["| layout | p50 | p95 | max | p95 per round | short tasks |", "|---|---|---|---|---|---|"]
@@ -305,6 +305,16 @@ def report(block: dict, pool: dict, broker: dict, meta: dict) -> str:
             )
         else:
             lines.append(f"| {name} | {r['concurrency']} | {r['done']}/{r['tasks']} | did not run | - |")
+    gevent = pool.get("gevent", {})
+    if base and gevent.get("runs"):
+        ratio = gevent["tasks_per_s"] / base
+        verdict = "met" if ratio >= 50 else "NOT met"
+        lines += [
+            "",
+            f"Goal gevent >= 50x prefork: {verdict} ({ratio:.1f}x). prefork -c2 can do at most 20 tasks/s here "
+            "(2 processes x 10 waits/s); gevent and eventlet are bound by CPU (one process doing Celery's per-task "
+            f"work on {meta['cpus']} shared cores), not by the waits.",
+        ]
     lines += [""]
     lines += ["**3. Brokers** (trivial task; one prefork -c2 worker; late acks, prefetch 1)", ""]
     lines += [
@@ -335,6 +345,13 @@ def report(block: dict, pool: dict, broker: dict, meta: dict) -> str:
 
 
 def main() -> None:
+    if "--report-only" in sys.argv:  # rewrite the report from the last run's JSON
+        data = json.loads((RESULTS / "bench-queue.json").read_text())
+        text = report(data["blocking"], data["pools"], data["brokers"], data["meta"], data.get("measured"))
+        (RESULTS / "bench-queue.md").write_text(text)
+        update_readme("bench-queue", text)
+        print(text)
+        return
     (RESULTS / "bench-queue").mkdir(parents=True, exist_ok=True)
     stack, tmp = start_private_stack(extra={"PAGES_BUILD_ON_START": "0", "LOG_LEVEL": "WARNING"})
     try:
@@ -353,7 +370,17 @@ def main() -> None:
         text = report(block, pool, broker, meta)
         (RESULTS / "bench-queue.md").write_text(text)
         (RESULTS / "bench-queue.json").write_text(
-            json.dumps({"meta": meta, "blocking": block, "pools": pool, "brokers": broker}, indent=1) + "\n"
+            json.dumps(
+                {
+                    "measured": text.split("\n")[2].removeprefix("Measured "),
+                    "meta": meta,
+                    "blocking": block,
+                    "pools": pool,
+                    "brokers": broker,
+                },
+                indent=1,
+            )
+            + "\n"
         )
         update_readme("bench-queue", text)
         print(text)
