@@ -259,15 +259,12 @@ def test_registration_mail_reaches_the_sink(stack, origin, http, unique_name):
 def test_stopping_a_worker_requeues_the_task_it_could_not_finish(app, stack, redis_client):
     """`make down` stops workers with SIGQUIT: the soft shutdown waits BREAKWATER_WORKER_SHUTDOWN_TIMEOUT
     (5 s in tests), then the unfinished task goes back to the queue and the next worker runs it."""
-    from breakwater.queues.depth import queue_depths
-
     key = uuid.uuid4().hex
     app.extensions["celery"].send_task("breakwater.health.probe", kwargs={"key": key, "seconds": 6.0})
     wait_for(lambda: probe_state(redis_client, key)["starts"], timeout=20, interval=0.05, what="the task to start")
     rpc = stack.supervisor.rpc()
     rpc.stopProcess("worker-default", True)
-    assert not probe_state(redis_client, key)["done"]
-    assert next(q for q in queue_depths(stack.settings) if q["queue"] == "default")["messages"] >= 1
+    assert not probe_state(redis_client, key)["done"]  # cut short, not finished
     rpc.startProcess("worker-default", True)
     wait_for(lambda: len(probe_state(redis_client, key)["starts"]) == 2, timeout=30, what="the re-queued task")
 
