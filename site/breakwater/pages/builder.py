@@ -131,6 +131,7 @@ class Builder:
             redirects: dict = manifest.setdefault("redirects", {})
             seen: set[str] = set()
             removed_owners: dict[str, str] = {}
+            to_remove: list[str] = []  # removed only once the manifest (with any redirect) is written
             todo = [(u, None) for u in urls] + list(files.items())
             batch: list[tuple[str, str, bytes, dict]] = []
             for i, (url, source) in enumerate(todo):
@@ -144,8 +145,7 @@ class Builder:
                         owner = (pages[url].get("keys") or [""])[0]
                         removed_owners[url] = owner
                         report.keys.add(owner)
-                        if not dry_run:
-                            writer.remove_file(self.root, pages.pop(url)["file"])
+                        to_remove.append(pages.pop(url)["file"])
                     continue
                 data, keys = fetched
                 digest = hashlib.sha256(data).hexdigest()
@@ -178,11 +178,13 @@ class Builder:
             if full:  # pages no provider lists any more (hashed files of older versions included)
                 for url in [u for u in pages if u not in seen]:
                     report.removed.append(url)
-                    if not dry_run:
-                        writer.remove_file(self.root, pages.pop(url)["file"])
+                    to_remove.append(pages.pop(url)["file"])
             self._redirects(report, removed_owners, pages, redirects)
             if not dry_run:
+                # The manifest first: a visitor who misses the old file then already finds its redirect.
                 writer.write_json(self.root / MANIFEST, manifest)
+                for rel in to_remove:
+                    writer.remove_file(self.root, rel)
         # Nginx tags emitted article pages by URL (article-<slug>); the app by id: purge both names.
         for url in report.changed_urls:
             if url.startswith("/articles/"):
