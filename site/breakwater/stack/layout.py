@@ -89,7 +89,16 @@ class Layout:
 
     @property
     def supervisor_sock(self) -> Path:
-        return self.supervisor / "supervisord.sock"
+        """In the state dir, unless that path is too long for a unix socket (about 107 bytes): then a
+        short name in the system's temporary folder, derived from the state dir so it stays the same."""
+        path = self.supervisor / "supervisord.sock"
+        if len(str(path)) <= 100:
+            return path
+        import hashlib
+        import tempfile
+
+        digest = hashlib.sha256(str(self.state).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"breakwater-{digest}.sock"
 
     @property
     def supervisor_pid(self) -> Path:
@@ -133,4 +142,5 @@ class Layout:
             self.celery,
             self.mail,
             *(n.dir for n in self.nodes),
+            *(n.dir / "tmp" for n in self.nodes),
         ]

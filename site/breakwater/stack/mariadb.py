@@ -24,6 +24,7 @@ def init_datadir(node: Node) -> bool:
     if (node.datadir / "mysql").is_dir():
         return False
     node.datadir.mkdir(parents=True, exist_ok=True)
+    (node.dir / "tmp").mkdir(exist_ok=True)
     result = subprocess.run(
         [
             which("mariadb-install-db") or "mariadb-install-db",
