@@ -12,8 +12,11 @@ def test_address_picker_cascade(page, origin):
     province = page.get_by_label("省份")
     city = page.get_by_label("城市")
     district = page.get_by_label("区县")
+    street = page.get_by_label("街道/乡镇")
+    code = page.locator("input[name='region_code']")
     expect(province.locator("option[value='440000']")).to_have_count(1)
     expect(city).to_be_disabled()
+    expect(street).to_be_hidden()
 
     province.select_option("440000")
     expect(city).to_be_enabled()
@@ -23,12 +26,27 @@ def test_address_picker_cascade(page, origin):
     city.select_option("440300")
     expect(district).to_be_enabled()
     expect(district.locator("option[value='440305']")).to_have_text("南山区")
+    expect(street).to_be_hidden()
     district.select_option("440305")
-    expect(page.get_by_test_id("picked")).to_have_text("广东省 / 深圳市 / 南山区")
+    expect(street).to_be_visible()
+    expect(street.locator("option[value='440305001']")).to_have_text("南头街道")
+    street.select_option("440305001")
+    expect(page.get_by_test_id("picked")).to_have_text("广东省 / 深圳市 / 南山区 / 南头街道")
+    expect(code).to_have_value("440305001")
+
+    # A city without districts (东莞市): its towns come right after the city, the district select hides.
+    city.select_option("441900")
+    expect(street).to_be_visible()
+    expect(district).to_be_hidden()
+    street.select_option("441900003")
+    expect(page.get_by_test_id("picked")).to_have_text("广东省 / 东莞市 / 东城街道")
+    expect(code).to_have_value("441900003")
 
     # Changing the province clears the lower levels again.
     province.select_option("110000")
     expect(district).to_be_disabled()
+    expect(street).to_be_hidden()
+    expect(code).to_have_value("110000")  # the deepest choice so far; the server checks it is fine enough
     expect(city.locator("option[value='110100']")).to_have_count(1)
 
 

@@ -46,7 +46,7 @@ def test_the_stack_starts_with_every_page_emitted(static_dir, origin):
     urls = set(manifest["pages"])
     assert {"/", "/regions", "/categories/news", "/articles/breakwater-launch"} <= urls
     assert any(u.startswith("/assets/site.") and u.endswith(".css") for u in urls)
-    assert sum(u.startswith("/regions-data/") for u in urls) > 300  # one file per parent region
+    assert sum(u.startswith("/regions-data/") for u in urls) > 3300  # one file per parent region, streets too
     for url, entry in manifest["pages"].items():
         path = static_dir / entry["file"]
         assert sha(path) == entry["hash"], url
@@ -66,6 +66,22 @@ def test_pages_are_the_same_for_every_visitor(origin, static_dir):
     assert "carousel" in html and "/assets/img/ad-autumn-sale." in html
     region_root = json.loads((static_dir / "regions-data").glob("root.*.json").__next__().read_text())
     assert len(region_root["regions"]) == 34 and region_root["regions"][0]["next"].startswith("/regions-data/")
+
+
+def test_region_files_load_one_level_at_a_time_down_to_streets(origin):
+    """The picker's first screen gets the provinces only; each choice fetches one small hashed file."""
+    page = requests.get(f"{origin}/regions", timeout=10).text
+    url = page.split('data-root="', 1)[1].split('"', 1)[0]
+    for code in ("440000", "440300", "440305"):
+        resp = requests.get(origin + url, timeout=10)
+        assert resp.status_code == 200 and "immutable" in resp.headers["Cache-Control"], url
+        assert "max-age=31536000" in resp.headers["Cache-Control"]
+        assert len(resp.content) < 20_000, (url, len(resp.content))  # one level, not the whole tree
+        url = next(r["next"] for r in resp.json()["regions"] if r["code"] == code)
+    streets = requests.get(origin + url, timeout=10).json()
+    assert streets["parent"] == "440305"
+    assert {"code": "440305001", "name": "南头街道", "level": "street"} in streets["regions"]
+    assert all("next" not in s for s in streets["regions"])
 
 
 def test_publish_rewrites_exactly_the_affected_pages(editor_api, static_dir, origin, slug):
@@ -287,3 +303,11 @@ def test_publish_reaches_the_edge_through_its_purge(editor_api, edge, origin, sl
     wait_for(lambda: "边缘已更新" in requests.get(url, timeout=10).text, timeout=15, what="the purge of the article")
     wait_for(lambda: "边缘已更新" in requests.get(f"{edge}/", timeout=10).text, timeout=15, what="the homepage purge")
     assert first.text != requests.get(url, timeout=10).text and home.text != requests.get(f"{edge}/", timeout=10).text
+
+
+def test_hashed_files_are_not_purged_one_by_one():
+    """A regions rebuild changes ~3,400 hashed files: their names are new, nothing at the edge is stale."""
+    from breakwater.pages.tasks import urls_to_purge
+
+    changed = ["/", "/regions", "/assets/site.0123456789.css", "/regions-data/440305.0123456789.json"]
+    assert urls_to_purge(changed) == ["/", "/regions"]

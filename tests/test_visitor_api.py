@@ -19,7 +19,7 @@ def test_provinces_and_cascade(http, origin):
     shenzhen = get(http, origin, "/api/regions/440300").json()
     assert shenzhen["parent"] == "440000"
     assert {"code": "440305", "name": "南山区", "level": "district"} in shenzhen["children"]
-    assert get(http, origin, "/api/regions/440305").json()["children"] == []
+    assert get(http, origin, "/api/regions/440305001").json()["children"] == []  # a street is a leaf
 
 
 @pytest.mark.parametrize("code", ["44", "abcdef", "4403051", "44030x"])

@@ -303,6 +303,16 @@ def create_editor(name: str, password: str | None) -> None:
     click.echo(f"created editor {created.name!r}" + (f" with password {password}" if generated else ""))
 
 
+# ---------------------------------------------------------------------------------- regions
+def _add_feature_commands() -> None:
+    from breakwater.regions.cli import group as regions_group
+
+    main.add_command(regions_group)
+
+
+_add_feature_commands()
+
+
 # ---------------------------------------------------------------------------------- pages
 @main.group(cls=click.Group)
 def pages() -> None:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from breakwater.content.models import _iso
 from breakwater.database.base import Base, TimestampMixin
+from breakwater.regions.references import register_reference
 
 
 class Product(TimestampMixin, Base):
@@ -120,3 +121,6 @@ class FlashOrder(Base):
             "created_at": _iso(self.created_at), "confirmed_at": _iso(self.confirmed_at),
             "failure": self.failure or None,
         }  # fmt: skip
+
+
+register_reference("flash_orders", "region_code")  # obsolete codes are kept, flagged, listed (regions orphans)

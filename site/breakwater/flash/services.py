@@ -167,19 +167,24 @@ def status(session: Session, sale: FlashSale) -> dict:
 
 
 def validate_region(code: str) -> dict:
-    """A district (or, where the data has them, a street): the order's shipping address."""
+    """The shipping address's region: a current district or street/township, or a region with no finer
+    codes at all (Hong Kong, Macau, Taiwan), the rules of ``regions.services.validate_address_code``.
+    Read through the region cache (the same entry as ``/api/regions/<code>``), not the database: this
+    runs on every purchase attempt of a rush."""
     from breakwater.cache.http import cached_data
     from breakwater.extensions import db
     from breakwater.regions import services as regions
 
-    if not code.isdigit() or len(code) not in (6, 9, 12):
-        raise ApiError(400, "invalid_region", "address.region_code must be a district code, e.g. 110101.")
+    if not regions.CODE_RE.match(code):
+        raise ApiError(400, "invalid_region", "The address needs a district or street code (6 or 9 digits).")
     try:
         node, _status = cached_data(
             "regions", f"regions:{code}", ("regions",), lambda: regions.node_with_children(db.session, code), 3600.0
         )
     except ApiError:
-        raise ApiError(400, "invalid_region", f"There is no region {code}.") from None
-    if node.get("level") not in ("district", "street"):
-        raise ApiError(400, "invalid_region", f"{code} is a {node.get('level')}, not a district or a street.")
+        raise ApiError(400, "invalid_region", f"Region {code} does not exist; pick the address again.") from None
+    if node.get("obsolete"):
+        raise ApiError(400, "invalid_region", f"Region {code} no longer exists; pick the address again.")
+    if node.get("level") not in ("district", "street") and node.get("children"):
+        raise ApiError(400, "invalid_region", f"{node.get('name')} ({code}) is too coarse: pick a district or street.")
     return node

@@ -149,6 +149,7 @@ class Builder:
             seen: set[str] = set()
             removed_owners: dict[str, str] = {}
             todo = [(u, None) for u in urls] + list(files.items())
+            batch: list[tuple[str, str, bytes, dict]] = []
             for i, (url, source) in enumerate(todo):
                 if progress:
                     progress(i, url, len(todo))
@@ -172,12 +173,24 @@ class Builder:
                     continue
                 report.written.append(url)
                 report.keys.update(keys[:1])  # the page's own key (article-<id>, home, ...)
-                if not dry_run:
-                    try:
-                        writer.write_file(self.root, rel, data)
-                    except (OSError, writer.IncompleteFile) as exc:
-                        raise BuildError(f"writing {url} failed: {exc}") from exc
-                    pages[url] = {"file": rel, "hash": digest, "keys": keys}
+                if dry_run:
+                    continue
+                if source:  # assets and region data: many small files, written together below
+                    batch.append((url, rel, data, {"file": rel, "hash": digest, "keys": keys}))
+                    continue
+                try:
+                    writer.write_file(self.root, rel, data)
+                except (OSError, writer.IncompleteFile) as exc:
+                    raise BuildError(f"writing {url} failed: {exc}") from exc
+                pages[url] = {"file": rel, "hash": digest, "keys": keys}
+                redirects.pop(url, None)
+            if batch:
+                try:
+                    writer.write_batch(self.root, [(rel, data) for _url, rel, data, _entry in batch])
+                except (OSError, writer.IncompleteFile) as exc:
+                    raise BuildError(f"writing {len(batch)} files ({batch[0][0]}, ...) failed: {exc}") from exc
+                for url, _rel, _data, entry in batch:
+                    pages[url] = entry
                     redirects.pop(url, None)
             if full:  # pages no provider lists any more (hashed files of older versions included)
                 for url in [u for u in pages if u not in seen]:

@@ -4,10 +4,17 @@ Each file: check it is complete, write a temp file in the same folder, fsync, ``
 get a ``.gz`` twin written the same way with the same mtime (Nginx ``gzip_static`` serves it, and both
 encodings then carry the same Last-Modified). Twins go first, so a visitor never gets a new plain
 page next to an old compressed one for longer than two renames.
+
+:func:`write_batch` does the same for many files with one filesystem sync instead of three fsyncs
+per file (the region data is ~3,400 content-hashed files; per-file fsyncs made a full build take
+over 20 s on our disks): every temp file is written, then the filesystem is synced once, then all are
+renamed and their folders fsynced. Readers still see whole files only (the renames), and nothing
+is renamed into place before its bytes are on disk.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gzip
 import json
 import os
@@ -43,15 +50,29 @@ def check_complete(rel: str, data: bytes) -> None:
             raise IncompleteFile(f"{rel} is not complete JSON ({exc})") from None
 
 
-def _write_atomic(path: Path, data: bytes, mtime: float) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _write_tmp(path: Path, data: bytes, mtime: float, *, sync: bool) -> Path:
+    tmp = _tmp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.utime(tmp, (mtime, mtime))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _write_atomic(path: Path, data: bytes, mtime: float) -> None:
+    tmp = _write_tmp(path, data, mtime, sync=True)
+    try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -75,6 +96,43 @@ def write_file(root: Path, rel: str, data: bytes) -> None:
         _write_atomic(path.with_name(path.name + ".gz"), gzip.compress(data, 9, mtime=0), mtime)
     _write_atomic(path, data, mtime)
     _fsync_dir(path.parent)
+
+
+def _syncfs(folder: Path) -> None:
+    """Flush the filesystem holding ``folder`` (Linux ``syncfs``; ``sync`` elsewhere)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+        if syncfs is None or syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def write_batch(root: Path, files: list[tuple[str, bytes]]) -> None:
+    """Write many files atomically with one filesystem sync (see the module docstring)."""
+    for rel, data in files:
+        check_complete(rel, data)
+    mtime = time.time()
+    pending: list[tuple[Path, Path]] = []  # (tmp, final), twins before their plain file
+    try:
+        for rel, data in files:
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.suffix in COMPRESSIBLE:
+                twin = path.with_name(path.name + ".gz")
+                pending.append((_write_tmp(twin, gzip.compress(data, 9, mtime=0), mtime, sync=False), twin))
+            pending.append((_write_tmp(path, data, mtime, sync=False), path))
+        if pending:
+            _syncfs(root)
+        for tmp, final in pending:
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp, _final in pending:
+            tmp.unlink(missing_ok=True)
+        raise
+    for folder in {final.parent for _tmp, final in pending}:
+        _fsync_dir(folder)
 
 
 def remove_file(root: Path, rel: str) -> None:
