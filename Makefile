@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test lint format clean config-docs bench-db bench-cache bench-static
+.PHONY: help install deps run up down status reset test lint format clean config-docs bench-db bench-cache bench-static bench-queue
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ bench-cache: deps ## Measure cached vs from-memory vs uncached endpoints (writes
 
 bench-static: deps ## Measure emitted pages vs minimal Nginx, the edge, dynamic pages, publish latency (wrk + Locust)
 	cd loadtests && ../$(BIN)/python bench_static.py
+
+bench-queue: deps ## Queue blocking and its cure, pools for I/O work, RabbitMQ vs Redis (writes loadtests/results/)
+	cd loadtests && ../$(BIN)/python bench_queue.py
 
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check site tests loadtests db

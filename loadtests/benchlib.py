@@ -33,21 +33,23 @@ BIN = Path(sys.executable).parent
 
 
 def start_private_stack(
-    echo=print, overrides: dict[str, str] | None = None
+    echo=print, overrides: dict[str, str] | None = None, extra: dict | None = None
 ) -> tuple[Stack, tempfile.TemporaryDirectory]:
     """A stack of its own on free ports; a failed start is cleaned up and tried once more (on a
     shared machine mariadb-install-db now and then trips over another process's temporary files).
-    ``overrides`` are BREAKWATER_* settings for the whole stack (e.g. the origin's microcache)."""
+    ``overrides`` are BREAKWATER_* settings for the whole stack (e.g. the origin's microcache); ``extra``
+    the same without the prefix."""
     try:
-        return _start_private_stack(echo, overrides or {})
+        return _start_private_stack(echo, overrides or {}, extra or {})
     except Exception as exc:
         echo(f"private stack failed to start ({str(exc)[:300]}); trying once more")
-        return _start_private_stack(echo, overrides or {})
+        return _start_private_stack(echo, overrides or {}, extra or {})
 
 
-def _start_private_stack(echo, overrides: dict[str, str]) -> tuple[Stack, tempfile.TemporaryDirectory]:
+def _start_private_stack(echo, overrides: dict[str, str], extra: dict) -> tuple[Stack, tempfile.TemporaryDirectory]:
     tmp = tempfile.TemporaryDirectory(prefix="breakwater-bench-")
-    keys = ("PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT")
+    keys = ("PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT",
+            "RABBITMQ_PORT", "RABBITMQ_DIST_PORT", "SMTP_PORT", "FLOWER_PORT")  # fmt: skip
     ports = free_ports(len(keys) + 2)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKWATER_")}
     env.update({f"BREAKWATER_{k}": str(p) for k, p in zip(keys, ports, strict=False)})
@@ -57,6 +59,7 @@ def _start_private_stack(echo, overrides: dict[str, str]) -> tuple[Stack, tempfi
     env["BREAKWATER_LOG_LEVEL"] = "WARNING"
     env.update(overrides)
     Path(env["BREAKWATER_STATIC_DIR"]).mkdir(parents=True)
+    env.update({f"BREAKWATER_{k}": v for k, v in extra.items()})
     stack = Stack(env, echo=echo)
     try:
         stack.up(echo_steps=True)

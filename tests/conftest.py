@@ -17,7 +17,10 @@ from breakwater.stack.ports import free_ports
 
 pytest_plugins = ["browser"]
 
-PORT_KEYS = ("PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT")
+PORT_KEYS = (
+    "PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT",
+    "RABBITMQ_PORT", "RABBITMQ_DIST_PORT", "SMTP_PORT", "FLOWER_PORT",
+)  # fmt: skip
 
 
 def stack_env(state_dir: Path, replicas: int = 2) -> dict[str, str]:
@@ -28,7 +31,14 @@ def stack_env(state_dir: Path, replicas: int = 2) -> dict[str, str]:
     env["BREAKWATER_STATE_DIR"] = str(state_dir / "state")
     env["BREAKWATER_STATIC_DIR"] = str(state_dir / "static_build")
     env["BREAKWATER_WEB_WORKERS"] = "2"
-    env["BREAKWATER_CELERY_CONCURRENCY"] = "1"
+    # Two cores shared: one process per prefork queue, a few greenlets for the I/O queues.
+    for queue in ("PAGES", "ORDERS", "DEFAULT"):
+        env[f"BREAKWATER_WORKER_{queue}_CONCURRENCY"] = "1"
+    env["BREAKWATER_WORKER_PURGE_CONCURRENCY"] = "10"
+    env["BREAKWATER_WORKER_NOTIFY_CONCURRENCY"] = "10"
+    env["BREAKWATER_WORKER_SHUTDOWN_TIMEOUT"] = "5"
+    env["BREAKWATER_OUTBOX_RELAY_INTERVAL"] = "1"
+    env["BREAKWATER_OUTBOX_GRACE"] = "2"
     env["BREAKWATER_DEBUG_ROUTES"] = "1"
     # Many tests check read-your-writes and X-Cache through the origin: no Nginx microcache here
     # (tests/test_origin.py starts its own Nginx with it), and logins from 127.0.0.1 are not throttled.

@@ -54,7 +54,8 @@ def test_status_json_lists_every_service_healthy(stack):
     services = json.loads(result.stdout)
     names = {s["name"] for s in services}
     assert names == {
-        "mariadb-primary", "mariadb-replica1", "mariadb-replica2", "redis", "redis-cache", "app", "worker", "nginx",
+        "mariadb-primary", "mariadb-replica1", "mariadb-replica2", "redis", "redis-cache", "rabbitmq", "smtp", "app",
+        "worker-pages", "worker-purge", "worker-notify", "worker-orders", "worker-default", "beat", "flower", "nginx",
         "edge",
     }  # fmt: skip
     for s in services:
@@ -82,11 +83,11 @@ def test_port_in_use_names_the_port_and_starts_nothing(tmp_path):
 
 
 def test_crashed_worker_is_restarted_by_the_supervisor(stack, http, origin):
-    before = {s["name"]: s for s in stack.status()}["worker"]["pid"]
+    before = {s["name"]: s for s in stack.status()}["worker-default"]["pid"]
     os.kill(before, 9)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        now = {s["name"]: s for s in stack.status()}["worker"]
+        now = {s["name"]: s for s in stack.status()}["worker-default"]
         if now["healthy"] and now["pid"] != before:
             break
         time.sleep(0.5)

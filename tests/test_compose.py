@@ -24,11 +24,13 @@ def test_every_local_service_is_a_compose_service(settings):
 def test_app_and_worker_get_exactly_the_app_settings():
     app_settings = {env_name(s.name) for s in SETTINGS if s.scope == "app"}
     services = compose()["services"]
-    for name in ("app", "worker", "migrate"):
+    workers = [n for n in services if n.startswith("worker-")] + ["beat", "flower"]
+    assert len(workers) == 7
+    for name in ("app", "migrate", *workers):
         env = services[name]["environment"]
         assert app_settings <= env.keys(), f"{name} lacks {app_settings - env.keys()}"
-    assert set(services["app"]["environment"]) == app_settings
-    assert set(services["worker"]["environment"]) == app_settings
+    for name in ("app", *workers):
+        assert set(services[name]["environment"]) == app_settings, name
 
 
 def test_every_breakwater_variable_in_compose_is_a_known_setting():
@@ -46,7 +48,13 @@ def test_dependencies_wait_for_health_and_replicas_follow_the_primary():
         "redis",
         "redis-cache",
         "app",
-        "worker",
+        "rabbitmq",
+        "smtp",
+        "worker-pages",
+        "worker-purge",
+        "worker-notify",
+        "worker-orders",
+        "worker-default",
         "nginx",
     ):
         assert "healthcheck" in services[name], name

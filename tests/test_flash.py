@@ -219,7 +219,7 @@ def test_order_status_is_the_buyers_own_and_read_causally(app, origin, buyers):
 
 
 def _worker_children(stack) -> list[int]:
-    main = int((stack.layout.state / "celery.pid").read_text())
+    main = int(stack.layout.worker_pidfile("orders").read_text())
     out = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 
@@ -227,13 +227,13 @@ def _worker_children(stack) -> list[int]:
 def test_the_orders_worker_killed_mid_backlog_loses_and_duplicates_nothing(app, stack, origin, buyers):
     sale_id = make_sale(stock=40)
     rpc = stack.supervisor.rpc()
-    rpc.stopProcess("worker")
+    rpc.stopProcess("worker-orders")
     try:
         with ThreadPoolExecutor(max_workers=16) as pool:
             statuses = list(pool.map(lambda b: buy(origin, b[1], sale_id).status_code, buyers[30:70]))
         assert statuses.count(202) == 40
     finally:
-        rpc.startProcess("worker")
+        rpc.startProcess("worker-orders")
     wait_for(lambda: _worker_children(stack), timeout=30, what="the worker's pool")
     gate = app.extensions["breakwater.flash.gate"]
     wait_for(lambda: len(gate.pending(sale_id)) < 40, timeout=30, interval=0.02, what="the first writes")

@@ -199,7 +199,7 @@ def test_an_ad_window_opening_soon_appears_without_a_publish(editor_api, origin,
 
 
 def _worker_children(stack) -> list[int]:
-    main = int((stack.layout.state / "celery.pid").read_text())
+    main = int(stack.layout.worker_pidfile("pages").read_text())
     out = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 

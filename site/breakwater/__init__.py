@@ -88,7 +88,11 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
     from breakwater.tasks import celery_init_app
 
     celery_init_app(app, settings)
-    import breakwater.health.tasks  # noqa: F401  (registers the tasks)
+    import breakwater.health.tasks  # registers the tasks
+    import breakwater.queues.outbox  # noqa: F401  (after cache.invalidation: its after-commit hook runs first)
+    from breakwater.notify.tasks import init_app as init_notify
+
+    init_notify(app)
     from breakwater.errors import register_error_handlers
 
     register_error_handlers(app)

@@ -196,7 +196,9 @@ def stack_status(as_json: bool) -> None:
             click.echo(f"The stack in {st.layout.state} is not running; start it with `make run` or `make up`.")
         for r in rows:
             mark = click.style("healthy", fg="green") if r["healthy"] else click.style("down", fg="red")
-            click.echo(f"{r['name']:<18} {r['role']:<13} pid={r['pid'] or '-':<8} port={r['port'] or '-':<6} {mark}")
+            click.echo(f"{r['name']:<18} {r['role']:<26} pid={r['pid'] or '-':<8} port={r['port'] or '-':<6} {mark}")
+        if st.supervisor.pid is not None:
+            _echo_queues(st.settings)
     sys.exit(0 if all(r["healthy"] for r in rows) else 1)
 
 
@@ -475,3 +477,106 @@ def flash_reconcile(sale_id: int | None) -> None:
             reports = {sale_id: reconcile(database.session, services.gate(), sale, enqueue_write, min_age_s=0)}
     for sid, report in reports.items():
         click.echo(f"sale {sid}: {json.dumps(report, ensure_ascii=False)}")
+
+
+def _echo_queues(settings) -> None:
+    from breakwater.queues.depth import queue_depths
+
+    try:
+        rows = queue_depths(settings)
+    except Exception as exc:
+        click.secho(f"queues: broker unreachable ({exc})", fg="red")
+        return
+    click.echo(f"queues ({settings.broker_url.split('://')[0]}):")
+    for r in rows:
+        click.echo(f"  {r['queue']:<10} waiting={r['messages']:<6} consumers={r['consumers']}")
+
+
+# ---------------------------------------------------------------------------------- tasks
+@main.group(cls=click.Group)
+def tasks() -> None:
+    """Background tasks: queues, tasks that failed for good, sending one again."""
+
+
+@tasks.command("queues")
+@click.option("--json", "as_json", is_flag=True)
+def tasks_queues(as_json: bool) -> None:
+    """Messages waiting and consumers per queue."""
+    from breakwater.queues.depth import queue_depths
+
+    try:
+        rows = queue_depths(_settings())
+    except Exception as exc:
+        _fail(f"the broker did not answer: {exc}")
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            click.echo(f"{r['queue']:<10} waiting={r['messages']:<6} consumers={r['consumers']}")
+
+
+@tasks.command("failed")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--all", "include_retried", is_flag=True, help="Also those already sent again.")
+@click.option("--json", "as_json", is_flag=True)
+def tasks_failed(limit: int, include_retried: bool, as_json: bool) -> None:
+    """Tasks that finally failed: task, arguments, error, attempts, time (newest first)."""
+    from breakwater import create_app
+    from breakwater.extensions import db as database
+    from breakwater.queues import failures
+
+    app = create_app(_settings())
+    with app.app_context(), database.primary():
+        rows = [r.to_json() for r in failures.listing(database.session, limit, include_retried)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("no failed tasks.")
+    for r in rows:
+        retried = f"  (sent again {r['retried_at']} as {r['retry_task_id']})" if r["retried_at"] else ""
+        click.echo(
+            f"#{r['id']:<5} {r['failed_at']}  {r['task']} [{r['queue']}] attempts={r['attempts']}{retried}\n"
+            f"       args={r['args']} kwargs={r['kwargs']}\n       error: {r['error'][:300]}"
+        )
+
+
+@tasks.command("retry")
+@click.argument("failed_id", type=int)
+def tasks_retry(failed_id: int) -> None:
+    """Send a failed task again (same task, arguments and queue; a new task id)."""
+    from breakwater import create_app
+    from breakwater.extensions import db as database
+    from breakwater.queues import failures
+
+    app = create_app(_settings())
+    with app.app_context(), database.primary():
+        try:
+            row = failures.retry(database.session, failed_id)
+        except LookupError as exc:
+            _fail(str(exc))
+        click.echo(f"sent {row.task} again as {row.retry_task_id} (queue {row.queue}).")
+
+
+# ---------------------------------------------------------------------------------- mail
+@main.group(cls=click.Group)
+def mail() -> None:
+    """What the local SMTP sink received."""
+
+
+@mail.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--to", "to", default="", help="Only messages to this address.")
+def mail_list(as_json: bool, to: str) -> None:
+    """Every message the stack's SMTP sink stored under STATE_DIR/mail, oldest first."""
+    from breakwater.mail.sink import read_messages
+
+    settings = _settings()
+    messages = [m for m in read_messages(settings.state_dir / "mail") if to in m["to"]]
+    if as_json:
+        click.echo(json.dumps(messages, indent=2, ensure_ascii=False))
+        return
+    if not messages:
+        click.echo("no mail.")
+    for m in messages:
+        click.echo(f"{m['date']}  to {m['to']}  {m['subject']}  ({m['file']})")

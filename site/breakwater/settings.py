@@ -91,7 +91,49 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ORIGIN_LOGIN_BURST", "5", "Login POSTs over ORIGIN_LOGIN_RATE accepted at once before 429s."),
     Setting("ORIGIN_WRITE_RATE", "20r/s", "Nginx limit on POST/PUT/PATCH/DELETE per client address (r/s or r/m)."),
     Setting("ORIGIN_WRITE_BURST", "40", "Writes over ORIGIN_WRITE_RATE accepted at once before 429s."),
-    Setting("CELERY_CONCURRENCY", "2", "Celery worker processes."),
+    Setting("RABBITMQ_PORT", "5682", "AMQP port of the stack's own RabbitMQ node (the default Celery broker)."),
+    Setting("RABBITMQ_DIST_PORT", "25682", "Erlang distribution port of that node (rabbitmqctl talks to it)."),
+    Setting("RABBITMQ_PASSWORD", "", "Password of the RabbitMQ user `breakwater` (generated).", secret=True),
+    Setting(
+        "BROKER_URL",
+        "",
+        "Celery broker; empty = the stack's RabbitMQ, `redis` = the broker Redis (REDIS_URL), or any amqp:// or "
+        "redis:// URL.",
+        scope="app",
+    ),
+    Setting("WORKER_PAGES_CONCURRENCY", "2", "Processes of the `pages` worker (prefork: CPU-bound renders)."),
+    Setting("WORKER_PURGE_CONCURRENCY", "100", "Greenlets of the `purge` worker (gevent: HTTP PURGE calls)."),
+    Setting("WORKER_NOTIFY_CONCURRENCY", "50", "Greenlets of the `notify` worker (gevent: SMTP)."),
+    Setting("WORKER_ORDERS_CONCURRENCY", "2", "Processes of the `orders` worker (prefork, few: database writes)."),
+    Setting("WORKER_DEFAULT_CONCURRENCY", "1", "Processes of the `default` worker (prefork: everything else)."),
+    Setting(
+        "WORKER_SHUTDOWN_TIMEOUT",
+        "30",
+        "Seconds `make down` lets running tasks finish; then the soft shutdown re-queues what still runs.",
+    ),
+    Setting(
+        "TASK_MAX_RETRIES", "5", "Retries of a task after a transient error (with backoff and jitter).", scope="app"
+    ),
+    Setting(
+        "TASK_MAX_DELIVERIES",
+        "3",
+        "Deliveries of one attempt whose worker died each time before it is recorded as failed (poison cap).",
+        scope="app",
+    ),
+    Setting("TASK_TIME_LIMIT", "300", "Hard time limit of a task in seconds (soft limit 10% earlier).", scope="app"),
+    Setting("OUTBOX_RELAY_INTERVAL", "5", "Seconds between runs of the outbox relay (Celery beat).", scope="app"),
+    Setting(
+        "OUTBOX_GRACE",
+        "10",
+        "Seconds an outbox row waits for its after-commit send before the relay sends it instead.",
+        scope="app",
+    ),
+    Setting("FLOWER_PORT", "5555", "Flower (the Celery monitor) on HOST only."),
+    Setting("SMTP_PORT", "2525", "Port of the local SMTP sink (stores mail under STATE_DIR/mail)."),
+    Setting(
+        "SMTP_URL", "", "Where notifications are sent; empty = the local sink, `none` = send no mail.", scope="app"
+    ),
+    Setting("MAIL_FROM", "Breakwater <noreply@breakwater.invalid>", "Sender of notification mail.", scope="app"),
     Setting("DB_NAME", "breakwater", "Application database name.", scope="app"),
     Setting("DB_USER", "breakwater_app", "Application user (SELECT/INSERT/UPDATE/DELETE only).", scope="app"),
     Setting("DB_PASSWORD", "", "Application user password (generated into secrets.env).", secret=True, scope="app"),
@@ -294,6 +336,27 @@ class Settings:
     @property
     def redis_url(self) -> str:
         return self._values["REDIS_URL"] or self._local_redis("REDIS_PORT")
+
+    @property
+    def broker_url(self) -> str:
+        value = self._values["BROKER_URL"].strip()
+        if value.lower() == "redis":
+            return self.redis_url
+        if value:
+            if not value.startswith(("amqp://", "pyamqp://", "redis://", "rediss://")):
+                raise ValueError(
+                    f"BREAKWATER_BROKER_URL={value!r} must be an amqp:// or redis:// URL, `redis`, or empty."
+                )
+            return value
+        password = quote(self._values["RABBITMQ_PASSWORD"], safe="")
+        return f"amqp://breakwater:{password}@{self._values['HOST']}:{self.int('RABBITMQ_PORT')}//"
+
+    @property
+    def smtp_url(self) -> str | None:
+        value = self._values["SMTP_URL"].strip()
+        if value.lower() == "none":
+            return None
+        return value or f"smtp://{self._values['HOST']}:{self.int('SMTP_PORT')}"
 
     @property
     def redis_cache_url(self) -> str:

@@ -1,7 +1,7 @@
 """flash sale: products, sales, stock with a version column, orders
 
 Revision ID: 0005_flash
-Revises: 0003_regions_2023
+Revises: 0003_queues
 Create Date: 2026-11-28 05:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_flash"
-down_revision = "0003_regions_2023"
+down_revision = "0003_queues"
 branch_labels = None
 depends_on = None
 

@@ -20,7 +20,11 @@ require_json_for_writes(bp)
 def register():
     data = json_body()
     user = services.create_user(
-        db.session, data.get("name"), data.get("password"), max_name=current_app.config["MAX_NAME_LENGTH"]
+        db.session,
+        data.get("name"),
+        data.get("password"),
+        max_name=current_app.config["MAX_NAME_LENGTH"],
+        email=data.get("email"),
     )
     login_user(user)
     from flask_wtf.csrf import generate_csrf

@@ -20,6 +20,7 @@ class User(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)  # only for notifications
     role: Mapped[Role] = mapped_column(
         Enum(Role, values_callable=lambda e: [m.value for m in e], native_enum=True, name="user_role"),
         default=Role.VISITOR,

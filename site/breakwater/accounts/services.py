@@ -18,6 +18,9 @@ MIN_NAME, MIN_PASSWORD, MAX_PASSWORD = 3, 8, 128
 _DUMMY_HASH = generate_password_hash("breakwater-dummy-password")
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
 def validate_name(name: object, max_length: int = 64) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ApiError(400, "invalid_name", "A user name is required.", field="name")
@@ -46,15 +49,37 @@ def validate_password(password: object) -> str:
     return password
 
 
+def validate_email(email: object) -> str | None:
+    """Optional: empty means none; otherwise one plausible address (the mail itself is the real check)."""
+    if email is None or (isinstance(email, str) and not email.strip()):
+        return None
+    if not isinstance(email, str) or len(email.strip()) > 254 or not _EMAIL.fullmatch(email.strip()):
+        raise ApiError(400, "invalid_email", "The e-mail address looks wrong (name@example.org).", field="email")
+    return email.strip()
+
+
 def create_user(
-    session: Session, name: object, password: object, role: Role = Role.VISITOR, max_name: int = 64
+    session: Session,
+    name: object,
+    password: object,
+    role: Role = Role.VISITOR,
+    max_name: int = 64,
+    email: object = None,
 ) -> User:
-    """Insert a user; a taken name raises 409 (the unique index decides, so races are safe)."""
+    """Insert a user; a taken name raises 409 (the unique index decides, so races are safe).
+
+    With an address, a welcome mail goes out through the outbox: committed with the account, sent after."""
     clean_name = validate_name(name, max_name)
     clean_password = validate_password(password)
-    user = User(name=clean_name, password_hash=generate_password_hash(clean_password), role=role)
+    clean_email = validate_email(email)
+    user = User(name=clean_name, password_hash=generate_password_hash(clean_password), role=role, email=clean_email)
     session.add(user)
     try:
+        if clean_email:
+            from breakwater.queues import outbox
+
+            session.flush()
+            outbox.add(session, "breakwater.notify.welcome", kwargs={"user_id": user.id})
         session.commit()
     except IntegrityError:
         session.rollback()

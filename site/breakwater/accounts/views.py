@@ -35,6 +35,7 @@ def register():
                 request.form.get("name"),
                 request.form.get("password"),
                 max_name=current_app.config["MAX_NAME_LENGTH"],
+                email=request.form.get("email"),
             )
         except ApiError as exc:
             return render_template(

@@ -122,7 +122,9 @@ def rebuild(self, namespaces: list[str] | None = None, token: str = "", seq: int
     client.pipeline().lpush(HISTORY, json.dumps(record)).ltrim(HISTORY, 0, 199).execute()
     urls = urls_to_purge(report.changed_urls)
     if urls or report.keys:
-        purge.delay(urls, sorted(report.keys))
+        from breakwater.queues.outbox import send_durably
+
+        send_durably("breakwater.pages.purge", [urls, sorted(report.keys)])
     if "/" in report.written or "ads" in wanted or not self.request.retries:
         schedule_ad_edge()
     log.info("pages rebuilt: %s", report.to_json())

@@ -52,6 +52,9 @@ class Layout:
         self.edge = self.state / "edge"
         self.prometheus = self.state / "prometheus"
         self.mariadb = self.state / "mariadb"
+        self.rabbitmq = self.state / "rabbitmq"
+        self.celery = self.state / "celery"  # worker and beat pid files, beat's schedule
+        self.mail = self.state / "mail"  # what the SMTP sink received
 
     @property
     def nodes(self) -> list[Node]:
@@ -101,6 +104,18 @@ class Layout:
         """varnishd's -n directory (shared memory log, compiled VCL)."""
         return self.edge / "varnishd"
 
+    def worker_pidfile(self, queue: str) -> Path:
+        return self.celery / f"worker-{queue}.pid"
+
+    @property
+    def rabbitmq_pidfile(self) -> Path:
+        return self.rabbitmq / "rabbitmq.pid"
+
+    @property
+    def rabbitmq_nodename(self) -> str:
+        """Its own Erlang node name, so it never meets a RabbitMQ already running on the machine."""
+        return f"breakwater-{self.settings.int('RABBITMQ_PORT')}@localhost"
+
     @property
     def bootstrapped_marker(self) -> Path:
         return self.mariadb / "replication-configured"
@@ -114,5 +129,8 @@ class Layout:
             self.nginx,
             self.edge,
             self.prometheus,
+            self.rabbitmq,
+            self.celery,
+            self.mail,
             *(n.dir for n in self.nodes),
         ]

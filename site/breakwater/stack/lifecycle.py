@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from breakwater.queues.routing import QUEUES
 from breakwater.settings import Settings, env_name
 from breakwater.stack import mariadb
 from breakwater.stack.errors import StackError
@@ -26,6 +27,9 @@ from breakwater.stack.programs import ensure_programs
 from breakwater.stack.render import programs, render_all
 from breakwater.stack.secrets import ensure_secrets
 from breakwater.stack.supervisor import Supervisor, read_pid
+
+#: started once the data is in place, after every gunicorn instance (app, app2, ...)
+LATE_PROGRAMS = (*(f"worker-{q}" for q in QUEUES), "beat", "flower", "nginx", "edge")
 
 
 class Stack:
@@ -47,12 +51,14 @@ class Stack:
         ports += [(k, s.int(k)) for k in ("REDIS_PORT", "REDIS_CACHE_PORT")]
         ports += [("APP_PORT", a.port) for a in self.layout.apps]  # app2... listen on APP_PORT+1...
         ports += [(k, s.int(k)) for k in ("ORIGIN_PORT", "EDGE_PORT")]
+        ports += [(k, s.int(k)) for k in ("RABBITMQ_PORT", "RABBITMQ_DIST_PORT", "SMTP_PORT", "FLOWER_PORT")]
         return ports
 
     @property
     def _web(self) -> list[str]:
-        """The programs started after the data services: every gunicorn, the worker, Nginx, the edge."""
-        return [a.name for a in self.layout.apps] + ["worker", "nginx", "edge"]
+        """The programs started after the data services: every gunicorn, the workers, beat, Flower,
+        Nginx, the edge."""
+        return [a.name for a in self.layout.apps] + list(LATE_PROGRAMS)
 
     def _pid_files(self) -> dict[str, Path]:
         files = {n.name: n.dir / "mariadb.pid" for n in self.layout.nodes}
@@ -62,7 +68,11 @@ class Stack:
         files["edge"] = self.layout.edge / "varnishd.pid"
         for inst in self.layout.apps:
             files[inst.name] = inst.pid_file
-        files["worker"] = self.layout.state / "celery.pid"
+        files["rabbitmq"] = self.layout.rabbitmq_pidfile
+        files["smtp"] = self.layout.mail / "sink.pid"
+        files["beat"] = self.layout.celery / "beat.pid"
+        for queue in QUEUES:
+            files[f"worker-{queue}"] = self.layout.worker_pidfile(queue)
         return files
 
     def orphans(self) -> dict[str, int]:
@@ -112,9 +122,9 @@ class Stack:
             if self.settings.flag("PAGES_BUILD_ON_START"):
                 say("emitting static pages")
                 self.build_pages()
-            say("starting gunicorn, the Celery worker, Nginx and the Varnish edge")
-            for name in self._web:
-                self.supervisor.start(name)
+            say("starting gunicorn, the Celery workers, beat, Flower, Nginx and the Varnish edge")
+            for name in self._web:  # all at once: seven Celery programs would take half a minute in turn
+                self.supervisor.start(name, wait=False)
             for name in self._web:
                 self.supervisor.wait_running(name)
             self.wait_healthy()
@@ -136,6 +146,7 @@ class Stack:
             mariadb.wait_ready(node, alive=self.supervisor.alive_check(node.name))
         self.supervisor.wait_running("redis")
         self.supervisor.wait_running("redis-cache")
+        self.supervisor.wait_running("smtp")
         if not self.layout.bootstrapped_marker.exists():
             say("creating users and configuring GTID replication")
             mariadb.bootstrap_primary(self.layout)
@@ -143,6 +154,31 @@ class Stack:
                 mariadb.configure_replica(self.layout, node)
             self.layout.bootstrapped_marker.write_text("ok\n")
         mariadb.wait_replicas_caught_up(self.layout)
+        self._wait_rabbitmq()  # booting meanwhile
+
+    def _wait_rabbitmq(self, timeout: float = 90.0) -> None:
+        """The node takes a few seconds to boot (longer the first time); wait until it takes an AMQP login."""
+        import kombu
+
+        self.supervisor.wait_running("rabbitmq")
+        alive = self.supervisor.alive_check("rabbitmq")
+        deadline = time.monotonic() + timeout
+        url = self.settings.with_values(BROKER_URL="").broker_url  # the node itself, whichever broker is in use
+        while time.monotonic() < deadline:
+            if not alive():
+                break
+            if accepts(self.settings["HOST"], self.settings.int("RABBITMQ_PORT")):
+                try:
+                    with kombu.Connection(url, connect_timeout=2) as conn:
+                        conn.ensure_connection(max_retries=1)
+                    return
+                except Exception:
+                    pass
+            time.sleep(0.3)
+        raise StackError(
+            f"rabbitmq did not accept a login within {timeout:.0f}s; last lines of its log:\n"
+            f"{self.supervisor.tail('rabbitmq')}"
+        )
 
     def migrate(self, revision: str = "head") -> None:
         from breakwater.database.migrations import upgrade

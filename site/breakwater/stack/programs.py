@@ -16,6 +16,7 @@ REQUIRED = {
     "redis-server": "redis-server",
     "nginx": "nginx-light",
     "varnishd": "varnish",
+    "rabbitmq-server": "rabbitmq-server",
 }
 #: files that are not programs on PATH -> Debian package that provides them (the edge's xkey vmod)
 REQUIRED_FILES = {
@@ -36,6 +37,12 @@ SEARCH_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/local/sbin"
 
 def which(program: str) -> str | None:
     return shutil.which(program, path=SEARCH_PATH)
+
+
+def rabbitmq_bin(name: str) -> str:
+    """RabbitMQ's own scripts run as the invoking user (the /usr/sbin wrappers switch to the rabbitmq user)."""
+    candidate = Path("/usr/lib/rabbitmq/bin") / name
+    return str(candidate) if candidate.exists() else (which(name) or name)
 
 
 def vmod_path(name: str) -> str | None:

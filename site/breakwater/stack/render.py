@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from breakwater.settings import ROOT, Settings
 from breakwater.stack.layout import Layout
-from breakwater.stack.programs import nginx_mime_types, which
+from breakwater.stack.programs import nginx_mime_types, rabbitmq_bin, which
 
 _TEMPLATE_DIRS = [ROOT / "nginx", ROOT / "db" / "replication", Path(__file__).parent / "templates"]
 _env = Environment(loader=FileSystemLoader([str(d) for d in _TEMPLATE_DIRS]), undefined=StrictUndefined)
@@ -34,6 +34,7 @@ class Program:
     priority: int = 100  # started in ascending, stopped in descending order
     directory: str = str(ROOT)
     environment: str = ""
+    stopasgroup: bool = True
 
 
 def _write(path: Path, text: str, mode: int = 0o600) -> None:
@@ -65,6 +66,7 @@ def programs(layout: Layout) -> list[Program]:
             "redis-cache", "cache", f"{redis_server} {layout.redis_cache / 'redis.conf'}", s.int("REDIS_CACHE_PORT")
         )
     )
+    progs += broker_programs(layout)
     for inst in layout.apps:
         gunicorn = [
             _bin("gunicorn"),
@@ -98,21 +100,7 @@ def programs(layout: Layout) -> list[Program]:
                 environment=f'PROMETHEUS_MULTIPROC_DIR="{layout.prometheus}"',
             )
         )
-    celery = [
-        _bin("celery"),
-        "-A",
-        "breakwater.worker",
-        "worker",
-        "--loglevel",
-        s["LOG_LEVEL"],
-        "--concurrency",
-        str(s.int("CELERY_CONCURRENCY")),
-        "--hostname",
-        f"worker-{s.int('APP_PORT')}@%%h",
-        "--pidfile",
-        str(layout.state / "celery.pid"),
-    ]
-    progs.append(Program("worker", "celery", shlex.join(celery), None, autostart=False, startsecs=3, priority=300))
+    progs += queue_programs(layout)
     nginx = [
         which("nginx") or "nginx",
         "-p",
@@ -202,6 +190,110 @@ def app_upstreams(layout: Layout) -> list[str]:
     s = layout.settings
     local = [f"{s['HOST']}:{inst.port}" for inst in layout.apps]
     return local + [f"{h}:{p}" for h, p in s.app_servers]
+
+
+def rabbitmq_env(layout: Layout) -> dict[str, str]:
+    """Everything that makes the node the stack's own: name, ports, config, data and logs under the state dir."""
+    s, d = layout.settings, layout.rabbitmq
+    return {
+        "HOME": str(d),  # its .erlang.cookie lives here (rabbitmqctl with the same HOME finds it)
+        "RABBITMQ_CONF_ENV_FILE": str(d / "rabbitmq-env.conf"),  # never read /etc/rabbitmq/rabbitmq-env.conf
+        "RABBITMQ_NODENAME": layout.rabbitmq_nodename,
+        "RABBITMQ_USE_LONGNAME": "false",
+        "RABBITMQ_NODE_IP_ADDRESS": s["HOST"],
+        "RABBITMQ_NODE_PORT": str(s.int("RABBITMQ_PORT")),
+        "RABBITMQ_DIST_PORT": str(s.int("RABBITMQ_DIST_PORT")),
+        "RABBITMQ_CONFIG_FILE": str(d / "rabbitmq.conf"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(d / "advanced.config"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(d / "enabled_plugins"),
+        "RABBITMQ_MNESIA_BASE": str(d / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(d / "log"),
+        "RABBITMQ_PID_FILE": str(layout.rabbitmq_pidfile),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+    }
+
+
+def _env_line(env: dict[str, str]) -> str:
+    return ",".join(f'{k}="{v}"' for k, v in env.items())
+
+
+def broker_programs(layout: Layout) -> list[Program]:
+    """The stack's own RabbitMQ node and the SMTP sink: started with the data services."""
+    s = layout.settings
+    return [
+        Program(
+            "rabbitmq",
+            "broker (AMQP)",
+            rabbitmq_bin("rabbitmq-server"),
+            s.int("RABBITMQ_PORT"),
+            startsecs=5,
+            stopwaitsecs=60,
+            priority=20,
+            environment=_env_line(rabbitmq_env(layout)),
+        ),
+        Program(
+            "smtp",
+            "mail sink",
+            shlex.join([sys.executable, "-m", "breakwater.mail.sink", "--host", s["HOST"], "--port",
+                        str(s.int("SMTP_PORT")), "--dir", str(layout.mail)]),
+            s.int("SMTP_PORT"),
+            stopwaitsecs=10,
+            priority=30,
+        ),
+    ]  # fmt: skip
+
+
+def worker_command(layout: Layout, queue: str, pool: str, concurrency: int) -> list[str]:
+    s = layout.settings
+    return [
+        _bin("celery"), "-A", "breakwater.worker", "worker",
+        "--queues", queue,
+        "--pool", pool,
+        "--concurrency", str(concurrency),
+        "-O", "fair",
+        "--loglevel", s["LOG_LEVEL"],
+        "--hostname", f"{queue}-{s.int('APP_PORT')}@%%h",
+        "--pidfile", str(layout.worker_pidfile(queue)),
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
+def queue_programs(layout: Layout) -> list[Program]:
+    """One Celery worker program per queue (pool and concurrency from settings), beat, Flower."""
+    from breakwater.queues.routing import QUEUES
+
+    s = layout.settings
+    shutdown = s.int("WORKER_SHUTDOWN_TIMEOUT")
+    progs = [
+        Program(
+            f"worker-{queue}",
+            f"celery {queue} ({pool})",
+            shlex.join(worker_command(layout, queue, pool, s.int(setting))),
+            None,
+            autostart=False,
+            startsecs=3,
+            priority=300,
+            # SIGQUIT = soft shutdown: running tasks get WORKER_SHUTDOWN_TIMEOUT to finish, the rest go back
+            # to the queue (late acks). Only the main process is signalled; it stops its pool itself.
+            stopsignal="QUIT",
+            stopwaitsecs=shutdown + 20,
+            stopasgroup=False,
+        )
+        for queue, (pool, setting) in QUEUES.items()
+    ]
+    beat = [
+        _bin("celery"), "-A", "breakwater.worker", "beat", "--loglevel", s["LOG_LEVEL"],
+        "--schedule", str(layout.celery / "beat-schedule"), "--pidfile", str(layout.celery / "beat.pid"),
+    ]  # fmt: skip
+    progs.append(Program("beat", "celery beat (outbox relay)", shlex.join(beat), None, autostart=False, priority=310))
+    flower = [
+        _bin("celery"), "-A", "breakwater.worker", "flower",
+        f"--address={s['HOST']}", f"--port={s.int('FLOWER_PORT')}", "--persistent=False",
+    ]  # fmt: skip
+    progs.append(
+        Program("flower", "queue monitor", shlex.join(flower), s.int("FLOWER_PORT"), autostart=False, priority=320)
+    )
+    return progs
 
 
 def _acl_entry(entry: str) -> str:
@@ -308,6 +400,15 @@ def render_all(layout: Layout) -> list[Program]:
             edge_dir=str(layout.edge),
         ),
     )
+    _write(
+        layout.rabbitmq / "rabbitmq.conf",
+        _env.get_template("rabbitmq.conf.j2").render(
+            host=s["HOST"], port=s.int("RABBITMQ_PORT"), password=s["RABBITMQ_PASSWORD"],
+            consumer_timeout_ms=(s.int("TASK_TIME_LIMIT") + s.int("WORKER_SHUTDOWN_TIMEOUT") + 600) * 1000,
+        ),
+    )  # fmt: skip
+    _write(layout.rabbitmq / "enabled_plugins", "[].\n")
+    _write(layout.rabbitmq / "rabbitmq-env.conf", "# the stack passes every setting in the environment\n")
     progs = programs(layout)
     _write(
         layout.supervisor_conf,

@@ -64,9 +64,10 @@ class Supervisor:
     def processes(self) -> dict[str, dict]:
         return {p["name"]: p for p in self.rpc().getAllProcessInfo()}
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, wait: bool = True) -> None:
+        """Start one program; with ``wait=False`` return at once (``wait_running`` checks it later)."""
         try:
-            self.rpc().startProcess(name, True)
+            self.rpc().startProcess(name, wait)
         except xmlrpc.client.Fault as fault:
             if "ALREADY_STARTED" not in fault.faultString:
                 raise StackError(

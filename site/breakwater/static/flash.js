@@ -71,10 +71,10 @@
   async function buy(event) {
     event.preventDefault();
     const form = event.target;
-    const district = form.querySelector("select[data-level='street']:not([disabled])") || form.querySelector("select[data-level='district']");
+    const region = form.querySelector("[data-region-code]"); // the picker keeps the deepest choice here
     const body = {
       quantity: Number(form.quantity.value || 1),
-      address: { region_code: district ? district.value : "", detail: form.detail.value, name: form.name.value, phone: form.phone.value },
+      address: { region_code: region ? region.value : "", detail: form.detail.value, name: form.name.value, phone: form.phone.value },
     };
     const button = $("[data-buy]");
     button.disabled = true;
