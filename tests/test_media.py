@@ -71,10 +71,15 @@ def test_upload_emits_variants_served_immutable_by_origin_and_edge(editor_api, s
     assert again.content == at_origin.content == (static / webp.lstrip("/")).read_bytes()
 
     # Not emitted yet (or lost from static_build): the app serves the media folder's copy, same header.
-    (static / media["url"].lstrip("/")).unlink()
-    fallback = http.get(origin + media["url"], timeout=10)
-    assert fallback.status_code == 200 and fallback.headers["Cache-Control"] == YEAR
-    assert fallback.content == (Path(settings.media_dir) / media["url"].removeprefix("/media/")).read_bytes()
+    emitted = static / media["url"].lstrip("/")
+    kept = emitted.read_bytes()
+    emitted.unlink()
+    try:
+        fallback = http.get(origin + media["url"], timeout=10)
+        assert fallback.status_code == 200 and fallback.headers["Cache-Control"] == YEAR
+        assert fallback.content == (Path(settings.media_dir) / media["url"].removeprefix("/media/")).read_bytes()
+    finally:
+        emitted.write_bytes(kept)  # the manifest still lists it (tests/test_pages.py checks every file)
 
     same = _upload(editor_api, source, "copy.jpg")  # the same picture is the same image
     assert same.status_code == 200 and same.json()["media"]["id"] == media["id"]
