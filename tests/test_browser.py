@@ -95,8 +95,8 @@ def test_editor_manages_an_ad_in_the_browser(page, origin, settings, http):
     sidebar = [a["title"] for a in http.get(f"{origin}/api/home", timeout=10).json()["slots"]["sidebar"]["ads"]]
     assert sidebar[0] == title
 
-    row.get_by_label("Ends").fill("2000-01-01T00:00:00")
-    row.get_by_label("Starts").fill("1999-01-01T00:00:00")
+    row.get_by_label("Ends").fill("2000-01-01T00:00")
+    row.get_by_label("Starts").fill("1999-01-01T00:00")
     row.get_by_role("button", name="Save").click()
     expect(page.locator("tr[data-ad]").filter(has=page.locator(f"input[value='{title}']"))).to_contain_text("not shown")
     sidebar = [a["title"] for a in http.get(f"{origin}/api/home", timeout=10).json()["slots"]["sidebar"]["ads"]]

@@ -108,6 +108,12 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
     from breakwater.flash import init_flash
 
     init_flash(app)
+    from breakwater.media import init_media
+
+    init_media(app)
+    from breakwater.localtime import init_localtime
+
+    init_localtime(app)
     return app
 
 

@@ -186,6 +186,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EDITOR_NAME", "editor", "Editor account created by the seed step."),
     Setting("EDITOR_PASSWORD", "", "Seed editor password (generated, printed by make run).", secret=True),
     Setting("STATIC_DIR", str(ROOT / "static_build"), "Folder of emitted pages (the CDN origin root).", scope="app"),
+    Setting(
+        "MEDIA_DIR",
+        "",
+        "Folder keeping every accepted image's variants (copied into STATIC_DIR/media by builds); "
+        "empty = STATE_DIR/media.",
+        scope="app",
+    ),
+    Setting("MEDIA_MAX_BYTES", "8000000", "Largest accepted image upload, in bytes (413 above).", scope="app"),
+    Setting(
+        "MEDIA_MAX_PIXELS",
+        "40000000",
+        "Largest accepted image in pixels, width x height (decompression bombs answer 413).",
+        scope="app",
+    ),
+    Setting("MEDIA_WIDTHS", "320,640,1280", "Widths (pixels) each image is emitted in, as WebP and JPEG.", scope="app"),
+    Setting(
+        "TIMEZONE",
+        "Asia/Shanghai",
+        "Time zone editors enter and read every date and time in (stored in UTC).",
+        scope="app",
+    ),
     Setting("FLASH_USER_RATE", "5/second", "Purchase attempts allowed per buyer (Flask-Limiter syntax).", scope="app"),
     Setting("PAGES_BUILD_ON_START", "1", "Set 0 to skip the full static build when the stack starts."),
     Setting("PAGES_REBUILD", "1", "Set 0 to stop rebuilding static pages after editors' commits.", scope="app"),
@@ -270,6 +291,10 @@ class Settings:
     @property
     def state_dir(self) -> Path:
         return Path(self._values["STATE_DIR"])
+
+    @property
+    def media_dir(self) -> Path:
+        return Path(self._values["MEDIA_DIR"] or self.state_dir / "media")
 
     @property
     def replica_ports(self) -> list[int]:

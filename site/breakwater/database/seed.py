@@ -27,10 +27,10 @@ ARTICLES = [
     ),
     ("life", "weekend-market", "周末市集指南", "去哪里、买什么。", "* 早点到\n* 带上购物袋"),
 ]
-ADS = [  # images ship with the project (site/breakwater/static/img/) and are served under hashed names
-    ("carousel", "秋季大促", "https://example.com/sale", 1, "/static/img/ad-autumn-sale.svg"),
-    ("carousel", "新品首发", "https://example.com/new", 2, "/static/img/ad-new-arrivals.svg"),
-    ("sidebar", "订阅周刊", "/register", 1, "/static/img/ad-newsletter.svg"),
+ADS = [  # images: raster samples (breakwater.media.samples) sent through the upload pipeline
+    ("carousel", "秋季大促", "https://example.com/sale", 1, "ad-autumn-sale"),
+    ("carousel", "新品首发", "https://example.com/new", 2, "ad-new-arrivals"),
+    ("sidebar", "订阅周刊", "/register", 1, "ad-newsletter"),
 ]
 
 
@@ -49,11 +49,19 @@ def seed_all(settings: Settings) -> None:
         if editor is None:
             editor = create_user(session, name, settings["EDITOR_PASSWORD"], role=Role.EDITOR)
         load_seed(session)
-        _content(session, editor)
+        _content(app, session, editor)
     db.dispose()
 
 
-def _content(session, editor) -> None:
+def _images(app, session) -> dict[str, str]:
+    """The seed's images, accepted like uploads: {sample name: canonical /media/ URL}."""
+    from breakwater.media import samples
+    from breakwater.media import services as media
+
+    return {name: media.accept(session, app, samples.render(name), f"{name}.png")[0].url for name in samples.SAMPLES}
+
+
+def _content(app, session, editor) -> None:
     from breakwater.ads.models import Ad, AdSlot
     from breakwater.content.models import Article, Category, Status
     from breakwater.content.rendering import render_markdown
@@ -61,6 +69,7 @@ def _content(session, editor) -> None:
 
     if session.scalar(select(func.count()).select_from(Category)):
         return
+    images = _images(app, session)
     cats = {slug: Category(slug=slug, name=name, sort_order=order) for slug, name, order in CATEGORIES}
     session.add_all(cats.values())
     slots = {key: AdSlot(key=key, name=name) for key, name in SLOTS}
@@ -72,10 +81,12 @@ def _content(session, editor) -> None:
             Article(
                 title=title, slug=slug, summary=summary, body_md=body, body_html=render_markdown(body),
                 category_id=cats[cat].id, status=Status.PUBLISHED, published_at=now - timedelta(hours=i),
-                cover_url=f"/static/img/cover-{cat}.svg",
+                cover_url=images[f"cover-{cat}"],
                 author_id=editor.id,
             )
         )  # fmt: skip
     for slot, title, link, order, image in ADS:
-        session.add(Ad(slot_id=slots[slot].id, title=title, link=link, sort_order=order, enabled=True, image_url=image))
+        session.add(
+            Ad(slot_id=slots[slot].id, title=title, link=link, sort_order=order, enabled=True, image_url=images[image])
+        )
     session.commit()

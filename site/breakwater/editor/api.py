@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select
 
 from breakwater.ads import services as ads
@@ -12,6 +12,7 @@ from breakwater.content import services as content
 from breakwater.content.models import Article
 from breakwater.content.rendering import render_markdown
 from breakwater.database.consistency import consistency
+from breakwater.editor import slugs
 from breakwater.editor.auth import require_editor_api
 from breakwater.errors import ApiError
 from breakwater.extensions import db
@@ -126,6 +127,21 @@ def delete_ad(ad_id: int):
     invalidate(db.session, "ads")
     ads.delete_ad(db.session, g.editor, ad)
     return jsonify({"deleted": ad_id})
+
+
+@bp.get("/slug")
+def slug():
+    """``?title=`` a proposal (pinyin, made unique); ``?slug=`` whether it is free; ``&article_id=`` ignores
+    that article's own slug."""
+    args = request.args
+    article_id = args.get("article_id", "")
+    with db.primary():  # "available" must not miss an article saved a moment ago
+        return jsonify(
+            slugs.check(
+                db.session, args.get("title", "")[:200], args.get("slug", "")[:120],
+                int(article_id) if article_id.isdigit() else None,
+            )
+        )  # fmt: skip
 
 
 @bp.get("/history")

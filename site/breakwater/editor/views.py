@@ -17,6 +17,7 @@ from breakwater.editor.api import article_namespaces
 from breakwater.editor.auth import editor_page
 from breakwater.errors import ApiError
 from breakwater.extensions import db
+from breakwater.localtime import form_value
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 
@@ -120,7 +121,8 @@ def ads_page():
 
 def _form_ad() -> dict:
     f = request.form
-    data = {k: f.get(k, "") for k in ("slot", "title", "link", "image_url", "starts_at", "ends_at")}
+    data = {k: f.get(k, "") for k in ("slot", "title", "link", "image_url")}
+    data.update({k: form_value(f.get(k)) for k in ("starts_at", "ends_at")})  # local wall-clock -> offset
     order = f.get("sort_order", "0").strip() or "0"
     data["sort_order"] = int(order) if order.lstrip("-").isdigit() else order
     data["enabled"] = f.get("enabled") == "on"

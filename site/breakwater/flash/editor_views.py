@@ -11,6 +11,7 @@ from breakwater.errors import ApiError
 from breakwater.extensions import db
 from breakwater.flash import services
 from breakwater.flash.models import FlashSale, Product
+from breakwater.localtime import form_value
 
 bp = Blueprint("flash_editor", __name__, url_prefix="/editor/flash")
 
@@ -56,7 +57,7 @@ def create_sale():
         sale = services.create_sale(
             db.session,
             {"product_id": _int_or_text(f.get("product_id", "")), "stock": _int_or_text(f.get("stock", "")),
-             "starts_at": f.get("starts_at", ""), "ends_at": f.get("ends_at", ""),
+             "starts_at": form_value(f.get("starts_at")), "ends_at": form_value(f.get("ends_at")),
              "limit": _int_or_text(f.get("limit", "1") or "1")},
         )  # fmt: skip
         invalidate(db.session, f"flash:{sale.id}")
@@ -73,7 +74,7 @@ def create_sale():
 @editor_page
 def update_sale(sale_id: int):
     f = request.form
-    data = {k: f.get(k, "") for k in ("starts_at", "ends_at") if f.get(k)}
+    data = {k: form_value(f.get(k)) for k in ("starts_at", "ends_at") if f.get(k)}
     for k in ("stock", "limit"):
         if f.get(k):
             data[k] = _int_or_text(f[k])

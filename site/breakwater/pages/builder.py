@@ -100,6 +100,10 @@ class Builder:
             sources[url] = lambda p=path: (p.read_bytes(), ["assets"])
         for name, text in regions_data.region_files()["files"].items():
             sources[regions_data.PREFIX + name] = lambda t=text: (t.encode(), ["regions"])
+        from breakwater.media import variants
+
+        for url, path in variants.all_files(variants.media_root(self.app)):
+            sources[url] = lambda p=path: (p.read_bytes(), ["media"])
         return sources
 
     # ------------------------------------------------------------------ builds
@@ -121,6 +125,19 @@ class Builder:
             report = self._build(urls, files, full=False, dry_run=dry_run)
             report.keys |= keys
             return report
+
+    def emit_files(self, files: dict[str, Callable[[], tuple[bytes, list[str]]]]) -> BuildReport:
+        """Write these files (URL -> source) through the manifest now; nothing else is touched."""
+        return self._build([], files, full=False, dry_run=False)
+
+    def remove_urls(self, urls: Iterable[str]) -> None:
+        with _locked(self.root):
+            manifest = load_manifest(self.root)
+            pages = manifest.setdefault("pages", {})
+            for url in urls:
+                entry = pages.pop(url, None)
+                writer.remove_file(self.root, entry["file"] if entry else writer.url_to_path(url))
+            writer.write_json(self.root / MANIFEST, manifest)
 
     def _build(self, urls, files, *, full: bool, dry_run: bool, progress=None) -> BuildReport:
         started = time.monotonic()

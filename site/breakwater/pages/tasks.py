@@ -79,12 +79,13 @@ def _take_pending(client: redis.Redis) -> tuple[list[bytes], set[str], str, int]
 
 
 def urls_to_purge(changed: list[str]) -> list[str]:
-    """Changed URLs minus content-hashed ones (assets, region data): a hashed name never gets other
+    """Changed URLs minus content-hashed ones (assets, region data, media): a hashed name never gets other
     bytes, so an edge copy of it is never stale. A regions rebuild changes ~3,400 such files; one
     PURGE each would keep the single worker busy long after the build."""
+    from breakwater.media.variants import PREFIX as MEDIA
     from breakwater.pages import assets, regions_data
 
-    return [u for u in changed if not u.startswith((assets.PREFIX, regions_data.PREFIX))]
+    return [u for u in changed if not u.startswith((assets.PREFIX, regions_data.PREFIX, MEDIA))]
 
 
 @shared_task(

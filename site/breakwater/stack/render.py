@@ -181,6 +181,7 @@ def origin_options(s: Settings) -> dict[str, object]:
         "login_burst": s.int("ORIGIN_LOGIN_BURST"),
         "write_rate": s.rate("ORIGIN_WRITE_RATE"),
         "write_burst": s.int("ORIGIN_WRITE_BURST"),
+        "media_body_max": s.int("MEDIA_MAX_BYTES") + 1024 * 1024,
     }
 
 
