@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Two test processes, each with its own private stack, files kept together (make test PYTEST_ARGS=... to change)
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .DEFAULT_GOAL := help
 .PHONY: help install deps run up down status reset test lint format clean config-docs bench-db bench-cache bench-static bench-queue
