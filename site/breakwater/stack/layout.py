@@ -29,7 +29,7 @@ class Node:
 
     @property
     def socket(self) -> Path:
-        return self.dir / "mariadb.sock"
+        return short_socket(self.dir / "mariadb.sock")
 
     @property
     def datadir(self) -> Path:
@@ -38,6 +38,17 @@ class Node:
     @property
     def cnf(self) -> Path:
         return self.dir / "my.cnf"
+
+
+def short_socket(path: Path) -> Path:
+    """``path``, unless it is too long for a unix socket (about 107 bytes, deep test folders reach it):
+    then a short name in the system's temporary folder, derived from the full path so it stays the same."""
+    if len(str(path)) <= 100:
+        return path
+    import hashlib
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"bw-{hashlib.sha256(str(path).encode()).hexdigest()[:16]}.sock"
 
 
 class Layout:
@@ -91,14 +102,7 @@ class Layout:
     def supervisor_sock(self) -> Path:
         """In the state dir, unless that path is too long for a unix socket (about 107 bytes): then a
         short name in the system's temporary folder, derived from the state dir so it stays the same."""
-        path = self.supervisor / "supervisord.sock"
-        if len(str(path)) <= 100:
-            return path
-        import hashlib
-        import tempfile
-
-        digest = hashlib.sha256(str(self.state).encode()).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / f"breakwater-{digest}.sock"
+        return short_socket(self.supervisor / "supervisord.sock")
 
     @property
     def supervisor_pid(self) -> Path:

@@ -355,6 +355,7 @@ def render_all(layout: Layout) -> list[Program]:
             n.cnf,
             _env.get_template("node.cnf.j2").render(
                 node_dir=n.dir,
+                socket=n.socket,
                 log_dir=layout.logs,
                 name=n.name,
                 role=n.role,
@@ -413,7 +414,12 @@ def render_all(layout: Layout) -> list[Program]:
     _write(
         layout.supervisor_conf,
         _env.get_template("supervisord.conf.j2").render(
-            sup_dir=layout.supervisor, log_dir=layout.logs, root=ROOT, programs=progs, ident=s.int("APP_PORT")
+            sup_dir=layout.supervisor,
+            sup_sock=layout.supervisor_sock,
+            log_dir=layout.logs,
+            root=ROOT,
+            programs=progs,
+            ident=s.int("APP_PORT"),
         ),
     )
     return progs
