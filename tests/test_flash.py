@@ -356,3 +356,28 @@ def test_editor_api_rejects_bad_sales_and_writes_nothing(editor_api, app):
     with app.app_context(), db.primary():
         assert db.session.scalar(select(func.count()).select_from(FlashSale)) == before
         db.session.rollback()
+
+
+def test_a_confirmed_order_mails_the_buyer_once(app, origin, stack, unique_name):
+    """The confirmation's outbox row commits with the order; the notify worker sends it to the SMTP sink."""
+    import time
+
+    from breakwater.accounts.services import create_user
+    from breakwater.extensions import db
+    from breakwater.mail.sink import read_messages
+
+    with app.app_context(), db.primary():
+        user = create_user(db.session, unique_name, "long enough", email=f"{unique_name}@example.org")
+        uid = user.id
+    cookie = app.session_interface.get_signing_serializer(app).dumps({"uid": uid, "_permanent": True})
+    sale_id = make_sale(stock=2)
+    accepted = buy(origin, cookie, sale_id)
+    assert accepted.status_code == 202
+    order_id = accepted.json()["order_id"]
+
+    def mails():
+        return [m for m in read_messages(stack.layout.mail) if m["subject"] == f"Order {order_id} confirmed"]
+
+    wait_for(mails, timeout=30, what="the confirmation mail")
+    time.sleep(0.5)
+    assert len(mails()) == 1 and unique_name in mails()[0]["body"], "mailed exactly once, to the buyer"

@@ -42,8 +42,9 @@ def _order(payload: dict, status: OrderStatus, slot: int | None, failure: str = 
     )  # fmt: skip
 
 
-def write_order(session: Session, gate: Gate, payload: dict) -> tuple[str, bool]:
-    """Write one accepted request; returns (status, newly written). Safe to call any number of times."""
+def write_order(session: Session, gate: Gate, payload: dict, notify=None) -> tuple[str, bool]:
+    """Write one accepted request; returns (status, newly written). Safe to call any number of times.
+    ``notify(payload, session)`` adds the confirmation mail to the order's own transaction."""
     existing = session.get(FlashOrder, payload["order_id"])
     if existing is not None:
         session.rollback()
@@ -70,12 +71,14 @@ def write_order(session: Session, gate: Gate, payload: dict) -> tuple[str, bool]
             session.rollback()  # someone else moved the version: read again
             continue
         session.add(_order(payload, OrderStatus.CONFIRMED, payload.get("slot")))
+        if notify is not None:  # the confirmation mail's outbox row commits with the order
+            notify(payload, session)
         try:
             session.commit()
         except IntegrityError as exc:
             session.rollback()
             if session.get(FlashOrder, payload["order_id"]) is not None:  # a concurrent redelivery won
-                return write_order(session, gate, payload)
+                return write_order(session, gate, payload, notify)
             failure = "the buyer already has this order slot" if "slot" in str(exc.orig) else "duplicate order"
             break
         _settle(gate, payload, OrderStatus.CONFIRMED)

@@ -46,19 +46,16 @@ def write_order(self, payload: dict) -> str:
     from breakwater.flash.orders import _fail
     from breakwater.flash.orders import write_order as write
 
+    notify = current_app.extensions.get("breakwater.notify_order")
     with db.primary():
         try:
-            status, new = write(db.session, _gate(), payload)
+            status, _new = write(db.session, _gate(), payload, notify)
         except (VersionConflict, OperationalError):
             if self.request.retries >= self.max_retries:
                 db.session.rollback()
-                status, new = _fail(db.session, _gate(), payload, "gave up after repeated write conflicts")
+                status, _new = _fail(db.session, _gate(), payload, "gave up after repeated write conflicts")
                 return status
             raise
-    if new and status == "confirmed":
-        notify = current_app.extensions.get("breakwater.notify_order")
-        if notify is not None:
-            notify(payload)
     return status
 
 

@@ -94,19 +94,20 @@ def order_confirmed(order_id: str, user_id: int, summary: str = "") -> bool:
     return send_mail(f"order:{order_id}", user.email, f"Order {order_id} confirmed", body)
 
 
-def notify_order(payload: dict) -> None:
-    """Hook for the flash sale's order writer (``app.extensions["breakwater.notify_order"]``): the intent is
-    committed to the outbox before the send, so a death after this point cannot lose the mail.
+def notify_order(payload: dict, session=None) -> None:
+    """Hook for the flash sale's order writer (``app.extensions["breakwater.notify_order"]``).
 
-    Best placed inside the order's own transaction instead (``outbox.add(session, ...)`` before its commit):
-    that also covers a death between the order's commit and this call."""
-    from breakwater.queues.outbox import send_durably
+    With ``session`` (the order's own transaction, before its commit) the mail's intent is an outbox row
+    committed together with the order: no death after the commit can lose it. Without one, the intent is
+    committed to the outbox on its own before the send."""
+    from breakwater.queues.outbox import add, send_durably
 
     summary = f"{payload.get('quantity', 1)} item(s) in sale {payload.get('sale_id')}"
-    send_durably(
-        "breakwater.notify.order_confirmed",
-        kwargs={"order_id": str(payload["order_id"]), "user_id": payload["user_id"], "summary": summary},
-    )
+    kwargs = {"order_id": str(payload["order_id"]), "user_id": payload["user_id"], "summary": summary}
+    if session is not None:
+        add(session, "breakwater.notify.order_confirmed", kwargs=kwargs)
+    else:
+        send_durably("breakwater.notify.order_confirmed", kwargs=kwargs)
 
 
 def init_app(app) -> None:
