@@ -5,8 +5,9 @@
 * ``POST /api/flash/<id>/orders``: a signed-in buyer's purchase attempt, decided by the gate; 202
   with the order id, the write itself happens on the ``orders`` queue. Checked in this order, each
   as far upstream as possible: the per-buyer rate limit (skipped while this process knows the sale
-  is sold out), sign-in and input (no Redis), the sold-out flag (then only the buyer's idempotency
-  record is read, so a retry of an accepted order still gets its 202), the Idempotency-Key, the gate.
+  is sold out), sign-in (from the signed session cookie: no database read), the sold-out flag (then
+  only the buyer's idempotency record is read, so a retry of an accepted order still gets its 202),
+  input, the Idempotency-Key, the gate.
 * ``GET /api/orders/<id>``, ``GET /api/orders``: the buyer's own orders, read causally; an order
   accepted but not yet written is ``pending``.
 """
@@ -17,7 +18,7 @@ import re
 import time
 import uuid
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request, session
 from sqlalchemy import select
 
 from breakwater.accounts.session import current_user
@@ -27,7 +28,7 @@ from breakwater.database.consistency import consistency
 from breakwater.errors import ApiError
 from breakwater.extensions import db
 from breakwater.flash import services
-from breakwater.flash.gate import body_hash
+from breakwater.flash.gate import EVENTS, body_hash
 from breakwater.flash.models import FlashOrder, FlashSale
 from breakwater.flash.tasks import enqueue_write
 from breakwater.ratelimit import limiter
@@ -73,9 +74,16 @@ def _now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
 
 
+def _buyer_id() -> int | None:
+    """The signed-in buyer's id straight from the signed session cookie: the purchase path reads no
+    database row for it (a rush of attempts must not become a rush of user lookups on the replicas)."""
+    uid = session.get("uid")
+    return uid if isinstance(uid, int) else None
+
+
 def _user_key() -> str:
-    user = current_user()
-    return f"flash-user:{user.id}" if user else request.remote_addr or "?"
+    uid = _buyer_id()
+    return f"flash-user:{uid}" if uid else request.remote_addr or "?"
 
 
 def _user_rate() -> str:
@@ -133,8 +141,8 @@ def _accepted(sale_id: int, order_id: str, replayed: bool = False):
 @bp.post("/flash/<int:sale_id>/orders")
 @limiter.limit(_user_rate, key_func=_user_key, exempt_when=_sold_out_here)
 def place_order(sale_id: int):
-    user = current_user()
-    if user is None:
+    uid = _buyer_id()
+    if uid is None:
         raise ApiError(401, "not_authenticated", "Log in first: POST /api/auth/login.")
     key = request.headers.get("Idempotency-Key", "")
     if not key:
@@ -142,38 +150,38 @@ def place_order(sale_id: int):
     if not KEY_RE.match(key):
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 8 to 64 visible ASCII characters.")
     body = json_body()
+    digest = body_hash(body)
+    gate = services.gate()
+    if _sold_out_here():  # the cheapest answer first: no validation, no gate, one GET for a replay
+        record = gate.client.get(gate_idem_key(sale_id, uid, key))
+        if record is not None:
+            return _replay(record.decode(), digest, sale_id)
+        raise ApiError(409, "sold_out", REJECTIONS["sold_out"][1])
     quantity = body.get("quantity", 1)
     if not isinstance(quantity, int) or isinstance(quantity, bool) or not 1 <= quantity <= 100:
         raise ApiError(400, "invalid_quantity", "quantity must be a whole number from 1 to 100.")
     address = _address(body.get("address"))
-    digest = body_hash(body)
-    gate = services.gate()
-    if _sold_out_here():
-        record = gate.client.get(gate_idem_key(sale_id, user.id, key))
-        if record is not None:
-            return _replay(record.decode(), digest, sale_id)
-        raise ApiError(409, "sold_out", REJECTIONS["sold_out"][1])
-    existing = gate.claim(sale_id, user.id, key, digest)
+    existing = gate.claim(sale_id, uid, key, digest)
     if existing is not None:
         return _replay(existing, digest, sale_id)
     payload = {
-        "order_id": f"{sale_id:08x}{uuid.uuid4().hex[:24]}", "sale_id": sale_id, "user_id": user.id,
+        "order_id": f"{sale_id:08x}{uuid.uuid4().hex[:24]}", "sale_id": sale_id, "user_id": uid,
         "quantity": quantity,        "idempotency_key": key, "address": address, "accepted_ms": int(time.time() * 1000),
     }  # fmt: skip
     try:
-        decision = gate.accept(sale_id, user.id, key, digest, payload["accepted_ms"], payload)
+        decision = gate.accept(sale_id, uid, key, digest, payload["accepted_ms"], payload)
         if decision.outcome == "no_sale":
             with db.primary():
                 sale_row = db.session.get(FlashSale, sale_id)
                 if sale_row is None:
-                    gate.release(sale_id, user.id, key)
+                    gate.release(sale_id, uid, key)
                     raise ApiError(404, "sale_not_found", f"There is no flash sale {sale_id}.")
                 services.load_gate(sale_row)
-            decision = gate.accept(sale_id, user.id, key, digest, payload["accepted_ms"], payload)
+            decision = gate.accept(sale_id, uid, key, digest, payload["accepted_ms"], payload)
     except ApiError:
         raise
     except Exception:
-        gate.release(sale_id, user.id, key)
+        gate.release(sale_id, uid, key)
         raise
     if decision.outcome == "accepted":
         enqueue_write({**payload, "slot": decision.slot})
@@ -181,9 +189,11 @@ def place_order(sale_id: int):
     if decision.outcome == "idem":
         return _replay(decision.record, digest, sale_id)
     if decision.outcome == "sold_out":
+        # This process's flag had expired (or never came): tell every process again, not only this one.
         current_app.extensions["breakwater.flash.soldout"].mark(sale_id)
+        gate.client.publish(EVENTS, f"soldout {sale_id}")
     status, message = REJECTIONS.get(decision.outcome, (409, "Rejected."))
-    gate.remember_rejection(sale_id, user.id, key, digest, status, decision.outcome)
+    gate.remember_rejection(sale_id, uid, key, digest, status, decision.outcome)
     raise ApiError(status, decision.outcome, message)
 
 
