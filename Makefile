@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test lint format clean config-docs bench-db bench-cache bench-static bench-queue
+.PHONY: help install deps run up down status reset test lint format clean config-docs bench-db bench-cache bench-static bench-queue bench-flash
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ bench-static: deps ## Measure emitted pages vs minimal Nginx, the edge, dynamic 
 
 bench-queue: deps ## Queue blocking and its cure, pools for I/O work, RabbitMQ vs Redis (writes loadtests/results/)
 	cd loadtests && ../$(BIN)/python bench_queue.py
+
+bench-flash: deps ## Flash sale: rejection path vs cached /api/home (Locust), one burst: accepted/s vs written/s (chart)
+	cd loadtests && ../$(BIN)/python bench_flash.py
 
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check site tests loadtests db
