@@ -23,6 +23,17 @@ def header_value(status: str) -> str:
     return "bypass" if status == "error" else status
 
 
+def _lookup(name, key, deps, compute, soft_ttl, ttl_from):
+    """The cache result for ``compute()`` as JSON bytes; ``ttl_from(data)`` may shorten the soft TTL."""
+
+    def produce():
+        data = compute()
+        payload = dumps(data)
+        return (payload, ttl_from(data)) if ttl_from else payload
+
+    return cache().get_or_compute(name, key, deps, produce, soft_ttl)
+
+
 def cached_json(
     name: str,
     key: str,
@@ -33,13 +44,7 @@ def cached_json(
     ttl_from: Callable[[object], float] | None = None,
 ) -> Response:
     """Serve ``compute()`` as JSON through the cache. ``ttl_from(data)`` may shorten the soft TTL."""
-
-    def produce():
-        data = compute()
-        payload = dumps(data)
-        return (payload, ttl_from(data)) if ttl_from else payload
-
-    result = cache().get_or_compute(name, key, deps, produce, soft_ttl)
+    result = _lookup(name, key, deps, compute, soft_ttl, ttl_from)
     response = Response(result.value, mimetype="application/json")
     response.headers["X-Cache"] = header_value(result.status)
     return response
@@ -55,11 +60,5 @@ def cached_data(
     ttl_from: Callable[[object], float] | None = None,
 ):
     """The cached value decoded again (for HTML pages that render it); returns (data, status)."""
-
-    def produce():
-        data = compute()
-        payload = dumps(data)
-        return (payload, ttl_from(data)) if ttl_from else payload
-
-    result = cache().get_or_compute(name, key, deps, produce, soft_ttl)
+    result = _lookup(name, key, deps, compute, soft_ttl, ttl_from)
     return json.loads(result.value), header_value(result.status)
