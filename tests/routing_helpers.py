@@ -120,3 +120,12 @@ def gtid_waits(node_admin, index: int) -> list[str]:
     with node_admin(index) as conn, conn.cursor() as cur:
         cur.execute("SELECT INFO FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT MASTER_GTID_WAIT%'")
         return [row[0] for row in cur.fetchall()]
+
+
+def worker_children(stack, queue: str) -> list[int]:
+    """The pool processes of the stack's Celery worker for ``queue`` (the ones a SIGKILL test kills)."""
+    import subprocess
+
+    main = int(stack.layout.worker_pidfile(queue).read_text())
+    out = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]

@@ -17,7 +17,7 @@ import pytest
 import requests
 from sqlalchemy import func, insert, select, text
 
-from routing_helpers import wait_for
+from routing_helpers import wait_for, worker_children
 
 ADDRESS = {"region_code": "110101", "detail": "东长安街 1 号", "name": "张三", "phone": "13800138000"}
 BREAKWATER = str(Path(sys.executable).parent / "breakwater")
@@ -218,12 +218,6 @@ def test_order_status_is_the_buyers_own_and_read_causally(app, origin, buyers):
     assert accepted.json()["order_id"] in [o["id"] for o in mine]
 
 
-def _worker_children(stack) -> list[int]:
-    main = int(stack.layout.worker_pidfile("orders").read_text())
-    out = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
 def test_the_orders_worker_killed_mid_backlog_loses_and_duplicates_nothing(app, stack, origin, buyers):
     sale_id = make_sale(stock=40)
     rpc = stack.supervisor.rpc()
@@ -234,10 +228,10 @@ def test_the_orders_worker_killed_mid_backlog_loses_and_duplicates_nothing(app, 
         assert statuses.count(202) == 40
     finally:
         rpc.startProcess("worker-orders")
-    wait_for(lambda: _worker_children(stack), timeout=30, what="the worker's pool")
+    wait_for(lambda: worker_children(stack, "orders"), timeout=30, what="the worker's pool")
     gate = app.extensions["breakwater.flash.gate"]
     wait_for(lambda: len(gate.pending(sale_id)) < 40, timeout=30, interval=0.02, what="the first writes")
-    for pid in _worker_children(stack):
+    for pid in worker_children(stack, "orders"):
         os.kill(pid, signal.SIGKILL)
     wait_written(app, sale_id)
     rows, stock = orders_of(app, sale_id)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from routing_helpers import wait_for
+from routing_helpers import wait_for, worker_children
 
 BREAKWATER = str(Path(sys.executable).parent / "breakwater")
 ARTICLE = {"title": "静态页测试", "summary": "摘要", "category": "tech", "body": "正文"}
@@ -199,12 +199,6 @@ def test_an_ad_window_opening_soon_appears_without_a_publish(editor_api, origin,
     assert title in requests.get(f"{origin}/", timeout=10).text
 
 
-def _worker_children(stack) -> list[int]:
-    main = int(stack.layout.worker_pidfile("pages").read_text())
-    out = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
 def test_a_worker_killed_mid_build_builds_again(app, stack, static_dir):
     """SIGKILL of the pool process running a build: the task is redelivered and the pages end up right."""
     from breakwater.pages import tasks
@@ -229,7 +223,7 @@ def test_a_worker_killed_mid_build_builds_again(app, stack, static_dir):
 
     wait_for(build_running, timeout=20, interval=0.01, what="the build to start")
     written_when_killed = len(list((static_dir / "regions-data").glob("*.json")))
-    for pid in _worker_children(stack):
+    for pid in worker_children(stack, "pages"):
         os.kill(pid, signal.SIGKILL)
     assert written_when_killed < len(region_files), "the build had finished before the kill"
     wait_for(
