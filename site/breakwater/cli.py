@@ -205,7 +205,7 @@ def stack_status(as_json: bool) -> None:
 # ---------------------------------------------------------------------------------- db
 @main.group(cls=click.Group)
 def db() -> None:
-    """Migrations and seed data (run on the primary)."""
+    """Migrations and seed data (run on the primary); promoting a replica, rejoining a fenced node."""
 
 
 def _settings():
@@ -309,9 +309,12 @@ def create_editor(name: str, password: str | None) -> None:
 def _add_feature_commands() -> None:
     from breakwater.flash.cli import group as flash_group
     from breakwater.regions.cli import group as regions_group
+    from breakwater.stack.failover_cli import COMMANDS as db_failover
 
     main.add_command(regions_group)
     main.add_command(flash_group)
+    for command in db_failover:
+        db.add_command(command)
 
 
 _add_feature_commands()

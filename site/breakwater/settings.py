@@ -147,6 +147,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DB_REPL_PASSWORD", "", "Replication user password (generated).", secret=True),
     Setting("DB_PRIMARY", "", "Primary address host:port for the app; empty = HOST:PRIMARY_PORT.", scope="app"),
     Setting("DB_REPLICAS", "", "Replica addresses host:port,... for the app; empty = HOST:REPLICA_PORTS.", scope="app"),
+    Setting(
+        "DB_SEMISYNC_TIMEOUT_MS",
+        "1000",
+        "Milliseconds the primary waits for a replica to acknowledge a commit before it falls back to asynchronous.",
+    ),
     Setting("DB_CONNECT_TIMEOUT", "1.0", "Seconds to wait for a database connection before failing.", scope="app"),
     Setting("DB_MAX_LAG", "2.0", "Seconds of replication lag after which a replica leaves the rotation.", scope="app"),
     Setting(

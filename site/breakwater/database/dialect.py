@@ -25,18 +25,23 @@ class GtidTrackingDialect(MySQLDialect_pymysql):
         state = causal.current.get()
         if state is None or not state.track_commit:
             return
-        state.track_commit = False
         try:
             cursor = dbapi_connection.cursor()
             try:
-                cursor.execute("SELECT @@last_gtid")
+                cursor.execute("SELECT @@last_gtid, @@read_only")
                 row = cursor.fetchone()
             finally:
                 cursor.close()
         except Exception as exc:  # the write is committed: never report it as failed
+            state.track_commit = False
             log.warning("commit done but @@last_gtid unreadable (%s); this request now reads the primary", exc)
             state.mode = "strong"
             return
+        if row and row[1]:
+            # A read-only node (a replica; every node's engine tracks, since any may be promoted) wrote
+            # nothing here: its session's last GTID would be stale, from its days as a primary.
+            return
+        state.track_commit = False
         if row and row[0]:
             state.add_commit(row[0])
 

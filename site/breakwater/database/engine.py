@@ -29,7 +29,7 @@ from breakwater.database.router import (
     forced,
     is_disconnect,
 )
-from breakwater.observability.db_metrics import record_monitor
+from breakwater.observability.db_metrics import record_monitor, record_switch
 from breakwater.settings import Settings
 
 __all__ = ["Database", "NodeEngines", "PrimaryUnavailable"]
@@ -84,9 +84,10 @@ class Database:
         cap = settings.int("DB_FALLBACK_MAX")
         self._fallback_gate = threading.BoundedSemaphore(cap) if cap > 0 else None
         host, port = settings.primary_address
+        # Every node tracks the GTIDs of its commits: a replica may be promoted while we run.
         nodes = [("primary", "primary", host, port, 1, "pymysql_gtid")]
         nodes += [
-            (f"replica{i}", "replica", h, p, w, "pymysql")
+            (f"replica{i}", "replica", h, p, w, "pymysql_gtid")
             for i, (h, p, w) in enumerate(settings.replica_nodes, start=1)
         ]
         self.nodes = [
@@ -109,6 +110,7 @@ class Database:
             readmit_checks=settings.int("DB_READMIT_CHECKS"),
             on_check=record_monitor,
         )
+        self.monitor.on_switch = self._switched
         if settings.flag("DB_ROUTING"):
             factory = sessionmaker(class_=RoutingSession, database=self, expire_on_commit=False)
         else:
@@ -126,15 +128,22 @@ class Database:
     # ------------------------------------------------------------------ nodes
     @property
     def primary_name(self) -> str:
-        return self.nodes[0].name
+        """The configured primary until the monitor finds another node promoted (``breakwater db promote``)."""
+        return self.monitor.primary_name if self.monitor is not None else self.nodes[0].name
 
     @property
     def primary_engine(self) -> Engine:
-        return self.nodes[0].app
+        return self.engine_for(self.primary_name)
 
     @property
     def replicas(self) -> list[NodeEngines]:
-        return self.nodes[1:]
+        primary = self.primary_name
+        return [n for n in self.nodes if n.name != primary]
+
+    def _switched(self, old: str, new: str) -> None:
+        for node in self.nodes:
+            node.role = "primary" if node.name == new else "replica"
+        record_switch(old, new)
 
     def engine_for(self, name: str) -> Engine:
         for node in self.nodes:

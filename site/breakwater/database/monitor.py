@@ -5,6 +5,12 @@ replica's ``@@gtid_slave_pos`` and ``SHOW SLAVE STATUS``. A replica leaves the r
 once when it is unreachable, not replicating (IO/SQL thread stopped, ``Seconds_Behind_Master``
 NULL) or over the lag bound, and comes back only after ``readmit_checks`` consecutive healthy
 checks (hysteresis), so a flapping replica does not bounce in and out.
+
+Roles are discovered, not configured (as MaxScale's MariaDB monitor does): the configured primary
+stays the primary while it is up and writable. When it is down or read-only (fenced after
+``breakwater db promote``), the node that is up, writable and not replicating becomes the primary
+for this process, with a log line and a metric, and the old primary is watched as a replica: out
+of rotation while fenced, back in once ``breakwater db rejoin`` points it at the new primary.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class NodeState:
     reason: str = "not checked yet"
     checked_at: float = 0.0
     positions: dict = field(default_factory=dict)
+    read_only: bool | None = None
 
     def to_json(self) -> dict:
         return {
@@ -61,10 +68,13 @@ class ReplicationMonitor:
         readmit_checks: int,
         on_check=None,
     ):
-        self.primary_name, self.primary_engine = primary
-        self.primary = NodeState(self.primary_name, "primary")
-        self.replicas = [NodeState(name, "replica", weight) for name, _engine, weight in replicas]
-        self._engines = {name: engine for name, engine, _w in replicas}
+        self.primary_name, _engine = primary
+        self._states = {self.primary_name: NodeState(self.primary_name, "primary")}
+        self._states.update({name: NodeState(name, "replica", weight) for name, _engine, weight in replicas})
+        self._engines = {self.primary_name: _engine, **{name: engine for name, engine, _w in replicas}}
+        self.on_switch = None  # called with (old, new) primary names when the primary changes
+        self.switches = 0
+        self.semisync: bool | None = None  # the primary's Rpl_semi_sync_master_status
         self.max_lag = max_lag
         self.interval = interval
         self.readmit_checks = readmit_checks
@@ -72,6 +82,18 @@ class ReplicationMonitor:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = PerProcessThread("replication-monitor", self._run, before_start=self._first_check)
+
+    @property
+    def primary(self) -> NodeState:
+        return self._states[self.primary_name]
+
+    @property
+    def primary_engine(self) -> Engine:
+        return self._engines[self.primary_name]
+
+    @property
+    def replicas(self) -> list[NodeState]:
+        return [state for name, state in self._states.items() if name != self.primary_name]
 
     # ------------------------------------------------------------------ lifecycle
     def ensure_running(self) -> None:
@@ -104,28 +126,67 @@ class ReplicationMonitor:
 
     # ------------------------------------------------------------------ checks
     def check_once(self, initial: bool = False) -> None:
+        primary = self.primary
         try:
             with self.primary_engine.connect() as conn:
-                self.primary.position = conn.execute(text("SELECT @@gtid_binlog_pos")).scalar_one() or ""
-            self.primary.up, self.primary.reason = True, "ok"
+                position, read_only = conn.execute(text("SELECT @@gtid_binlog_pos, @@read_only")).one()
+                semisync = conn.execute(text("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'")).first()
+            primary.position, primary.read_only = position or "", bool(read_only)
+            primary.up = True
+            primary.reason = "fenced: read-only" if primary.read_only else "ok"
+            self._note_semisync(semisync[1] == "ON" if semisync else None)
         except Exception as exc:
-            self.primary.up, self.primary.reason = False, f"down: {_short(exc)}"
-        self.primary.checked_at = time.time()
+            primary.up, primary.reason = False, f"down: {_short(exc)}"
+        primary.checked_at = time.time()
         for node in self.replicas:
             self._check_replica(node, initial)
+        if not primary.up or primary.read_only:
+            self._discover_primary()
         if self.on_check:
             self.on_check(self)
+
+    def _note_semisync(self, active: bool | None) -> None:
+        if active is False and self.semisync:
+            log.warning(
+                "semi-synchronous replication fell back to asynchronous on %s: no replica acknowledged "
+                "within rpl_semi_sync_master_timeout; commits acknowledged now may be lost if it dies",
+                self.primary_name,
+            )
+        self.semisync = active
+
+    def _discover_primary(self) -> None:
+        """The configured primary is down or fenced: adopt the node that is up, writable and not
+        replicating (the one ``breakwater db promote`` made writable), if there is exactly one."""
+        writable = [n for n in self.replicas if n.up and n.read_only is False and n.reason.startswith("writable")]
+        if len(writable) != 1:
+            return
+        old, new = self.primary_name, writable[0].name
+        self.primary_name = new
+        self.switches += 1
+        self._states[new].role, self._states[old].role = "primary", "replica"
+        self._states[new].in_rotation = False
+        self._states[new].reason = "ok"
+        self._states[old].in_rotation, self._states[old].healthy_streak = False, 0
+        log.warning("the primary is now %s (%s was %s)", new, old, self._states[old].reason)
+        if self.on_switch:
+            self.on_switch(old, new)
 
     def _check_replica(self, node: NodeState, initial: bool) -> None:
         healthy, reason = False, ""
         try:
             with self._engines[node.name].connect() as conn:
-                node.position = conn.execute(text("SELECT @@gtid_slave_pos")).scalar_one() or ""
+                position, read_only = conn.execute(text("SELECT @@gtid_slave_pos, @@read_only")).one()
                 status = conn.execute(text("SHOW SLAVE STATUS")).mappings().first()
+            node.position, node.read_only = position or "", bool(read_only)
             node.up = True
             node.positions = causal.parse(node.position)
             if status is None:
-                node.replicating, node.lag_seconds, reason = False, None, "replication not configured"
+                node.replicating, node.lag_seconds = False, None
+                reason = (
+                    "fenced: read-only and not replicating; `breakwater db rejoin` makes it a replica again"
+                    if node.read_only
+                    else "writable and not replicating (a promoted primary)"
+                )
             else:
                 lag = status["Seconds_Behind_Master"]
                 node.replicating = status["Slave_IO_Running"] == "Yes" and status["Slave_SQL_Running"] == "Yes"
@@ -182,9 +243,7 @@ class ReplicationMonitor:
         return [n for n in self.replicas if n.in_rotation]
 
     def node(self, name: str) -> NodeState | None:
-        if name == self.primary.name:
-            return self.primary
-        return next((n for n in self.replicas if n.name == name), None)
+        return self._states.get(name)
 
 
 def _short(exc: Exception) -> str:

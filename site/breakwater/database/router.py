@@ -54,7 +54,16 @@ _SESSION_STATE = re.compile(
 
 
 class PrimaryUnavailable(RuntimeError):
-    """The primary cannot be reached, so writes cannot be accepted right now."""
+    """The primary cannot be reached (or was fenced read-only), so writes cannot be accepted right now."""
+
+
+#: ER_OPTION_PREVENTS_STATEMENT: the node runs with read_only (a primary fenced by a promotion).
+READ_ONLY_CODE = 1290
+
+
+def is_read_only(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", exc)
+    return bool(getattr(orig, "args", None)) and orig.args[0] == READ_ONLY_CODE
 
 
 def is_disconnect(exc: BaseException) -> bool:
@@ -167,6 +176,9 @@ class RoutingSession(Session):
                 and self._reads_in_txn <= 1
                 and (node != db.primary_name or self._last_reason == "fallback_primary")
             )
+            if node == db.primary_name and is_read_only(exc):
+                db.monitor.mark_down(node, "read-only (fenced)")  # look for the promoted primary now
+                raise PrimaryUnavailable(str(exc.orig)) from exc
             if node == db.primary_name and is_disconnect(exc) and not retryable:
                 raise PrimaryUnavailable(str(exc.orig)) from exc
             if not retryable:
@@ -197,7 +209,9 @@ class RoutingSession(Session):
         try:
             return super().flush(objects)
         except OperationalError as exc:
-            if is_disconnect(exc):
+            if is_read_only(exc):
+                self.database.monitor.mark_down(self.database.primary_name, "read-only (fenced)")
+            if is_disconnect(exc) or is_read_only(exc):
                 raise PrimaryUnavailable(str(exc.orig)) from exc
             raise
 
@@ -205,7 +219,7 @@ class RoutingSession(Session):
         try:
             super().commit()
         except OperationalError as exc:
-            if is_disconnect(exc) and self._last_node == self.database.primary_name:
+            if (is_disconnect(exc) or is_read_only(exc)) and self._last_node == self.database.primary_name:
                 raise PrimaryUnavailable(str(exc.orig)) from exc
             raise
         finally:

@@ -96,7 +96,8 @@ def health_report() -> tuple[dict, bool]:
         with app.app_context():
             return fn(*args)
 
-    node_futures = [_pool.submit(check_node, node) for node in db.nodes]
+    ordered = sorted(db.nodes, key=lambda n: n.name != db.primary_name)  # the primary (maybe promoted) first
+    node_futures = [_pool.submit(check_node, node) for node in ordered]
     redis_future = _pool.submit(in_app, check_redis)
     cache_future = _pool.submit(in_app, check_redis, "breakwater.redis_cache")
     worker_future = _pool.submit(in_app, check_worker)

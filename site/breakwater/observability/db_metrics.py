@@ -25,8 +25,23 @@ IN_ROTATION = Gauge(
     "breakwater_db_replica_in_rotation", "1 when the replica serves reads", ["node"], multiprocess_mode="min"
 )
 
+PRIMARY_SWITCHES = Counter(
+    "breakwater_db_primary_switches_total", "Times this process adopted a promoted primary", ["new_primary"]
+)
+SEMISYNC_ACTIVE = Gauge(
+    "breakwater_db_semisync_active",
+    "1 while the primary waits for a replica's acknowledgement (semi-synchronous), 0 when it fell back to async",
+    multiprocess_mode="min",
+)
+
+
+def record_switch(_old: str, new: str) -> None:
+    PRIMARY_SWITCHES.labels(new).inc()
+
 
 def record_monitor(monitor) -> None:
+    if monitor.semisync is not None:
+        SEMISYNC_ACTIVE.set(1 if monitor.semisync else 0)
     for node in monitor.replicas:
         LAG_SECONDS.labels(node.name).set(node.lag_seconds if node.lag_seconds is not None else float("nan"))
         LAG_TRANSACTIONS.labels(node.name).set(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from breakwater.settings import Settings
@@ -69,11 +70,28 @@ class Layout:
 
     @property
     def nodes(self) -> list[Node]:
+        """The MariaDB nodes, the current primary first (the configured one, unless ``breakwater db
+        promote`` recorded another in the topology file)."""
         s = self.settings
-        nodes = [Node("mariadb-primary", "primary", s.int("PRIMARY_PORT"), 1, self.mariadb / "primary")]
+        primary = self.topology().get("primary", "mariadb-primary")
+        nodes = [Node("mariadb-primary", "", s.int("PRIMARY_PORT"), 1, self.mariadb / "primary")]
         for i, port in enumerate(s.replica_ports, start=1):
-            nodes.append(Node(f"mariadb-replica{i}", "replica", port, 1 + i, self.mariadb / f"replica{i}"))
-        return nodes
+            nodes.append(Node(f"mariadb-replica{i}", "", port, 1 + i, self.mariadb / f"replica{i}"))
+        if primary not in {n.name for n in nodes}:
+            primary = "mariadb-primary"
+        nodes = [replace(n, role="primary" if n.name == primary else "replica") for n in nodes]
+        return sorted(nodes, key=lambda n: n.role != "primary")
+
+    @property
+    def topology_file(self) -> Path:
+        return self.mariadb / "topology.json"
+
+    def topology(self) -> dict:
+        """``{"primary": node name, "fenced": [...], "epoch": n}`` once a promotion happened, else ``{}``."""
+        try:
+            return json.loads(self.topology_file.read_text())
+        except (OSError, ValueError):
+            return {}
 
     @property
     def apps(self) -> list[AppInstance]:

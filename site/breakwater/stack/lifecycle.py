@@ -41,6 +41,15 @@ class Stack:
     def _load(self) -> None:
         self.settings = Settings.load(self.env)
         self.layout = Layout(self.settings)
+        primary = self.layout.primary
+        if primary.name != "mariadb-primary" and not self.settings["DB_PRIMARY"]:
+            # `breakwater db promote` moved the primary: every program (and migrations) writes there.
+            host = self.settings["HOST"]
+            self.settings = self.settings.with_values(
+                DB_PRIMARY=f"{host}:{primary.port}",
+                DB_REPLICAS=",".join(f"{host}:{n.port}" for n in self.layout.replicas),
+            )
+            self.layout = Layout(self.settings)
         self.supervisor = Supervisor(self.layout)
 
     # ------------------------------------------------------------------ checks

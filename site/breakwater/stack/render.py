@@ -345,11 +345,9 @@ def render_nginx(
     )
 
 
-def render_all(layout: Layout) -> list[Program]:
+def render_nodes(layout: Layout) -> None:
+    """Each MariaDB node's my.cnf; a replica's (or a fenced former primary's) says read-only."""
     s = layout.settings
-    os_user = getpass.getuser()
-    for d in layout.dirs():
-        d.mkdir(parents=True, exist_ok=True)
     for n in layout.nodes:
         _write(
             n.cnf,
@@ -362,10 +360,19 @@ def render_all(layout: Layout) -> list[Program]:
                 port=n.port,
                 host=s["HOST"],
                 server_id=n.server_id,
-                os_user=os_user,
+                semisync_timeout_ms=s.int("DB_SEMISYNC_TIMEOUT_MS"),
+                os_user=getpass.getuser(),
                 buffer_pool="64M",
             ),
         )
+
+
+def render_all(layout: Layout) -> list[Program]:
+    s = layout.settings
+    os_user = getpass.getuser()
+    for d in layout.dirs():
+        d.mkdir(parents=True, exist_ok=True)
+    render_nodes(layout)
     _write(
         layout.redis / "redis.conf",
         _env.get_template("redis.conf.j2").render(

@@ -1,0 +1,69 @@
+"""``breakwater db promote|rejoin|topology``: the stack's MariaDB roles (see breakwater.stack.failover)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from breakwater.stack.errors import StackError
+
+
+def _stack():
+    from breakwater.stack import Stack
+
+    return Stack(echo=click.echo)
+
+
+def _fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+@click.command("promote")
+@click.option("--to", "to", default=None, help="The replica to promote (default: the one that received the most).")
+@click.option("--force", is_flag=True, help="Promote --to even if another replica received more (loses commits).")
+def promote(to: str | None, force: bool) -> None:
+    """Make a replica the primary: fence the old one, re-point the others. Running programs follow."""
+    from breakwater.stack import failover
+
+    try:
+        node = failover.promote(_stack().layout, to=to, force=force, echo=click.echo)
+    except StackError as exc:
+        _fail(str(exc))
+    click.echo(node.name)
+
+
+@click.command("rejoin")
+@click.argument("node")
+def rejoin(node: str) -> None:
+    """Make NODE (a fenced former primary, or a replica that missed a promotion) a replica again."""
+    from breakwater.stack import failover
+
+    try:
+        failover.rejoin(_stack().layout, node, echo=click.echo)
+    except StackError as exc:
+        _fail(str(exc))
+
+
+@click.command("topology")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def topology(as_json: bool) -> None:
+    """Each MariaDB node: role, read-only, GTID positions, replication and semi-sync state."""
+    from breakwater.stack import failover
+
+    views = failover.status(_stack().layout)
+    if as_json:
+        click.echo(json.dumps([v.to_json() for v in views], indent=2))
+        return
+    for v in views:
+        state = "down" if not v.up else ("read-only" if v.read_only else "writable")
+        repl = "replicating" if v.replicating else "-"
+        click.echo(
+            f"{v.node.name:18} {v.node.role:8} {state:10} {repl:12} binlog={v.binlog_pos or '-'} "
+            f"received={v.received or '-'} semisync={v.semisync or '-'}"
+        )
+
+
+COMMANDS = (promote, rejoin, topology)

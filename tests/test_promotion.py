@@ -1,0 +1,146 @@
+"""The primary killed under a steady write load: `breakwater db promote` makes a replica the primary,
+the running site follows without a restart, every acknowledged write survives, the old primary comes
+back fenced, rejoins with one command, and a planned switchover puts the shared stack back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import requests
+
+from breakwater.stack.mariadb import admin
+from routing_helpers import wait_for
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent / "breakwater"
+
+
+def _cli(stack, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN), *args], env=stack.env, capture_output=True, text=True, timeout=120)
+
+
+class Writers(threading.Thread):
+    """Registers users back to back; remembers which registrations were acknowledged (201)."""
+
+    def __init__(self, origin: str):
+        super().__init__(daemon=True)
+        self.origin, self.stop = origin, threading.Event()
+        self.acked: list[str] = []
+        self.statuses: list[tuple[float, int]] = []
+
+    def run(self) -> None:
+        with requests.Session() as http:
+            while not self.stop.is_set():
+                name = "w" + uuid.uuid4().hex[:12]
+                try:
+                    status = http.post(
+                        f"{self.origin}/api/auth/register", json={"name": name, "password": "long enough"}, timeout=10
+                    ).status_code
+                except requests.RequestException:
+                    status = 0
+                self.statuses.append((time.monotonic(), status))
+                if status == 201:
+                    self.acked.append(name)
+                elif status:
+                    time.sleep(0.05)
+
+
+def _names_on(node, names: list[str], database: str) -> set[str]:
+    with closing(admin(node)) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT name FROM `{database}`.users WHERE name IN %s", (names,))
+        return {row[0] for row in cur.fetchall()}
+
+
+def _read_only(node) -> int:
+    with closing(admin(node)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@read_only")
+        return cur.fetchone()[0]
+
+
+def test_primary_killed_promote_rejoin_and_switch_back(stack, origin, settings):
+    layout = stack.layout
+    old = layout.primary
+    assert old.name == "mariadb-primary"
+    writers = [Writers(origin) for _ in range(3)]
+    for w in writers:
+        w.start()
+    supervisord = stack.supervisor.pid
+    behind = layout.replicas[1]
+    try:
+        wait_for(lambda: sum(len(w.acked) for w in writers) >= 10, timeout=30, what="writes before the kill")
+        with closing(admin(behind)) as conn, conn.cursor() as cur:
+            cur.execute("STOP SLAVE IO_THREAD")  # it stops receiving: promoting it would lose commits
+        wait_for(lambda: sum(len(w.acked) for w in writers) >= 20, timeout=30, what="writes it did not receive")
+        # The host dies: its supervisor cannot restart it (frozen), mariadbd is killed outright.
+        os.kill(supervisord, signal.SIGSTOP)
+        os.kill(int((old.dir / "mariadb.pid").read_text()), signal.SIGKILL)
+        killed_at = time.monotonic()
+        time.sleep(1.0)
+        refused = _cli(stack, "db", "promote", "--to", behind.name)
+        assert refused.returncode == 1 and "would lose acknowledged commits" in refused.stderr, refused.stderr
+        assert layout.primary.name == "mariadb-primary", "a refused promotion changes nothing"
+        promoted = _cli(stack, "db", "promote")
+        assert promoted.returncode == 0, promoted.stderr
+        new_name = promoted.stdout.strip().splitlines()[-1]
+        assert new_name == "mariadb-replica1", promoted.stdout  # replica2 received less
+        new = layout.primary  # the layout reads the topology the promotion recorded
+        assert new.name == new_name and _read_only(new) == 0
+
+        def resumed() -> bool:
+            return any(s == 201 and t > killed_at + 1 for w in writers for t, s in w.statuses)
+
+        wait_for(resumed, timeout=20, what="writes to succeed through the running site after the promotion")
+        time.sleep(1.0)
+    finally:
+        for w in writers:
+            w.stop.set()
+        for w in writers:
+            w.join(timeout=15)
+        os.kill(supervisord, signal.SIGCONT)  # it restarts the old primary now, with its re-rendered my.cnf
+    acked = [name for w in writers for name in w.acked]
+    statuses = [s for w in writers for _t, s in w.statuses]
+    assert not [s for s in statuses if s >= 500 and s != 503], statuses  # a write fails clearly, or succeeds
+    assert set(acked) <= _names_on(new, acked, settings["DB_NAME"]), "an acknowledged write was lost"
+
+    # The old primary comes back fenced: read-only, not a second primary.
+    wait_for(lambda: _alive(old), timeout=60, what="the old primary to restart")
+    assert _read_only(old) == 1
+    fenced = _cli(stack, "db", "topology", "--json")
+    assert fenced.returncode == 0, fenced.stderr
+
+    rejoined = _cli(stack, "db", "rejoin", "primary")
+    assert rejoined.returncode == 0, rejoined.stderr
+    wait_for(lambda: set(acked) <= _names_on(old, acked, settings["DB_NAME"]), timeout=30, what="rejoin catch-up")
+
+    # A planned switchover puts the shared stack back as it was.
+    back = _cli(stack, "db", "promote", "--to", "primary")
+    assert back.returncode == 0, back.stderr
+    assert layout.primary.name == "mariadb-primary" and _read_only(old) == 0 and _read_only(new) == 1
+
+    def write_ok() -> bool:
+        name = "b" + uuid.uuid4().hex[:12]
+        return requests.post(f"{origin}/api/auth/register", json={"name": name, "password": "long enough"}).ok
+
+    def every_process_back() -> bool:  # writes on the primary, both replicas in rotation, in every web process
+        return all(write_ok() for _ in range(6)) and all(
+            requests.get(f"{origin}/healthz", timeout=5).json()["status"] == "ok" for _ in range(8)
+        )
+
+    wait_for(every_process_back, timeout=60, what="writes and both replicas back in every web process")
+
+
+def _alive(node) -> bool:
+    try:
+        _read_only(node)
+        return True
+    except Exception:
+        return False
