@@ -62,6 +62,10 @@ def _arguments(parser) -> None:
         "--edge-url", env_var="LOCUST_EDGE_URL", default=_default("LOCUST_EDGE_URL", lambda s: s.edge_url),
         help="The edge (Varnish/CDN) where an editor's change must show within --edge-within seconds; empty: skip.",
     )  # fmt: skip
+    group.add_argument(
+        "--visitor-wait", type=float, default=3.0,
+        help="Longest pause between a visitor's page views in seconds (the shortest is a sixth of it).",
+    )  # fmt: skip
     group.add_argument("--edge-within", type=float, default=2.0, help="Seconds the edge may take to show a change.")
     group.add_argument(
         "--editor-name", env_var="LOCUST_EDITOR_NAME",
@@ -176,6 +180,11 @@ class Site:
 
 
 SITE = Site()
+
+
+@events.test_start.add_listener
+def _rediscover(**_kw) -> None:
+    SITE.read_at = 0.0  # a new run (e.g. Start again in the web UI) reads the site afresh
 
 
 def regions_children(data: dict) -> list[dict]:

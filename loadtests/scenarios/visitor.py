@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 
-from locust import FastHttpUser, between, task
+from locust import FastHttpUser, task
 
 try:
     from . import bwlocust  # imported by loadtests/locustfile.py
@@ -25,7 +25,11 @@ except ImportError:
 
 class Visitor(FastHttpUser):
     weight = 20
-    wait_time = between(0.5, 3)  # reading time between page views
+
+    def wait_time(self) -> float:
+        """Reading time between page views: up to --visitor-wait seconds (3)."""
+        longest = float(bwlocust.option(self.environment, "visitor_wait", 3.0))
+        return random.uniform(longest / 6, longest)
 
     def on_start(self) -> None:
         bwlocust.SITE.ensure(self.client)
