@@ -12,7 +12,6 @@ check measured (e.g. how long the edge took to show an edit).
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import time
@@ -39,62 +38,71 @@ def stack_settings():
         return None
 
 
-def _default(env: str, derive) -> str:
-    if os.environ.get(env):
-        return os.environ[env]
+def _stack(derive) -> str:
+    """A default derived from the local stack's settings ("" without them)."""
     s = stack_settings()
-    if s is None:
-        return ""
     try:
-        return derive(s) or ""
+        return (derive(s) or "") if s is not None else ""
     except Exception:
         return ""
 
 
 @events.init_command_line_parser.add_listener
 def _arguments(parser) -> None:
-    group = parser  # (an argument group would not take Locust's is_secret)
-    group.add_argument(
-        "--origin-url", env_var="LOCUST_ORIGIN_URL", default=_default("LOCUST_ORIGIN_URL", lambda s: s.origin_url),
-        help="The Nginx origin the editor reads its own changes from (default: the local stack's).",
-    )  # fmt: skip
-    group.add_argument(
-        "--edge-url", env_var="LOCUST_EDGE_URL", default=_default("LOCUST_EDGE_URL", lambda s: s.edge_url),
-        help="The edge (Varnish/CDN) where an editor's change must show within --edge-within seconds; empty: skip.",
-    )  # fmt: skip
-    group.add_argument(
-        "--visitor-wait", type=float, default=3.0,
-        help="Longest pause between a visitor's page views in seconds (the shortest is a sixth of it).",
-    )  # fmt: skip
-    group.add_argument("--edge-within", type=float, default=2.0, help="Seconds the edge may take to show a change.")
-    group.add_argument(
-        "--editor-name", env_var="LOCUST_EDITOR_NAME",
-        default=_default("LOCUST_EDITOR_NAME", lambda s: s["EDITOR_NAME"]),
-        help="Editor account (the stack seeds one; `breakwater user create-editor NAME` makes more).",
-    )  # fmt: skip
-    group.add_argument(
-        "--editor-password", env_var="LOCUST_EDITOR_PASSWORD", is_secret=True,
-        default=_default("LOCUST_EDITOR_PASSWORD", lambda s: s["EDITOR_PASSWORD"]),
-        help="That editor's password (default: the seeded editor's, from .stack/secrets.env).",
-    )  # fmt: skip
-    group.add_argument("--editor-pace", type=float, default=10.0, help="Mean seconds between an editor's changes.")
-    group.add_argument(
-        "--editor-keep", action="store_true", default=False,
-        help="Keep the articles and ads editors made (by default each editor deletes its own when it stops).",
-    )  # fmt: skip
-    group.add_argument("--flash-sale", type=int, default=0, help="Flash sale id; 0: create a new sale at test start.")
-    group.add_argument("--flash-stock", type=int, default=20, help="Units of the sale created at test start.")
-    group.add_argument("--flash-limit", type=int, default=1, help="Per-buyer limit of the sale created at test start.")
-    group.add_argument("--flash-start-in", type=float, default=5.0, help="Seconds from test start to the sale's start.")
-    group.add_argument(
-        "--flash-db-url", env_var="LOCUST_FLASH_DB_URL", is_secret=True,
-        default=_default("LOCUST_FLASH_DB_URL", lambda s: s.database_url(*s.primary_address)),
-        help="SQLAlchemy URL of the primary, for the after-run checks (default: the local stack's).",
-    )  # fmt: skip
-    group.add_argument(
-        "--flash-drain-timeout", type=float, default=60.0,
-        help="Seconds to wait after the run for accepted orders to be written before checking.",
-    )  # fmt: skip
+    def add(flag: str, help: str, **kw) -> None:  # every option also reads LOCUST_<NAME>
+        parser.add_argument(flag, env_var="LOCUST_" + flag[2:].upper().replace("-", "_"), help=help, **kw)
+
+    add(
+        "--origin-url",
+        "The Nginx origin the editor reads its own changes from (default: the local stack's).",
+        default=_stack(lambda s: s.origin_url),
+    )
+    add(
+        "--edge-url",
+        "The edge (Varnish/CDN) where an editor's change must show in time; empty: no edge checks.",
+        default=_stack(lambda s: s.edge_url),
+    )
+    add("--edge-within", "Seconds the edge may take to show an editor's change.", type=float, default=2.0)
+    add(
+        "--visitor-wait",
+        "Longest pause between a visitor's page views in seconds (the shortest: a sixth).",
+        type=float,
+        default=3.0,
+    )
+    add(
+        "--editor-name",
+        "Editor account (the stack seeds one; `breakwater user create-editor NAME` makes more).",
+        default=_stack(lambda s: s["EDITOR_NAME"]),
+    )
+    add(
+        "--editor-password",
+        "That editor's password (default: the seeded editor's, from .stack/secrets.env).",
+        default=_stack(lambda s: s["EDITOR_PASSWORD"]),
+        is_secret=True,
+    )
+    add("--editor-pace", "Mean seconds between an editor's changes.", type=float, default=10.0)
+    add(
+        "--editor-keep",
+        "Keep the articles and ads editors made (by default each deletes its own when it stops).",
+        action="store_true",
+        default=False,
+    )
+    add("--flash-sale", "Flash sale id; 0: create a new sale at test start.", type=int, default=0)
+    add("--flash-stock", "Units of the sale created at test start.", type=int, default=20)
+    add("--flash-limit", "Per-buyer limit of the sale created at test start.", type=int, default=1)
+    add("--flash-start-in", "Seconds from test start to the start of the sale created then.", type=float, default=5.0)
+    add(
+        "--flash-db-url",
+        "SQLAlchemy URL of the primary, for the after-run checks (default: the local stack's).",
+        default=_stack(lambda s: s.database_url(*s.primary_address)),
+        is_secret=True,
+    )
+    add(
+        "--flash-drain-timeout",
+        "Seconds to wait after the run for accepted orders to be written before checking.",
+        type=float,
+        default=60.0,
+    )
 
 
 def option(environment, name: str, fallback=None):
