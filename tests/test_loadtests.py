@@ -2,10 +2,11 @@
 at once: visitors through the edge, an editor and flash buyers through the origin, and buyers of a
 sale whose database was corrupted on purpose (their after-run check must fail the run).
 
-Each run's statistics come from ``--json-file``, written at shutdown after the after-run checks (the
-``--csv`` files are snapshots rewritten every second and can miss the last ones). Timing targets
-(e.g. the editor's 2 s at the edge) are measured by the scenarios, not asserted here: the editor runs
-with a lenient ``--edge-within``.
+``--stop-timeout`` lets each user finish the task it began (a buyer's purchase, an editor's round of
+changes) however slow the shared machine is. Each run's statistics come from ``--json-file``, written
+at shutdown after the after-run checks (the ``--csv`` files are snapshots rewritten every second and
+can miss the last ones). Timing targets (e.g. the editor's 2 s at the edge) are measured by the
+scenarios, not asserted here: the editor runs with a lenient ``--edge-within``.
 """
 
 from __future__ import annotations
@@ -112,16 +113,17 @@ def runs(stack, settings, app, api, tmp_path_factory):
     origin, edge = settings.origin_url, settings.edge_url
     plan = {
         "visitor": ("scenarios/visitor.py", edge, 5, ["--visitor-wait", "0.15"]),
-        "editor": ("scenarios/editor.py", origin, 1, ["--editor-pace", "1", "--edge-within", "15"]),
-        "buyer": ("scenarios/flash_buyer.py", origin, 6, ["--flash-stock", "3", "--flash-start-in", "3"]),
-        "broken": ("scenarios/flash_buyer.py", origin, 2, ["--flash-sale", str(broken_sale)]),
+        "editor": ("scenarios/editor.py", origin, 1, ["--editor-pace", "0.3", "--edge-within", "15"]),
+        "buyer": ("scenarios/flash_buyer.py", origin, 4, ["--flash-stock", "2", "--flash-start-in", "3"]),
+        "broken": ("scenarios/flash_buyer.py", origin, 1, ["--flash-sale", str(broken_sale)]),
     }
     procs = {}
     for name, (locustfile, host, users, extra) in plan.items():
         log = (tmp / f"{name}.log").open("w")
         cmd = [
             sys.executable, "-m", "locust", "-f", locustfile, "--headless", "-u", str(users), "-r", str(users),
-            "-t", f"{SECONDS}s", "--host", host, "--json-file", str(tmp / name), "--only-summary", *extra,
+            "-t", f"{SECONDS}s", "--stop-timeout", "30", "--host", host, "--json-file", str(tmp / name),
+            "--only-summary", *extra,
         ]  # fmt: skip
         procs[name] = (subprocess.Popen(cmd, cwd=LOADTESTS, env=env, stdout=log, stderr=subprocess.STDOUT), log)
     results = {}
@@ -151,23 +153,21 @@ def test_editor_changes_show_at_the_origin_at_once_and_then_at_the_edge(runs):
     assert run.code == 0 and not run.failed(), run.log
     assert run.count("/api/auth/login (editor)", "POST") == 1
     assert run.count("/api/editor/articles", "POST") >= 1 and run.count("/api/editor/ads", "POST") == 1
-    for change in ("new article", "new ad"):
-        assert run.count(f"{change}: origin, next read", "CHECK") >= 1, sorted(run.stats)
-        assert run.count(f"{change}: edge within 15 s", "CHECK") >= 1, sorted(run.stats)
-    edits = sum(run.count(f"{c}: origin, next read", "CHECK") for c in ("article edit", "ad edit"))
-    assert edits >= 1, f"no edit in {SECONDS} s: {sorted(run.stats)}"
+    for change in ("new ad", "new article", "ad edit", "article edit"):  # its ad, then one round of changes
+        assert run.count(f"{change}: origin, next read", "CHECK") >= 1, f"no {change}: {sorted(run.stats)}"
+        assert run.count(f"{change}: edge within 15 s", "CHECK") >= 1, f"no {change}: {sorted(run.stats)}"
     assert run.count("/api/editor/ads/[id]", "DELETE") == 1, "the editor did not remove its ad when it stopped"
 
 
 def test_flash_buyers_sell_exactly_the_stock_and_the_after_run_checks_pass(runs):
     run = runs["buyer"]
     assert run.code == 0 and not run.failed(), run.log
-    assert run.count("/api/auth/register", "POST") == 6 and run.count("/api/auth/login", "POST") == 6
-    assert run.count("/api/flash/[id]") > 0 and run.count("/api/flash/[id]/orders", "POST") >= 6
-    # 6 buyers, 3 units, limit 1: exactly 3 accepted, each replayed by its double-click and seen written.
-    assert run.count("flash: accepted order written", "CHECK") == 3, run.log
-    assert run.count("flash: same Idempotency-Key, same order", "CHECK") == 3
-    assert run.count("/api/orders/[id]") >= 3
+    assert run.count("/api/auth/register", "POST") == 4 and run.count("/api/auth/login", "POST") == 4
+    assert run.count("/api/flash/[id]") > 0 and run.count("/api/flash/[id]/orders", "POST") >= 4
+    # 4 buyers, 2 units, limit 1: exactly 2 accepted, each replayed by its double-click and seen written.
+    assert run.count("flash: accepted order written", "CHECK") == 2, run.log
+    assert run.count("flash: same Idempotency-Key, same order", "CHECK") == 2
+    assert run.count("/api/orders/[id]") >= 2
     names = [f"flash: {n}" for n in flash_check().NAMES] + ["flash: gate stock == database stock"]
     for name in names:
         assert run.stats.get(f"CHECK {name}") == (1, 0), f"{name}: {run.stats.get(f'CHECK {name}')}"

@@ -17,6 +17,7 @@ import re
 import time
 from functools import cache
 
+import gevent
 import gevent.lock
 from locust import events
 
@@ -103,6 +104,13 @@ def _arguments(parser) -> None:
         type=float,
         default=60.0,
     )
+
+
+@events.init.add_listener
+def _fresh_clock(**_kw) -> None:
+    """gevent's timers count from the loop's cached clock, last read before the slow start (imports,
+    settings) on a busy machine: ``-t 9s`` then ended runs after 3 s. Read the clock again."""
+    gevent.get_hub().loop.update_now()
 
 
 def option(environment, name: str, fallback=None):

@@ -1,6 +1,6 @@
 """Editors at work, at a low rate: each logs in (session + CSRF token, like the editor's pages), puts
-one ad of its own on the homepage, publishes articles, edits their titles and its ad's title; about
-one change every ``--editor-pace`` seconds (default 10).
+one ad of its own on the homepage, then in rounds publishes an article, edits its ad's title and edits
+an article's title; about one change every ``--editor-pace`` seconds (default 10).
 
 After every change two checks (pseudo-requests of type CHECK, so they count like failed requests):
 
@@ -60,7 +60,6 @@ class Editor(FastHttpUser):
         self.csrf = bwlocust.editor_login(self.client, self.environment)
         bwlocust.SITE.ensure(self.client)
         self.create_ad()
-        self.publish_article()
 
     def on_stop(self) -> None:
         if bwlocust.option(self.environment, "editor_keep", False) or not hasattr(self, "csrf"):
@@ -71,7 +70,15 @@ class Editor(FastHttpUser):
             self.write("DELETE", f"/api/editor/ads/{self.ad_id}", None, "/api/editor/ads/[id]")
 
     # ------------------------------------------------------------------ changes
-    @task(2)
+    @task
+    def round_of_changes(self) -> None:
+        """Publish an article, edit the ad, edit an article: one task, so that a run stopped with
+        ``--stop-timeout`` still finishes (and checks) the round it began."""
+        for i, change in enumerate((self.publish_article, self.edit_ad, self.edit_article)):
+            if i:
+                gevent.sleep(self.wait_time())
+            change()
+
     def edit_article(self) -> None:
         if not self.articles:
             return self.publish_article()
@@ -80,7 +87,6 @@ class Editor(FastHttpUser):
         if self.write("PATCH", f"/api/editor/articles/{article_id}", {"title": title}, "/api/editor/articles/[id]"):
             self.verify("article edit", f"/articles/{slug}", title)
 
-    @task(1)
     def publish_article(self) -> None:
         n = next(self.serial)
         slug, title = f"locust-{self.tag}-{n}", self.title("article")
@@ -94,7 +100,6 @@ class Editor(FastHttpUser):
             self.articles[data["article"]["id"]] = slug
             self.verify("new article", f"/articles/{slug}", title)
 
-    @task(1)
     def edit_ad(self) -> None:
         if self.ad_id is None:
             return self.create_ad()
