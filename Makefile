@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test lint format clean config-docs bench-db bench-cache bench-static bench-queue bench-flash
+.PHONY: help install deps run up down status reset test lint format clean config-docs bench-db bench-cache bench-static bench-queue bench-flash locust
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,14 @@ bench-queue: deps ## Queue blocking and its cure, pools for I/O work, RabbitMQ v
 
 bench-flash: deps ## Flash sale: rejection path vs cached /api/home (Locust), one burst: accepted/s vs written/s (chart)
 	cd loadtests && ../$(BIN)/python bench_flash.py
+
+# Locust's web UI; LOCUST_ARGS adds options, e.g. LOCUST_ARGS="--host http://127.0.0.1:8081" for the edge
+LOCUST_ARGS ?=
+locust: deps ## Locust's web UI on http://127.0.0.1:8089: visitors, editors, flash buyers (starts the stack if needed)
+	@$(BIN)/python -c 'import sys; from breakwater.stack import Stack; sys.exit(Stack().supervisor.pid is None)' \
+		|| $(BIN)/breakwater stack up
+	cd loadtests && ../$(BIN)/locust -f locustfile.py --class-picker --web-host 127.0.0.1 --web-port 8089 \
+		--host "$$(../$(BIN)/python -c 'from breakwater.settings import Settings; print(Settings.load().origin_url)')" $(LOCUST_ARGS)
 
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check site tests loadtests db

@@ -1,23 +1,22 @@
-"""Visitor traffic against the origin (or the edge): the homepage, health and the session API.
+"""The three kinds of users of the site, for Locust's web UI (`make locust`, with --class-picker) or
+headless. Pick by what you want to learn:
 
-Run headless against a running stack:
-    .venv/bin/locust -f loadtests/locustfile.py --headless -u 50 -r 10 -t 30s --host http://127.0.0.1:8080
+* Visitor (scenarios/visitor.py): read throughput and latency of the pages people read, through the
+  edge, the origin or the app (``--host``); zero failures expected.
+* Editor (scenarios/editor.py): that a change shows on the next read through the origin and within
+  2 s through the edge while the others load the site; a low rate of writes.
+* FlashBuyer (scenarios/flash_buyer.py): a flash-sale rush; after the run the sale's invariants are
+  checked in the database (no oversell, the per-buyer limit, no duplicates, nothing lost).
+
+Weights when all three run together: 20 visitors : 1 editor : 5 buyers.
+
+    .venv/bin/locust -f loadtests/locustfile.py --headless -u 50 -r 10 -t 60s --host http://127.0.0.1:8081
 """
 
 from __future__ import annotations
 
-from locust import FastHttpUser, between, task
+from scenarios.editor import Editor
+from scenarios.flash_buyer import FlashBuyer
+from scenarios.visitor import Visitor
 
-
-class Visitor(FastHttpUser):
-    wait_time = between(0.1, 0.5)
-
-    @task(5)
-    def homepage(self) -> None:
-        self.client.get("/", name="/")
-
-    @task(1)
-    def who_am_i(self) -> None:
-        with self.client.get("/api/auth/me", name="/api/auth/me", catch_response=True) as resp:
-            if resp.status_code == 401:
-                resp.success()  # anonymous visitors are expected here
+__all__ = ["Editor", "FlashBuyer", "Visitor"]
