@@ -75,11 +75,18 @@ def test_primary_killed_promote_rejoin_and_switch_back(stack, origin, settings):
         w.start()
     supervisord = stack.supervisor.pid
     behind = layout.replicas[1]
+    watcher = None
     try:
         wait_for(lambda: sum(len(w.acked) for w in writers) >= 10, timeout=30, what="writes before the kill")
         with closing(admin(behind)) as conn, conn.cursor() as cur:
             cur.execute("STOP SLAVE IO_THREAD")  # it stops receiving: promoting it would lose commits
         wait_for(lambda: sum(len(w.acked) for w in writers) >= 20, timeout=30, what="writes it did not receive")
+        # Automatic failover (BREAKWATER_DB_FAILOVER_AFTER; the stack's own watcher is off here).
+        watcher = subprocess.Popen(
+            [str(BIN), "db", "watch", "--failover-after", "4"], env=stack.env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        time.sleep(1.5)  # it has seen the primary answer: armed
         # The host dies: its supervisor cannot restart it (frozen), mariadbd is killed outright.
         os.kill(supervisord, signal.SIGSTOP)
         os.kill(int((old.dir / "mariadb.pid").read_text()), signal.SIGKILL)
@@ -88,12 +95,15 @@ def test_primary_killed_promote_rejoin_and_switch_back(stack, origin, settings):
         refused = _cli(stack, "db", "promote", "--to", behind.name)
         assert refused.returncode == 1 and "would lose acknowledged commits" in refused.stderr, refused.stderr
         assert layout.primary.name == "mariadb-primary", "a refused promotion changes nothing"
-        promoted = _cli(stack, "db", "promote")
-        assert promoted.returncode == 0, promoted.stderr
-        new_name = promoted.stdout.strip().splitlines()[-1]
-        assert new_name == "mariadb-replica1", promoted.stdout  # replica2 received less
+        try:
+            wait_for(lambda: layout.primary.name != "mariadb-primary", timeout=30, what="the automatic promotion")
+        finally:
+            time.sleep(0.5)
+            watcher.terminate()
+            log = watcher.communicate(timeout=10)[0]
+        assert "automatic failover done: mariadb-replica1 is the primary" in log, log  # replica2 received less
         new = layout.primary  # the layout reads the topology the promotion recorded
-        assert new.name == new_name and _read_only(new) == 0
+        assert new.name == "mariadb-replica1" and _read_only(new) == 0
 
         def resumed() -> bool:
             return any(s == 201 and t > killed_at + 1 for w in writers for t, s in w.statuses)
@@ -101,6 +111,8 @@ def test_primary_killed_promote_rejoin_and_switch_back(stack, origin, settings):
         wait_for(resumed, timeout=20, what="writes to succeed through the running site after the promotion")
         time.sleep(1.0)
     finally:
+        if watcher is not None and watcher.poll() is None:
+            watcher.kill()
         for w in writers:
             w.stop.set()
         for w in writers:

@@ -152,6 +152,11 @@ SETTINGS: tuple[Setting, ...] = (
         "1000",
         "Milliseconds the primary waits for a replica to acknowledge a commit before it falls back to asynchronous.",
     ),
+    Setting(
+        "DB_FAILOVER_AFTER",
+        "0",
+        "Seconds the primary may be unreachable before `breakwater db watch` promotes a replica; 0 = never (manual).",
+    ),
     Setting("DB_CONNECT_TIMEOUT", "1.0", "Seconds to wait for a database connection before failing.", scope="app"),
     Setting("DB_MAX_LAG", "2.0", "Seconds of replication lag after which a replica leaves the rotation.", scope="app"),
     Setting(

@@ -28,6 +28,11 @@ IN_ROTATION = Gauge(
 PRIMARY_SWITCHES = Counter(
     "breakwater_db_primary_switches_total", "Times this process adopted a promoted primary", ["new_primary"]
 )
+AUTO_PROMOTIONS = Counter(
+    "breakwater_db_auto_promotions_total",
+    "Replicas promoted by `breakwater db watch` after BREAKWATER_DB_FAILOVER_AFTER seconds without a primary",
+    ["new_primary"],
+)
 SEMISYNC_ACTIVE = Gauge(
     "breakwater_db_semisync_active",
     "1 while the primary waits for a replica's acknowledgement (semi-synchronous), 0 when it fell back to async",

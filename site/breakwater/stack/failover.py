@@ -18,6 +18,10 @@ The running app and workers are not restarted: each process's replication monito
 primary down or read-only, finds the one node that is writable and not replicating, and routes
 writes there (causal tokens keep their meaning: the GTID domain and its sequence continue).
 
+``breakwater db watch`` (a supervisord program when ``BREAKWATER_DB_FAILOVER_AFTER`` > 0; off by
+default, since a network blip must not cost the last asynchronous commits) promotes automatically
+once the primary has been unreachable for that many seconds, with a log line and a metric.
+
 ``breakwater db rejoin NODE`` turns a fenced former primary (or a replica that was down during the
 promotion) into a replica of the current primary, unless it holds transactions the primary does
 not have (diverged): those were never acknowledged, and the node must be rebuilt from a copy.
@@ -217,3 +221,37 @@ def _write_topology(layout: Layout, primary: str, fenced: list[str], epoch: int)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"primary": primary, "fenced": fenced, "epoch": epoch, "at": time.time()}) + "\n")
     tmp.replace(path)
+
+
+def watch(
+    layout: Layout, after: float, echo: Callable[[str], None] = print, stop: Callable[[], bool] = lambda: False,
+    interval: float = 0.5,
+) -> None:  # fmt: skip
+    """Promote the best replica once the primary has not answered for ``after`` seconds in a row."""
+    from breakwater.observability.db_metrics import AUTO_PROMOTIONS
+
+    down_since: float | None = None
+    armed = False  # only after the primary answered once: a booting stack is not a dead primary
+    echo(f"watching {layout.primary.name}: a replica is promoted after {after:g}s without an answer")
+    while not stop():
+        primary = layout.primary
+        view = inspect(primary, timeout=min(1.0, after / 2))
+        now = time.monotonic()
+        if view.up:
+            down_since, armed = None, True
+        elif not armed:
+            pass
+        elif down_since is None:
+            down_since = now
+            echo(f"{primary.name} does not answer ({view.error}); promoting in {after:g}s unless it comes back")
+        elif now - down_since >= after:
+            echo(f"automatic failover: {primary.name} unreachable for {now - down_since:.1f}s, promoting a replica")
+            try:
+                node = promote(layout, echo=echo)
+            except StackError as exc:
+                echo(f"automatic failover failed: {exc}")
+            else:
+                AUTO_PROMOTIONS.labels(node.name).inc()
+                echo(f"automatic failover done: {node.name} is the primary")
+            down_since = None
+        time.sleep(interval)

@@ -66,4 +66,24 @@ def topology(as_json: bool) -> None:
         )
 
 
-COMMANDS = (promote, rejoin, topology)
+@click.command("watch")
+@click.option(
+    "--failover-after", type=float, default=None, help="Seconds without a primary before promoting "
+    "(default: BREAKWATER_DB_FAILOVER_AFTER).",
+)  # fmt: skip
+def watch(failover_after: float | None) -> None:
+    """Promote a replica automatically once the primary has been unreachable long enough."""
+    import logging
+
+    from breakwater.stack import failover
+
+    st = _stack()
+    after = failover_after if failover_after is not None else st.settings.float("DB_FAILOVER_AFTER")
+    if after <= 0:
+        _fail("automatic failover is off; pass --failover-after SECONDS or set BREAKWATER_DB_FAILOVER_AFTER.")
+    log = logging.getLogger("breakwater.failover")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    failover.watch(st.layout, after, echo=log.warning)
+
+
+COMMANDS = (promote, rejoin, topology, watch)

@@ -101,6 +101,9 @@ def programs(layout: Layout) -> list[Program]:
             )
         )
     progs += queue_programs(layout)
+    if s.float("DB_FAILOVER_AFTER") > 0:
+        watch = [_bin("breakwater"), "db", "watch"]
+        progs.append(Program("db-watch", "automatic failover", shlex.join(watch), None, priority=200))
     nginx = [
         which("nginx") or "nginx",
         "-p",
