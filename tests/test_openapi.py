@@ -52,6 +52,7 @@ FUZZ = settings(
     suppress_health_check=list(HealthCheck),
 )
 PARAM = re.compile(r"<(?:[^<>]*:)?(\w+)>")
+METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 def test_the_description_is_valid_openapi_and_served(origin):
@@ -70,29 +71,40 @@ def test_every_api_route_is_described_and_nothing_else(app):
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     described = {
-        (path, method)
-        for path, item in description()["paths"].items()
-        for method in item
-        if method in {"get", "post", "put", "patch", "delete"}
+        (path, method) for path, item in description()["paths"].items() for method in item if method in METHODS
     }
-    assert sorted(routes - described) == [], "routes missing from breakwater/openapi/openapi.yaml"
-    assert sorted(described - routes) == [], "described in openapi.yaml but not routes of the app"
+    missing, gone = sorted(routes - described), sorted(described - routes)
+    assert (missing, gone) == ([], []), "(routes not in openapi/openapi.yaml, described routes the app lacks)"
 
 
 def test_the_docs_page_and_its_assets_are_served_by_the_origin(origin):
     page = requests.get(f"{origin}/api/docs", timeout=10)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert "https://" not in page.text  # nothing from a third party
-    assets = re.findall(r'(?:src|href)="(/assets/[^"]+)"', page.text)
-    kinds = {}
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert [a for a in assets if not a.startswith("/assets/") and a != "/api/openapi.json"] == []
+    assets = [a for a in assets if a.startswith("/assets/")]
+    types = {"js": ("application/javascript", "text/javascript"), "css": ("text/css",), "svg": ("image/svg+xml",)}
     for url in assets:
         response = requests.get(origin + url, timeout=10)
         assert response.status_code == 200, url
         assert response.headers.get("X-Origin-Cache") == "STATIC", f"{url} not served as a static file"
-        kinds[url.rsplit(".", 1)[1]] = response.headers["Content-Type"]
-    assert kinds["js"].startswith(("application/javascript", "text/javascript"))
-    assert kinds["css"].startswith("text/css")
-    assert len(assets) == 3
+        assert response.headers["Content-Type"].startswith(types[url.rsplit(".", 1)[1]]), url
+    assert len(assets) == 4
+
+
+def test_the_docs_page_shows_every_operation_in_a_real_browser(origin, page):
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)  # CSP refusals too
+    outside, failed = [], []
+    page.on("request", lambda req: None if req.url.startswith(origin) else outside.append(req.url))
+    page.on("response", lambda resp: failed.append(resp.url) if resp.status >= 400 else None)
+    page.goto(f"{origin}/api/docs")
+    operations = sum(1 for item in description()["paths"].values() for m in item if m in METHODS)
+    page.locator(".opblock").nth(operations - 1).wait_for()
+    assert page.locator(".opblock").count() == operations
+    assert page.locator(".opblock-summary-path", has_text="/api/flash/{sale_id}/orders").count() == 1
+    assert (failed, errors, outside) == ([], [], [])
 
 
 def test_inputs_schemathesis_found_crashing_the_api_are_clear_400s_and_409s(origin, editor_api, unique_name):

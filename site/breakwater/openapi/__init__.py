@@ -159,6 +159,7 @@ def docs() -> Response:
         script=asset_url("vendor/swagger-ui/swagger-ui-bundle.js"),
         style=asset_url("vendor/swagger-ui/swagger-ui.css"),
         init=asset_url("api-docs.js"),
+        icon=asset_url("img/logo.svg"),
     )
     response = Response(html, mimetype="text/html")
     response.headers["Cache-Control"] = "public, max-age=300"
