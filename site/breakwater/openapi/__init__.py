@@ -40,7 +40,7 @@ RETRY_AFTER = {"$ref": "#/components/headers/Retry-After"}
 CAUSAL_PARAM = "#/components/parameters/CausalToken"
 CAUSAL_HEADER = "#/components/headers/X-Causal-Token"
 STATUS_TEXT = {
-    400: "The request is invalid; `error.code` says why.",
+    400: "The request is invalid.",
     401: "Not authenticated, or the credentials are wrong.",
     403: "Authenticated, but not allowed.",
     404: "No such resource.",
@@ -58,8 +58,9 @@ EDITOR_WRITE = [{"bearerAuth": []}, {"sessionCookie": [], "csrfToken": []}]
 
 
 def _error_response(status: int, codes: list[str]) -> dict:
+    listed = ", ".join(f"`{code}`" for code in sorted(set(codes)))
     response = {
-        "description": STATUS_TEXT.get(status, "Error."),
+        "description": f"{STATUS_TEXT.get(status, 'Error.')} `error.code`: {listed}.",
         "content": {
             "application/json": {
                 "schema": {
@@ -129,7 +130,8 @@ def expand(raw: dict) -> dict:
 @cache
 def description() -> dict:
     """The expanded description (read once per process)."""
-    return expand(yaml.safe_load(SOURCE.read_text(encoding="utf-8")))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: start-up stays quick
+    return expand(yaml.load(SOURCE.read_text(encoding="utf-8"), Loader=loader))
 
 
 @cache
