@@ -6,9 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Two test processes, each with its own private stack, files kept together (make test PYTEST_ARGS=... to change)
 PYTEST_ARGS ?= -n 2 --dist loadfile
+FUZZ_EXAMPLES ?= 100
+SWAGGER_UI ?= 5
+SWAGGER_DIR := site/breakwater/static/vendor/swagger-ui
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test lint format clean config-docs bench-db bench-cache bench-static bench-queue bench-flash locust
+.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench-db bench-cache bench-static bench-queue bench-flash locust
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +46,19 @@ reset: install ## Stop the stack and wipe all its state (.stack/)
 test: install ## Run the test suite against a private stack on free ports (real browser included)
 	$(BIN)/breakwater stack check --browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+fuzz: install ## Schemathesis against every /api/ operation, longer than in `make test` (FUZZ_EXAMPLES=100)
+	$(BIN)/breakwater stack check
+	BREAKWATER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_openapi.py -k fuzz -q
+
+docs-assets: ## Refresh the vendored Swagger UI of /api/docs from npm (SWAGGER_UI=5 picks the version)
+	rm -rf .docs-assets && mkdir .docs-assets
+	cd .docs-assets && npm pack --silent swagger-ui-dist@$(SWAGGER_UI) >/dev/null && tar xzf swagger-ui-dist-*.tgz
+	cp .docs-assets/package/swagger-ui-bundle.js .docs-assets/package/swagger-ui-bundle.js.LICENSE.txt $(SWAGGER_DIR)/
+	sed 's#/\*\# sourceMappingURL=[^*]*\*/##' .docs-assets/package/swagger-ui.css > $(SWAGGER_DIR)/swagger-ui.css
+	cp .docs-assets/package/LICENSE $(SWAGGER_DIR)/LICENSE.txt && cp .docs-assets/package/NOTICE $(SWAGGER_DIR)/NOTICE.txt
+	@echo "swagger-ui-dist $$(node -p "require('./.docs-assets/package/package.json').version") -> $(SWAGGER_DIR); update the version in its README.txt"
+	rm -rf .docs-assets
 
 bench-db: deps ## Measure the read/write router's overhead against one plain engine (writes loadtests/results/)
 	cd loadtests && ../$(BIN)/python bench_db.py

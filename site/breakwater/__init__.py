@@ -114,6 +114,9 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
     from breakwater.localtime import init_localtime
 
     init_localtime(app)
+    from breakwater.openapi import init_openapi
+
+    init_openapi(app)
     return app
 
 

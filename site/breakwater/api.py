@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from flask import Blueprint, request
 
 from breakwater.errors import ApiError
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # a pair is fine (an emoji); a lone half is not text
 
 
 def json_body() -> dict:
@@ -18,6 +22,11 @@ def json_body() -> dict:
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.")
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+    if SURROGATE_ESCAPE.search(request.get_data(cache=True)):
+        try:
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ApiError(400, "invalid_json", "The request body has an unpaired UTF-16 surrogate escape.") from None
     return data
 
 

@@ -40,12 +40,16 @@ def _datetime(data: dict, field: str) -> datetime | None:
         raise ApiError(400, "invalid_datetime", f"{field} must be an ISO 8601 date-time string.", field=field)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is not None:  # stored as naive UTC
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
+        parsed = None
+    if parsed is None or not 1000 <= parsed.year <= 9999:  # the DATETIME column's range
         raise ApiError(
-            400, "invalid_datetime", f"{field} must be an ISO 8601 date-time, e.g. 2026-12-01T08:00:00Z."
-        ) from None
-    if parsed.tzinfo is not None:  # stored as naive UTC
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+            400,
+            "invalid_datetime",
+            f"{field} must be an ISO 8601 date-time (years 1000-9999), e.g. 2026-12-01T08:00:00Z.",
+        )
     return parsed.replace(microsecond=0)
 
 

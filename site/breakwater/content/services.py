@@ -16,7 +16,16 @@ from breakwater.errors import ApiError
 
 PAGE_SIZE = 10
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-LIMITS = {"title": 200, "slug": 120, "summary": 500, "cover_url": 500}
+# Column sizes (characters); "description" (products) is a TEXT column: 10,000 characters fit in its 64 KiB.
+LIMITS = {
+    "title": 200,
+    "slug": 120,
+    "summary": 500,
+    "cover_url": 500,
+    "link": 500,
+    "image_url": 500,
+    "description": 10_000,
+}
 
 
 def utcnow() -> datetime:

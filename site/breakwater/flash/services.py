@@ -61,6 +61,12 @@ def update_product(session: Session, product: Product, data: dict) -> Product:
         product.price_cents = _int(data, "price_cents", 0, 100_000_000)
     if "image_url" in data:
         product.image_url = _url(_text(data, "image_url", required=False), "image_url")
+    name = product.name
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise ApiError(409, "product_exists", f"A product named {name!r} exists already.") from None
     return product
 
 
