@@ -56,7 +56,7 @@ bench-static: deps ## Measure emitted pages vs minimal Nginx, the edge, dynamic 
 bench-queue: deps ## Queue blocking and its cure, pools for I/O work, RabbitMQ vs Redis (writes loadtests/results/)
 	cd loadtests && ../$(BIN)/python bench_queue.py
 
-bench-flash: deps ## Flash sale: rejection path vs cached /api/home (Locust), one burst: accepted/s vs written/s (chart)
+bench-flash: deps ## Flash sale: rejection path vs cached /api/home, gate vs database-only path, one burst (chart); BENCH_QUICK=1 for a smoke run
 	cd loadtests && ../$(BIN)/python bench_flash.py
 
 lint: install ## Ruff lint and format check

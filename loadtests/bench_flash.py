@@ -9,6 +9,13 @@
    BENCH_BURST_STOCK units; every 100 ms the gate's stock key and the primary's confirmed count are
    sampled, so accepted/s at the gate and orders written/s by the ``orders`` queue are compared (the
    peak shaved). Chart in results/bench-flash/burst.png.
+3. **Gate vs database path**: the same rush (a fresh sale per run, every attempt by the next buyer)
+   against two gunicorns alike but for BREAKWATER_FLASH_PURCHASE_PATH (``gate`` / ``database``:
+   ``SELECT ... FOR UPDATE`` on the stock row, the order written before the 201), interleaved:
+   attempts/s, p50/p95/p99, how fast each sells the stock, and the correctness check for both.
+
+BENCH_QUICK=1 shrinks every part (4 s runs, one round, small sales) so the whole runner takes about a
+minute and a half, most of it the stack's start; its report says so and the README is left alone.
 
 The per-buyer rate limit (BREAKWATER_FLASH_USER_RATE) and Nginx's write limit
 (BREAKWATER_ORIGIN_WRITE_RATE/BURST) are raised for this private stack: Locust sends every request
@@ -33,7 +40,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
-from benchlib import BIN, Summary, compare, raw_dir, run_locust, start_private_stack, update_readme, write_report
+from benchlib import (
+    BIN,
+    AppServer,
+    Summary,
+    compare,
+    raw_dir,
+    run_locust,
+    start_private_stack,
+    update_readme,
+    write_report,
+)
 from sqlalchemy import insert, select, text
 
 HERE = Path(__file__).parent
@@ -129,8 +146,9 @@ def wait_drained(app, sale_id: int, timeout: float = 180) -> bool:
     return False
 
 
-def check_sale(app, sale_id: int, stock: int, limit: int, accepted_ids: list[str]) -> dict:
-    """The correctness checks of one sale, once its accepted requests are written."""
+def check_sale(app, sale_id: int, stock: int, limit: int, accepted_ids: list[str], path: str = "gate") -> dict:
+    """The correctness checks of one sale, once its accepted requests are written. On the database
+    path the gate is not used: its stock is not compared (it keeps what the sale was created with)."""
     confirmed = sql(app, "SELECT id, user_id, quantity FROM flash_orders WHERE sale_id = :s AND status = 'confirmed'",
                     s=sale_id)  # fmt: skip
     failed = sql(app, "SELECT COUNT(*) FROM flash_orders WHERE sale_id = :s AND status <> 'confirmed'", s=sale_id)
@@ -152,9 +170,10 @@ def check_sale(app, sale_id: int, stock: int, limit: int, accepted_ids: list[str
         "duplicate_202_order_ids": len(accepted_ids) - len(set(accepted_ids)),
         "duplicate_db_order_ids": len(ids) - len(set(ids)),
         "accepted_ids_equal_confirmed_ids": set(accepted_ids) == set(ids),
-        "gate_stock": gate_stock(app, sale_id),
+        "gate_stock": gate_stock(app, sale_id) if path == "gate" else None,
         "db_stock": db_stock,
         "pending_in_gate": pending(app, sale_id),
+        "purchase_path": path,
     }
     out["ok"] = (
         units == stock - db_stock == len(accepted_ids)
@@ -162,7 +181,7 @@ def check_sale(app, sale_id: int, stock: int, limit: int, accepted_ids: list[str
         and not out["duplicate_202_order_ids"]
         and not out["duplicate_db_order_ids"]
         and out["accepted_ids_equal_confirmed_ids"]
-        and out["gate_stock"] == db_stock
+        and (path == "database" or out["gate_stock"] == db_stock)
         and not out["pending_in_gate"]
         and not out["failed_orders"]
     )
@@ -170,14 +189,19 @@ def check_sale(app, sale_id: int, stock: int, limit: int, accepted_ids: list[str
 
 
 def check_line(c: dict) -> str:
+    gate = c.get("purchase_path", "gate") == "gate"
+    ok = "201s" if not gate else "202s"
+    where = (
+        f"gate stock {c['gate_stock']} == database stock {c['db_stock']}, pending {c['pending_in_gate']}"
+        if gate
+        else f"database stock {c['db_stock']} (database path: no gate)"
+    )
     return (
-        f"sale {c['sale_id']}: confirmed {c['confirmed_units']} == stock sold {c['stock_sold_db']} == 202s "
-        f"{c['accepted_202']} (failed orders {c['failed_orders']}); most per buyer {c['max_per_buyer']} "
-        f"(limit {c['limit']}); duplicate order ids {c['duplicate_202_order_ids']} in 202s, "
-        f"{c['duplicate_db_order_ids']} in the database, "
-        f"202 ids == confirmed ids {c['accepted_ids_equal_confirmed_ids']}; "
-        f"gate stock {c['gate_stock']} == database stock {c['db_stock']}, pending {c['pending_in_gate']}: "
-        f"**{'pass' if c['ok'] else 'FAIL'}**"
+        f"sale {c['sale_id']} ({c.get('purchase_path', 'gate')} path): confirmed {c['confirmed_units']} == stock "
+        f"sold {c['stock_sold_db']} == {ok} {c['accepted_202']} (failed orders {c['failed_orders']}); most per "
+        f"buyer {c['max_per_buyer']} (limit {c['limit']}); duplicate order ids {c['duplicate_202_order_ids']} in "
+        f"{ok}, {c['duplicate_db_order_ids']} in the database, {ok[:3]} ids == confirmed ids "
+        f"{c['accepted_ids_equal_confirmed_ids']}; {where}: **{'pass' if c['ok'] else 'FAIL'}**"
     )
 
 
@@ -253,6 +277,146 @@ def rejection_path(app, stack, buyers, raw: Path, tmpdir: Path, users: int, seco
     checks.append(check_sale(app, sold_out_sale, 1, 1, [first[3]]))
     checks.append(check_sale(app, limit_sale, 1_000_000, 1, [r[3] for r in first_buys]))
     return s, comparisons, checks, extra_notes
+
+
+# ---------------------------------------------------------------------- part 3: gate vs database path
+def _sold_units(app, sale_id: int, stock: int, path: str) -> int:
+    if path == "gate":
+        left = gate_stock(app, sale_id)
+        return stock - (left if left is not None else stock)
+    return stock - sql(app, "SELECT stock FROM flash_stock WHERE sale_id = :s", s=sale_id)[0][0]
+
+
+def purchase_paths(app, stack, buyers, raw: Path, tmpdir: Path, users: int, seconds: int, rounds: int, stock: int):
+    """A rush per run: a fresh sale of ``stock`` units (limit 1), every attempt made by the next of the
+    buyers in turn, against two gunicorns alike but for BREAKWATER_FLASH_PURCHASE_PATH (gate: 202 and
+    the orders queue writes; database: SELECT ... FOR UPDATE on the stock row and the order written
+    before the 201), interleaved. Every 100 ms the units sold so far are sampled (the gate's stock key,
+    or the stock row on the primary), for how fast each path sells the stock."""
+    cookies = tmpdir / "rush-cookies.txt"
+    cookies.write_text("\n".join(c for _, c in buyers) + "\n")
+    workers, threads = stack.settings.int("WEB_WORKERS"), stack.settings.int("WEB_THREADS")
+    servers = {
+        path: AppServer(f"flash-{path}", stack, {"BREAKWATER_FLASH_PURCHASE_PATH": path}, workers=workers,
+                        threads=threads)
+        for path in ("gate", "database")
+    }  # fmt: skip
+    summaries = {path: Summary(f"purchase, {path} path") for path in servers}
+    checks, runs = [], []
+    try:
+        for server in servers.values():
+            server.start()
+        for r in range(rounds):
+            for path in ("gate", "database") if r % 2 == 0 else ("database", "gate"):
+                sale_id = make_sale(stock)
+                outcomes = tmpdir / f"outcomes-{r}-{path}.json"
+                samples: list[tuple[float, int]] = []
+                stop = threading.Event()
+                t0 = time.monotonic()
+
+                def sampler(sale_id=sale_id, path=path, samples=samples, stop=stop, t0=t0) -> None:
+                    while not stop.is_set():
+                        t = time.monotonic()
+                        samples.append((round(t - t0, 3), _sold_units(app, sale_id, stock, path)))
+                        stop.wait(max(0.0, 0.1 - (time.monotonic() - t)))
+
+                thread = threading.Thread(target=sampler, daemon=True)
+                thread.start()
+                env = {
+                    "BENCH_COOKIES_FILE": str(cookies), "BENCH_SALE_ID": str(sale_id), "BENCH_ROTATE": "1",
+                    "BENCH_OUTCOMES_FILE": str(outcomes),
+                    "BENCH_EXPECT": f"{202 if path == 'gate' else 201}:,409:sold_out,409:limit_reached",
+                }  # fmt: skip
+                result = run_locust(
+                    f"purchase, {path} path", BUY_SCENARIO, servers[path].url, users, seconds, "target", env,
+                    raw=raw, run_id=f"p{r + 1}-{path}", round_no=r + 1,
+                )  # fmt: skip
+                stop.set()
+                thread.join()
+                out = json.loads(outcomes.read_text())
+                drained = wait_drained(app, sale_id) if path == "gate" else True
+                check = check_sale(app, sale_id, stock, 1, out["accepted"], path)
+                check["drained"] = drained
+                check["ok"] = check["ok"] and drained
+                check["answers"] = out["outcomes"]
+                started = next((t for t, sold in samples if sold > 0), None)
+                sold_out_at = next((t for t, sold in samples if sold >= stock), None)
+                sell_s = sold_out_at - started if started is not None and sold_out_at is not None else None
+                run = {
+                    "path": path, "round": r + 1, "sale_id": sale_id, "rps": result.rps, "p50": result.p50,
+                    "p95": result.p95, "p99": result.p99, "answers": out["outcomes"], "sold": samples[-1][1],
+                    "sold_out": sold_out_at is not None, "selling_seconds": sell_s,
+                    "units_per_s_while_selling": round(stock / sell_s, 1) if sell_s else None, "ok": check["ok"],
+                    "raw": result.raw,
+                }  # fmt: skip
+                if not check["ok"]:
+                    result.problems.append("check: the correctness check failed")
+                summaries[path].runs.append(result)
+                checks.append(check)
+                runs.append(run)
+                print(
+                    f"round {r + 1}/{rounds} purchase {path:<8} {result.rps:7.0f} req/s  p50 {result.p50:.0f} "
+                    f"p95 {result.p95:.0f} p99 {result.p99:.0f} ms  sold {run['sold']}/{stock}"
+                    f"{f' in {sell_s:.1f}s' if sell_s is not None else ''}  {out['outcomes']}  "
+                    f"check {'pass' if check['ok'] else 'FAIL'}",
+                    flush=True,
+                )
+    finally:
+        for server in servers.values():
+            server.stop()
+    gate, database = summaries["gate"], summaries["database"]
+    comparison = compare("**database path** / gate path, purchase attempts per second", database, gate, fmt="{:.2f}")
+    return [gate, database], comparison, checks, runs
+
+
+def purchase_notes(runs: list[dict], summaries: list[Summary], stock: int, buyers: int, users: int, seconds: int):
+    def median(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    lines = [
+        f"**Purchase paths** (`BREAKWATER_FLASH_PURCHASE_PATH`, a setting for this comparison only): per run a fresh "
+        f"sale of {stock} units, limit 1, Locust FastHttpUser x{users} for {seconds}s, every attempt by the next "
+        f"of {buyers} signed-in buyers in turn (fresh Idempotency-Key each), straight to one of two gunicorns "
+        "started alike on the same stack (the stack's web settings, no Nginx in front), interleaved (gate, "
+        "database, then reversed). gate: the Lua gate answers 202 and the `orders` queue writes; database: "
+        "every attempt takes `SELECT ... FOR UPDATE` on the sale's stock row on the primary and writes the "
+        "confirmed order before answering 201. Both answer 409 sold_out / limit_reached with the same codes. "
+        "Units sold are sampled every 100 ms (the gate's stock key; the stock row on the primary).",
+        "",
+        "| path | attempts/s (median, min-max) | p50 / p95 / p99 ms | sold the stock in (s, median) | "
+        "units sold/s while stock lasted (median) | answers, all runs | correctness |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for summary in summaries:
+        path = summary.config.split(", ")[1].split()[0]
+        mine = [r for r in runs if r["path"] == path]
+        answers: dict[str, int] = {}
+        for r in mine:
+            for k, v in r["answers"].items():
+                answers[k] = answers.get(k, 0) + v
+        lo, hi = summary.spread("rps")
+        sell = median([r["selling_seconds"] for r in mine])
+        units = median([r["units_per_s_while_selling"] for r in mine])
+        sold_out = sum(r["sold_out"] for r in mine)
+        lines.append(
+            f"| {path} | {summary.median('rps'):.0f} ({lo:.0f}-{hi:.0f}) | {summary.median('p50'):.0f} / "
+            f"{summary.median('p95'):.0f} / {summary.median('p99'):.0f} | "
+            f"{f'{sell:.1f}' if sell is not None else 'not sold out'} ({sold_out}/{len(mine)} runs sold out) | "
+            f"{f'{units:.0f}' if units is not None else '-'} | "
+            f"{', '.join(f'{k}: {v}' for k, v in sorted(answers.items()))} | "
+            f"{'pass' if all(r['ok'] for r in mine) else '**FAIL**'} ({len(mine)} sales) |"
+        )
+    lines += [
+        "",
+        "The sell-out time is measured from the first sample with a unit sold to the first with none left (100 ms "
+        "resolution); the gate's figure is units accepted (written later by the queue), the database's units "
+        "written. Attempts/s counts every answer of the run, most of them rejections once the stock is gone: on "
+        "the gate path those are answered by the in-process sold-out flag, on the database path each still "
+        "queues for the stock row's lock on the primary.",
+        "",
+    ]
+    return lines
 
 
 # ---------------------------------------------------------------------- part 2: one burst
@@ -364,34 +528,61 @@ def chart(path: Path, samples, start, bins, acc_rate, wr_rate, result) -> None:
     plt.close(fig)
 
 
+QUICK = {  # BENCH_QUICK=1: the whole runner in about a minute and a half (most of it the stack's start)
+    "BENCH_SECONDS": "4", "BENCH_ROUNDS": "1", "BENCH_REJECTION_BUYERS": "50", "BENCH_BURST_BUYERS": "200",
+    "BENCH_BURST_STOCK": "150", "BENCH_BURST_THREADS": "16", "BENCH_RUSH_STOCK": "100", "BENCH_RUSH_BUYERS": "200",
+}  # fmt: skip
+
+
 def main() -> int:
-    users = int(os.environ.get("BENCH_USERS", "16"))
-    seconds = int(os.environ.get("BENCH_SECONDS", "10"))
-    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
-    rejection_buyers = int(os.environ.get("BENCH_REJECTION_BUYERS", "200"))
-    burst_buyers = int(os.environ.get("BENCH_BURST_BUYERS", "2000"))
-    burst_stock = int(os.environ.get("BENCH_BURST_STOCK", "1500"))
-    threads = int(os.environ.get("BENCH_BURST_THREADS", "32"))
-    raw = raw_dir("bench-flash")
-    stack, tmp = start_private_stack(overrides=OVERRIDES)
+    quick = os.environ.get("BENCH_QUICK") == "1"
+
+    def knob(name: str, default: str) -> int:
+        return int(os.environ.get(name) or (QUICK.get(name) if quick else None) or default)
+
+    users = knob("BENCH_USERS", "16")
+    seconds = knob("BENCH_SECONDS", "10")
+    rounds = knob("BENCH_ROUNDS", "3")
+    rejection_buyers = knob("BENCH_REJECTION_BUYERS", "200")
+    burst_buyers = knob("BENCH_BURST_BUYERS", "2000")
+    burst_stock = knob("BENCH_BURST_STOCK", "1500")
+    threads = knob("BENCH_BURST_THREADS", "32")
+    rush_stock = knob("BENCH_RUSH_STOCK", "600")
+    rush_buyers = knob("BENCH_RUSH_BUYERS", "2000")
+    started = time.monotonic()
+    # A quick run keeps its raw files apart, so it never wipes a full run's (the report and JSON are
+    # written as usual, marked quick; the README keeps the full run's figures).
+    raw_name = "bench-flash-quick" if quick else "bench-flash"
+    raw = raw_dir(raw_name)
+    overrides = {**OVERRIDES, **({"BREAKWATER_PAGES_BUILD_ON_START": "0"} if quick else {})}
+    stack, tmp = start_private_stack(overrides=overrides)
     os.environ.update({k: v for k, v in stack.settings.child_env().items() if k.startswith("BREAKWATER_")})
     from breakwater import create_app
     from breakwater.extensions import db
 
     app = create_app(stack.settings)
     try:
-        buyers = make_buyers(app, 1 + rejection_buyers + burst_buyers)
+        buyers = make_buyers(app, 1 + rejection_buyers + max(burst_buyers, rush_buyers))
         summaries, comparisons, checks, extra = rejection_path(
             app, stack, buyers[: rejection_buyers + 1], raw, Path(tmp.name), users, seconds, rounds
         )
+        print("purchase paths ...", flush=True)
+        path_summaries, path_comparison, path_checks, path_runs = purchase_paths(
+            app, stack, buyers[rejection_buyers + 1 :][:rush_buyers], raw, Path(tmp.name), users, seconds, rounds,
+            rush_stock,
+        )  # fmt: skip
         print("burst ...", flush=True)
-        b = burst(app, stack, buyers[rejection_buyers + 1 :], raw, burst_stock, threads)
+        b = burst(app, stack, buyers[rejection_buyers + 1 :][:burst_buyers], raw, burst_stock, threads)
         print(json.dumps(b, indent=1), flush=True)
     finally:
         db.dispose()
         stack.down(quiet=True)
         tmp.cleanup()
+    summaries += path_summaries
+    comparisons.append(path_comparison)
+    checks += path_checks
     checks.append(b["check"])
+    path_lines = purchase_notes(path_runs, path_summaries, rush_stock, rush_buyers, users, seconds)
     answers = ", ".join(f"{k}: {v}" for k, v in sorted(b["answers"].items()))
     notes = [
         "",
@@ -427,29 +618,47 @@ def main() -> int:
         f"{b['written_per_s_median_while_attempts_ran']} / {b['written_per_s_median_after_attempts_ended']} |",
         "",
         f"Peak shaved: {b['peak_accepted_per_s'] / max(b['written_per_s_while_writing'], 1e-9):.1f}x (peak accepted/s "
-        "over the queue's steady written/s). Chart: `loadtests/results/bench-flash/burst.png` (cumulative and per "
+        f"over the queue's steady written/s). Chart: `loadtests/results/{raw_name}/burst.png` (cumulative and per "
         "second), samples every 100 ms (gate stock key on the broker Redis, `COUNT(*)` of confirmed `flash_orders` "
-        "on the primary) in `loadtests/results/bench-flash/burst-samples.json`. The client, the stack and the "
+        f"on the primary) in `loadtests/results/{raw_name}/burst-samples.json`. The client, the stack and the "
         "sampler share the machine's 2 cores, so the burst's accepted/s is bounded by the client too.",
         "",
         "The queue's written/s is not flat in the chart: while the attempts run, the web tier, Nginx, the client "
         "and the `orders` worker share the 2 cores, and the worker writes at the lower rate; once the attempts "
         "end it speeds up. Accepted requests wait in the gate (`pending`) meanwhile; none is lost (checks below).",
         "",
+        *path_lines,
         "Correctness, every sale of the run (checked once its accepted requests were written):",
         "",
         *[f"- {check_line(c)}" for c in checks],
         "",
-        "Not measured yet: a database-only purchase path (every attempt straight to the conditional UPDATE on the "
-        "primary, no gate, no queue) for comparison.",
-        "",
     ]
-    meta = {"users": users, "seconds": seconds, "rounds": rounds, "overrides": OVERRIDES, "burst": b, "checks": checks}
-    path = write_report(
-        "bench-flash", "Flash sale: the rejection path vs cached /api/home, and one burst",
-        summaries, notes, comparisons, meta,
-    )  # fmt: skip
-    update_readme("bench-flash", path.read_text())
+    if quick:
+        notes[:0] = [
+            "",
+            f"**QUICK run** (BENCH_QUICK=1: {seconds}s per Locust run, {rounds} round, small sales and bursts, "
+            f"{time.monotonic() - started:.0f} s in all): a check that the runner and the flash sale work, not a "
+            "measurement; `make bench-flash` without it gives the figures the README quotes. Raw files of this "
+            f"run: `loadtests/results/{raw_name}/`.",
+        ]
+    meta = {
+        "users": users, "seconds": seconds, "rounds": rounds, "overrides": overrides, "burst": b, "checks": checks,
+        "quick": quick, "elapsed_s": round(time.monotonic() - started, 1), "raw_dir": f"loadtests/results/{raw_name}",
+        "purchase_paths": {
+            "stock": rush_stock, "buyers": rush_buyers, "runs": path_runs,
+            "per_path": {
+                s.config: {"rps_median": s.median("rps"), "p50": s.median("p50"), "p95": s.median("p95"),
+                           "p99": s.median("p99"), "flags": s.flags()}
+                for s in path_summaries
+            },
+            "database_over_gate_rps": path_comparison.ratio,
+            "all_checks_pass": all(c["ok"] for c in path_checks),
+        },
+    }  # fmt: skip
+    title = "Flash sale: the rejection path vs cached /api/home, the gate vs a database-only path, one burst"
+    path = write_report("bench-flash", title + (" (QUICK run)" if quick else ""), summaries, notes, comparisons, meta)
+    if not quick:
+        update_readme("bench-flash", path.read_text())
     print(path.read_text())
     return 0 if all(c["ok"] for c in checks) else 1
 

@@ -286,12 +286,12 @@ def test_redis_restarted_without_its_data_mid_sale_never_oversells_and_reconcile
 
         def buyer(cookie: str, pace: float = 0.0) -> requests.Response:
             time.sleep(pace)  # the late buyers arrive over ~3 s, before, during and after the restart
-            for _ in range(40):  # a client retrying on 503, as Retry-After asks
+            for _ in range(15):  # a client retrying on 503 (and 429), after the Retry-After it was given
                 resp = buy(origin, cookie, sale_id)
                 writes.append(resp.status_code)
-                if resp.status_code != 503:
+                if resp.status_code not in (429, 503):
                     return resp
-                time.sleep(0.1)
+                time.sleep(float(resp.headers.get("Retry-After", "1")))
             return resp
 
         threads = [threading.Thread(target=reader, daemon=True)]
@@ -313,7 +313,7 @@ def test_redis_restarted_without_its_data_mid_sale_never_oversells_and_reconcile
     after = [r for r in late_answers + repeat if r.status_code == 202]
     accepted = len(first) + len(after)
     assert accepted > 20, f"the forgetful gate accepted more than the stock ({accepted}): the test needs that"
-    assert set(writes) <= {202, 409, 503} and 503 in writes, sorted(set(writes))
+    assert set(writes) <= {202, 409, 429, 503} and 503 in writes, sorted(set(writes))  # never a 500
     bad_reads = [r for r in reads if not isinstance(r[1], int) or r[1] >= 500]
     assert reads and not bad_reads, bad_reads[:10]
 
