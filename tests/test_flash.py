@@ -175,6 +175,15 @@ def test_rejections_are_clear_and_write_nothing(app, origin, buyers):
     assert buy(origin, cookie, sale_id).status_code == 202
     limit = buy(origin, cookie, sale_id)
     assert limit.status_code == 409 and limit.json()["error"]["code"] == "limit_reached"
+    # A buyer at the limit is answered from the web process's memory: no gate script, no idempotency
+    # record (each of the two gunicorn processes may ask the gate once to learn it).
+    from breakwater.flash.gate import idem_key
+
+    keys = [uuid.uuid4().hex for _ in range(4)]
+    for key in keys:
+        assert buy(origin, cookie, sale_id, key).json()["error"]["code"] == "limit_reached"
+    gated = [k for k in keys if app.extensions["breakwater.redis"].exists(idem_key(sale_id, buyers[2][0], k))]
+    assert len(gated) <= 1, "attempts of a buyer at the limit kept going to the gate"
     wait_written(app, sale_id)
     rows, stock = orders_of(app, sale_id)
     assert len(rows) == 1 and stock == 2 and gate_stock(app, sale_id) == 2
@@ -228,7 +237,10 @@ def test_the_orders_worker_killed_mid_backlog_loses_and_duplicates_nothing(app, 
         assert statuses.count(202) == 40
     finally:
         rpc.startProcess("worker-orders")
-    wait_for(lambda: worker_children(stack, "orders"), timeout=30, what="the worker's pool")
+    wait_for(  # the pidfile appears once the restarted worker is up (not yet, on a loaded machine)
+        lambda: stack.layout.worker_pidfile("orders").exists() and worker_children(stack, "orders"),
+        timeout=30, what="the worker's pool",
+    )  # fmt: skip
     gate = app.extensions["breakwater.flash.gate"]
     wait_for(lambda: len(gate.pending(sale_id)) < 40, timeout=30, interval=0.02, what="the first writes")
     for pid in worker_children(stack, "orders"):

@@ -5,9 +5,11 @@
 * ``POST /api/flash/<id>/orders``: a signed-in buyer's purchase attempt, decided by the gate; 202
   with the order id, the write itself happens on the ``orders`` queue. Checked in this order, each
   as far upstream as possible: the per-buyer rate limit (skipped while this process knows the sale
-  is sold out), sign-in (from the signed session cookie: no database read), the sold-out flag (then
-  only the buyer's idempotency record is read, so a retry of an accepted order still gets its 202),
-  input, the Idempotency-Key, the gate.
+  is sold out or the buyer at the limit), sign-in (from the signed session cookie: no database
+  read), the buyer-at-limit memo and the sold-out flag (then only the buyer's idempotency record is
+  read, so a retry of an accepted order still gets its 202), input, the Idempotency-Key, the gate.
+  ``BREAKWATER_FLASH_PURCHASE_PATH=database`` sends the attempt to :mod:`.direct` instead (201).
+  The gate unreachable: 503 ``gate_unavailable`` with ``Retry-After``.
 * ``GET /api/orders/<id>``, ``GET /api/orders``: the buyer's own orders, read causally; an order
   accepted but not yet written is ``pending``.
 """
@@ -103,6 +105,22 @@ def _sold_out_here() -> bool:
     return sale_id is not None and current_app.extensions["breakwater.flash.soldout"].is_sold_out(sale_id)
 
 
+def _at_limit_here() -> bool:
+    """This process saw the buyer take the last unit the limit allows (or be refused for it)."""
+    sale_id, uid = (request.view_args or {}).get("sale_id"), _buyer_id()
+    return (
+        sale_id is not None
+        and uid is not None
+        and current_app.extensions["breakwater.flash.soldout"].limit_reached(sale_id, uid)
+    )
+
+
+def _known_answer_here() -> bool:
+    """The attempt is answered from this process's memory (sold out, or the buyer at the limit):
+    no rate limit then, as for any other cheap rejection."""
+    return _sold_out_here() or _at_limit_here()
+
+
 def _address(data: object) -> dict:
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_address", "address must be an object with region_code, detail, name and phone.")
@@ -147,7 +165,7 @@ def _accepted(sale_id: int, order_id: str, replayed: bool = False):
 
 
 @bp.post("/flash/<int:sale_id>/orders")
-@limiter.limit(_user_rate, key_func=_user_key, exempt_when=_sold_out_here)
+@limiter.limit(_user_rate, key_func=_user_key, exempt_when=_known_answer_here)
 def place_order(sale_id: int):
     uid = _buyer_id()
     if uid is None:
@@ -203,11 +221,13 @@ def _place_in_database(sale_id: int, uid: int, key: str, body: dict):
 def _place_through_gate(sale_id: int, uid: int, key: str, body: dict):
     digest = body_hash(body)
     gate = services.gate()
-    if _sold_out_here():  # the cheapest answer first: no validation, no gate, one GET for a replay
+    at_limit = _at_limit_here()
+    if at_limit or _sold_out_here():  # the cheapest answers first: no validation, no gate, one GET for a replay
         record = gate.client.get(gate_idem_key(sale_id, uid, key))
         if record is not None:
             return _replay(record.decode(), digest, sale_id)
-        raise ApiError(409, "sold_out", REJECTIONS["sold_out"][1])
+        code = "limit_reached" if at_limit else "sold_out"  # the gate's order: the limit before the stock
+        raise ApiError(409, code, REJECTIONS[code][1])
     quantity = _quantity(body)
     address = _address(body.get("address"))
     existing = gate.claim(sale_id, uid, key, digest)
@@ -232,6 +252,8 @@ def _place_through_gate(sale_id: int, uid: int, key: str, body: dict):
     except Exception:
         gate.release(sale_id, uid, key)
         raise
+    if decision.buyer_at_limit:
+        current_app.extensions["breakwater.flash.soldout"].mark_limit(sale_id, uid)
     if decision.outcome == "accepted":
         enqueue_write({**payload, "slot": decision.slot})
         return _accepted(sale_id, payload["order_id"])
