@@ -5,8 +5,8 @@ comes back (a failed order, an editor raising the stock). A thread per process l
 expires after a few seconds by itself, so a missed message costs one Redis call, never a lost sale.
 
 The same for buyers at their limit: a process that sees the gate accept a buyer's last allowed unit,
-or answer ``limit_reached`` for a buyer with no unit left to claim, remembers (sale, buyer) for a few
-seconds and answers that buyer's further attempts without the rate limiter and the gate script.
+or answer ``limit_reached`` for a buyer with no unit left to claim, remembers (sale, buyer) for a
+minute and answers that buyer's further attempts without the rate limiter and the gate script.
 ``unlimit <id> <user>`` (a failed order gave the buyer's claim back) and ``unlimit <id>`` (the gate
 was loaded again: the limit may have changed, reconcile rebuilt the counts) forget it.
 """
@@ -25,6 +25,9 @@ from breakwater.flash.gate import EVENTS
 
 log = logging.getLogger(__name__)
 FLAG_SECONDS = 5.0
+# A buyer at the limit stays there until a unit of theirs comes back, which the gate announces
+# (``unlimit``); the expiry only bounds a missed message, and a lost subscription forgets them all.
+LIMIT_SECONDS = 60.0
 MAX_LIMITED = 100_000  # (sale, buyer) pairs remembered per process; past that, forget them all
 
 
@@ -65,7 +68,7 @@ class SoldOutFlags:
         with self._lock:
             if len(self._limited) >= MAX_LIMITED:
                 self._limited.clear()
-            self._limited[(sale_id, user_id)] = time.monotonic() + FLAG_SECONDS
+            self._limited[(sale_id, user_id)] = time.monotonic() + LIMIT_SECONDS
 
     def clear_limit(self, sale_id: int, user_id: int | None = None) -> None:
         with self._lock:
