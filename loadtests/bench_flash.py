@@ -580,6 +580,7 @@ def main() -> int:
     rush_stock = knob("BENCH_RUSH_STOCK", "150")
     rush_buyers = knob("BENCH_RUSH_BUYERS", "2000")
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     # A quick run keeps its raw files apart, so it never wipes a full run's (the report and JSON are
     # written as usual, marked quick; the README keeps the full run's figures).
     raw_name = "bench-flash-quick" if quick else "bench-flash"
@@ -613,6 +614,7 @@ def main() -> int:
     comparisons.append(path_comparison)
     checks += path_checks
     checks.append(b["check"])
+    load_after = os.getloadavg()[0]
     path_lines = purchase_notes(path_runs, path_summaries, rush_stock, rush_buyers, users, seconds)
     answers = ", ".join(f"{k}: {v}" for k, v in sorted(b["answers"].items()))
     notes = [
@@ -662,6 +664,9 @@ def main() -> int:
         "end it speeds up. Accepted requests wait in the gate (`pending`) meanwhile; none is lost (checks below).",
         "",
         *path_lines,
+        f"Machine: {os.cpu_count()} cores shared with whatever else runs; load average (1 min) {load_before:.1f} "
+        f"at the start, {load_after:.1f} at the end of the run.",
+        "",
         "Correctness, every sale of the run (checked once its accepted requests were written):",
         "",
         *[f"- {check_line(c)}" for c in checks],
@@ -677,7 +682,9 @@ def main() -> int:
         ]
     meta = {
         "users": users, "seconds": seconds, "rounds": rounds, "overrides": overrides, "burst": b, "checks": checks,
-        "quick": quick, "elapsed_s": round(time.monotonic() - started, 1), "raw_dir": f"loadtests/results/{raw_name}",
+        "quick": quick, "elapsed_s": round(time.monotonic() - started, 1),
+        "load_average_start_end": [round(load_before, 2), round(load_after, 2)],
+        "raw_dir": f"loadtests/results/{raw_name}",
         "purchase_paths": {
             "stock": rush_stock, "buyers": rush_buyers, "runs": path_runs,
             "per_path": {
