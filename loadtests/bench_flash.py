@@ -15,8 +15,8 @@
    ``SELECT ... FOR UPDATE`` on the stock row, the order written before the 201), interleaved:
    attempts/s, p50/p95/p99, how fast each sells the stock, and the correctness check for both.
 
-BENCH_QUICK=1 shrinks every part (4 s runs, one round, small sales) so the whole runner takes about a
-minute and a half, most of it the stack's start; its report says so and the README is left alone.
+BENCH_QUICK=1 shrinks every part (3 s runs, one round, small sales) so the whole runner takes about
+2 minutes, half of it the stack's start; its report says so and the README is left alone.
 
 The per-buyer rate limit (BREAKWATER_FLASH_USER_RATE) and Nginx's write limit
 (BREAKWATER_ORIGIN_WRITE_RATE/BURST) are raised for this private stack: Locust sends every request
@@ -251,7 +251,7 @@ def chart(path: Path, samples, start, bins, acc_rate, wr_rate, result) -> None:
     plt.close(fig)
 
 
-QUICK = {  # BENCH_QUICK=1: the whole runner in about a minute and a half (most of it the stack's start)
+QUICK = {  # BENCH_QUICK=1: the whole runner in about 2 minutes (half of it the stack's start)
     "BENCH_SECONDS": "3", "BENCH_ROUNDS": "1", "BENCH_REJECTION_BUYERS": "50", "BENCH_BURST_BUYERS": "200",
     "BENCH_BURST_STOCK": "100", "BENCH_BURST_THREADS": "16", "BENCH_RUSH_STOCK": "40", "BENCH_RUSH_BUYERS": "200",
 }  # fmt: skip
