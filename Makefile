@@ -72,7 +72,7 @@ bench-static: deps ## Measure emitted pages vs minimal Nginx, the edge, dynamic 
 bench-queue: deps ## Queue blocking and its cure, pools for I/O work, RabbitMQ vs Redis (writes loadtests/results/)
 	cd loadtests && ../$(BIN)/python bench_queue.py
 
-bench-flash: deps ## Flash sale: rejection path vs cached /api/home (Locust), one burst: accepted/s vs written/s (chart)
+bench-flash: deps ## Flash sale: rejection path vs cached /api/home, gate vs database-only path, one burst (chart); BENCH_QUICK=1 for a smoke run
 	cd loadtests && ../$(BIN)/python bench_flash.py
 
 # Locust's web UI; LOCUST_ARGS adds options, e.g. LOCUST_ARGS="--host http://127.0.0.1:8081" for the edge

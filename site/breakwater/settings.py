@@ -218,6 +218,13 @@ SETTINGS: tuple[Setting, ...] = (
         scope="app",
     ),
     Setting("FLASH_USER_RATE", "5/second", "Purchase attempts allowed per buyer (Flask-Limiter syntax).", scope="app"),
+    Setting(
+        "FLASH_PURCHASE_PATH",
+        "gate",
+        "Flash-sale purchase path: `gate` (Redis gate + `orders` queue, 202) or `database` (a benchmark comparison "
+        "only: each attempt locks the stock row on the primary, SELECT ... FOR UPDATE, and writes the order, 201).",
+        scope="app",
+    ),
     Setting("PAGES_BUILD_ON_START", "1", "Set 0 to skip the full static build when the stack starts."),
     Setting("PAGES_REBUILD", "1", "Set 0 to stop rebuilding static pages after editors' commits.", scope="app"),
     Setting("PAGES_COALESCE_SECONDS", "0.3", "Commits within this window share one static rebuild.", scope="app"),

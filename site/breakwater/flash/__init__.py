@@ -18,6 +18,13 @@ def init_flash(app: Flask) -> None:
     from breakwater.flash.soldout import SoldOutFlags
 
     settings = app.extensions["breakwater.settings"]
+    path = settings["FLASH_PURCHASE_PATH"].strip().lower()
+    if path not in ("gate", "database"):
+        raise ValueError(
+            f"BREAKWATER_FLASH_PURCHASE_PATH={settings['FLASH_PURCHASE_PATH']!r} must be gate or database "
+            "(database only to compare the two in make bench-flash); unset it for the gate."
+        )
+    app.extensions["breakwater.flash.purchase_path"] = path
     app.extensions["breakwater.flash.gate"] = Gate(app.extensions["breakwater.redis"])
     app.extensions["breakwater.flash.soldout"] = SoldOutFlags(settings.redis_url)
     from breakwater.extensions import csrf

@@ -5,19 +5,23 @@
 * ``POST /api/flash/<id>/orders``: a signed-in buyer's purchase attempt, decided by the gate; 202
   with the order id, the write itself happens on the ``orders`` queue. Checked in this order, each
   as far upstream as possible: the per-buyer rate limit (skipped while this process knows the sale
-  is sold out), sign-in (from the signed session cookie: no database read), the sold-out flag (then
-  only the buyer's idempotency record is read, so a retry of an accepted order still gets its 202),
-  input, the Idempotency-Key, the gate.
+  is sold out or the buyer at the limit), sign-in (from the signed session cookie: no database
+  read), the buyer-at-limit memo and the sold-out flag (then only the buyer's idempotency record is
+  read, so a retry of an accepted order still gets its 202), input, the Idempotency-Key, the gate.
+  ``BREAKWATER_FLASH_PURCHASE_PATH=database`` sends the attempt to :mod:`.direct` instead (201).
+  The gate unreachable: 503 ``gate_unavailable`` with ``Retry-After``.
 * ``GET /api/orders/<id>``, ``GET /api/orders``: the buyer's own orders, read causally; an order
   accepted but not yet written is ``pending``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
 
+import redis
 from flask import Blueprint, current_app, jsonify, request, session
 from sqlalchemy import select
 
@@ -25,14 +29,15 @@ from breakwater.accounts.session import current_user
 from breakwater.api import json_body, require_json_for_writes
 from breakwater.cache.http import cached_data
 from breakwater.database.consistency import consistency
-from breakwater.errors import ApiError
+from breakwater.errors import ApiError, error_response
 from breakwater.extensions import db
 from breakwater.flash import services
 from breakwater.flash.gate import EVENTS, body_hash
-from breakwater.flash.models import FlashOrder, FlashSale
+from breakwater.flash.models import FlashOrder, FlashSale, SaleStock
 from breakwater.flash.tasks import enqueue_write
 from breakwater.ratelimit import limiter
 
+log = logging.getLogger(__name__)
 bp = Blueprint("flash_api", __name__, url_prefix="/api")
 require_json_for_writes(bp)
 
@@ -58,12 +63,17 @@ def _sale_json(sale_id: int) -> dict:
 @bp.get("/flash/<int:sale_id>")
 def sale(sale_id: int):
     data = _sale_json(sale_id)
-    left = services.gate().stock_left(sale_id)
-    if left is None:  # the gate lost its state (or never had it): load it from the database
-        with db.primary():
-            sale_row = services.get_sale(db.session, sale_id)
-            services.load_gate(sale_row)
-        left = services.gate().stock_left(sale_id)
+    try:
+        left = None if _purchase_path() == "database" else services.gate().stock_left(sale_id)
+        if left is None and _purchase_path() == "gate":
+            # the gate lost its state (or never had it): load it from the database
+            with db.primary():
+                services.load_gate(services.get_sale(db.session, sale_id))
+            left = services.gate().stock_left(sale_id)
+    except redis.RedisError:  # the gate is unreachable: the database's stock (accepted, unwritten orders aside)
+        left = None
+    if left is None:
+        left = max(0, db.session.scalar(select(SaleStock.stock).where(SaleStock.sale_id == sale_id)) or 0)
     response = jsonify({"sale": {**data, "stock_left": left}, "server_time": _now_iso()})
     response.headers["Cache-Control"] = "public, max-age=1, s-maxage=1"
     response.headers["xkey"] = f"flash-{sale_id}"
@@ -93,6 +103,22 @@ def _user_rate() -> str:
 def _sold_out_here() -> bool:
     sale_id = (request.view_args or {}).get("sale_id")
     return sale_id is not None and current_app.extensions["breakwater.flash.soldout"].is_sold_out(sale_id)
+
+
+def _at_limit_here() -> bool:
+    """This process saw the buyer take the last unit the limit allows (or be refused for it)."""
+    sale_id, uid = (request.view_args or {}).get("sale_id"), _buyer_id()
+    return (
+        sale_id is not None
+        and uid is not None
+        and current_app.extensions["breakwater.flash.soldout"].limit_reached(sale_id, uid)
+    )
+
+
+def _known_answer_here() -> bool:
+    """The attempt is answered from this process's memory (sold out, or the buyer at the limit):
+    no rate limit then, as for any other cheap rejection."""
+    return _sold_out_here() or _at_limit_here()
 
 
 def _address(data: object) -> dict:
@@ -139,7 +165,7 @@ def _accepted(sale_id: int, order_id: str, replayed: bool = False):
 
 
 @bp.post("/flash/<int:sale_id>/orders")
-@limiter.limit(_user_rate, key_func=_user_key, exempt_when=_sold_out_here)
+@limiter.limit(_user_rate, key_func=_user_key, exempt_when=_known_answer_here)
 def place_order(sale_id: int):
     uid = _buyer_id()
     if uid is None:
@@ -150,16 +176,59 @@ def place_order(sale_id: int):
     if not KEY_RE.match(key):
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 8 to 64 visible ASCII characters.")
     body = json_body()
-    digest = body_hash(body)
-    gate = services.gate()
-    if _sold_out_here():  # the cheapest answer first: no validation, no gate, one GET for a replay
-        record = gate.client.get(gate_idem_key(sale_id, uid, key))
-        if record is not None:
-            return _replay(record.decode(), digest, sale_id)
-        raise ApiError(409, "sold_out", REJECTIONS["sold_out"][1])
+    if _purchase_path() == "database":
+        return _place_in_database(sale_id, uid, key, body)
+    try:
+        return _place_through_gate(sale_id, uid, key, body)
+    except redis.RedisError as exc:  # the gate is unreachable: nothing was accepted, the buyer retries
+        log.warning("flash: the gate is unreachable (%s); purchase attempts answer 503", exc)
+        response, status = error_response(
+            503, "gate_unavailable", "The sale cannot take orders this second; retry in a moment."
+        )
+        response.headers["Retry-After"] = "1"
+        return response, status
+
+
+def _quantity(body: dict) -> int:
     quantity = body.get("quantity", 1)
     if not isinstance(quantity, int) or isinstance(quantity, bool) or not 1 <= quantity <= 100:
         raise ApiError(400, "invalid_quantity", "quantity must be a whole number from 1 to 100.")
+    return quantity
+
+
+def _purchase_path() -> str:
+    return current_app.extensions["breakwater.flash.purchase_path"]
+
+
+def _place_in_database(sale_id: int, uid: int, key: str, body: dict):
+    """BREAKWATER_FLASH_PURCHASE_PATH=database (for the benchmark's comparison): see :mod:`.direct`."""
+    from breakwater.flash.direct import purchase
+
+    quantity, address = _quantity(body), _address(body.get("address"))
+    with db.primary():
+        order_id, status, replayed = purchase(
+            db.session, sale_id, uid, key, quantity, address, current_app.extensions.get("breakwater.notify_order")
+        )
+    body = {"order_id": order_id, "status": status, "status_url": f"/api/orders/{order_id}"}
+    response = jsonify(body)
+    response.status_code = 201
+    response.headers["Location"] = body["status_url"]
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _place_through_gate(sale_id: int, uid: int, key: str, body: dict):
+    digest = body_hash(body)
+    gate = services.gate()
+    at_limit = _at_limit_here()
+    if at_limit or _sold_out_here():  # the cheapest answers first: no validation, no gate, one GET for a replay
+        record = gate.client.get(gate_idem_key(sale_id, uid, key))
+        if record is not None:
+            return _replay(record.decode(), digest, sale_id)
+        code = "limit_reached" if at_limit else "sold_out"  # the gate's order: the limit before the stock
+        raise ApiError(409, code, REJECTIONS[code][1])
+    quantity = _quantity(body)
     address = _address(body.get("address"))
     existing = gate.claim(sale_id, uid, key, digest)
     if existing is not None:
@@ -183,6 +252,8 @@ def place_order(sale_id: int):
     except Exception:
         gate.release(sale_id, uid, key)
         raise
+    if decision.buyer_at_limit:
+        current_app.extensions["breakwater.flash.soldout"].mark_limit(sale_id, uid)
     if decision.outcome == "accepted":
         enqueue_write({**payload, "slot": decision.slot})
         return _accepted(sale_id, payload["order_id"])
@@ -210,7 +281,10 @@ def _order_for(user_id: int, order_id: str) -> dict:
         raise ApiError(404, "order_not_found", f"You have no order {order_id[:40]!r}.")
     order = db.session.get(FlashOrder, order_id)
     if order is None:
-        payload = services.gate().pending(int(order_id[:8], 16)).get(order_id)
+        try:
+            payload = services.gate().pending(int(order_id[:8], 16)).get(order_id)
+        except redis.RedisError:  # the gate is unreachable: the database alone answers
+            payload = None
         if payload is not None and payload["user_id"] == user_id:
             return {"id": order_id, "sale_id": payload["sale_id"], "quantity": payload["quantity"], "status": "pending"}
         with db.primary():

@@ -37,7 +37,7 @@ if now < tonumber(s) then return {'not_started'} end
 if now >= tonumber(e) then return {'ended'} end
 local qty = tonumber(ARGV[2])
 local used = tonumber(redis.call('GET', KEYS[3]) or '0')
-if used + qty > tonumber(limit) then return {'limit_reached'} end
+if used + qty > tonumber(limit) then return {'limit_reached', tostring(used), limit} end
 local stock = tonumber(redis.call('GET', KEYS[2]) or '0')
 if stock < qty then return {'sold_out', tostring(stock)} end
 local left = redis.call('DECRBY', KEYS[2], qty)
@@ -47,7 +47,7 @@ redis.call('SET', KEYS[4], 'accepted ' .. ARGV[5] .. ' ' .. ARGV[3] .. ' ' .. sl
 local payload = cjson.decode(ARGV[4])
 payload['slot'] = slot
 redis.call('HSET', KEYS[5], ARGV[3], cjson.encode(payload))
-return {'accepted', tostring(left), tostring(slot)}
+return {'accepted', tostring(left), tostring(slot), tostring(used + qty), limit}
 """
 
 # KEYS: accepted, stock, user. ARGV: order id, quantity, give back (1: the unit returns to the gate).
@@ -68,7 +68,7 @@ redis.call('SET', KEYS[2], ARGV[2], 'NX')
 return 1
 """
 
-EVENTS = "bw:flash:events"  # pub/sub: "soldout <id>" / "restock <id>"
+EVENTS = "bw:flash:events"  # pub/sub: "soldout <id>" / "restock <id>" / "unlimit <id> [<user id>]"
 IDEM_TTL = 24 * 3600
 
 
@@ -106,6 +106,13 @@ class Decision:
     left: int | None = None
     slot: int | None = None
     record: str = ""  # the idempotency record when outcome == "idem"
+    used: int | None = None  # the buyer's units after this decision (accepted, limit_reached)
+    limit: int | None = None
+
+    @property
+    def buyer_at_limit(self) -> bool:
+        """No quantity can pass for this buyer any more (until a unit of theirs comes back)."""
+        return self.used is not None and self.limit is not None and self.used >= self.limit
 
 
 class Gate:
@@ -121,6 +128,7 @@ class Gate:
             keys=[window_key(sale_id), stock_key(sale_id)],
             args=[f"{starts_ms} {ends_ms} {limit}", stock_if_missing],
         )
+        self.client.publish(EVENTS, f"unlimit {sale_id}")  # the limit may have changed: forget who reached it
 
     def add_stock(self, sale_id: int, delta: int) -> None:
         if delta:
@@ -152,7 +160,9 @@ class Gate:
             left = int(rest[0])
             if left <= 0:
                 self.client.publish(EVENTS, f"soldout {sale_id}")
-            return Decision("accepted", left=left, slot=int(rest[1]))
+            return Decision("accepted", left=left, slot=int(rest[1]), used=int(rest[2]), limit=int(rest[3]))
+        if outcome == "limit_reached":
+            return Decision("limit_reached", used=int(rest[0]), limit=int(rest[1]))
         if outcome == "sold_out":
             return Decision("sold_out", left=int(rest[0]))
         if outcome == "idem":
@@ -181,6 +191,7 @@ class Gate:
         )
         if done and give_back:
             self.client.publish(EVENTS, f"restock {sale_id}")
+            self.client.publish(EVENTS, f"unlimit {sale_id} {user_id}")
         return done
 
     def pending(self, sale_id: int) -> dict[str, dict]:

@@ -161,5 +161,7 @@ def reconcile(session: Session, gate: Gate, sale: FlashSale, enqueue, min_age_s:
         if int(gate.client.get(key) or 0) != qty:
             gate.client.set(key, qty)
             report["users_repaired"] += 1
+    if report["users_repaired"]:  # web processes forget who they believed was at the limit
+        gate.client.publish("bw:flash:events", f"unlimit {sale.id}")
     session.rollback()
     return report

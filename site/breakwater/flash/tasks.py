@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from celery import shared_task
 from flask import current_app
 from sqlalchemy.exc import OperationalError
@@ -32,7 +33,9 @@ def enqueue_write(payload: dict) -> bool:
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(VersionConflict, OperationalError),
+    # A RedisError comes only after the order's commit (settling the gate): the retry finds the order
+    # written and settles again; if Redis stays away, the reconciler settles it.
+    autoretry_for=(VersionConflict, OperationalError, redis.RedisError),
     retry_backoff=0.2,
     retry_backoff_max=10,
     retry_jitter=True,
