@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from openapi_spec_validator import validate
 from PIL import Image
 from schemathesis.checks import not_a_server_error
@@ -201,19 +201,32 @@ def _run(case, origin, scratch, keep_causal_token=False, **kwargs):
     case.call_and_validate(base_url=origin, checks=CHECKS, timeout=30, **kwargs)
 
 
-@SCHEMA.parametrize()
-@FUZZ
-def test_fuzz_anonymous(case, origin, scratch):
-    _run(case, origin, scratch, keep_causal_token=True)
+# One pytest item per operation, parametrized here rather than by ``SCHEMA.parametrize()``: under
+# pytest-xdist (``make test`` runs ``-n 2``) that decorator's items collapse into one, and only the
+# first operation was fuzzed.
+OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
 
 
-@SCHEMA.parametrize()
-@FUZZ
-def test_fuzz_editor_with_a_bearer_token(case, origin, scratch, editor_token):
-    _run(case, origin, scratch, headers={"Authorization": f"Bearer {editor_token}"})
+def _fuzz(operation, run) -> None:
+    @FUZZ
+    @given(case=operation.as_strategy())
+    def examples(case) -> None:
+        run(case)
+
+    examples()
 
 
-@SCHEMA.parametrize()
-@FUZZ
-def test_fuzz_signed_in_buyer(case, origin, scratch):
-    _run(case, origin, scratch, cookies={"bw_session": scratch[1]})
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)
+def test_fuzz_anonymous(operation, origin, scratch):
+    _fuzz(operation, lambda case: _run(case, origin, scratch, keep_causal_token=True))
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)
+def test_fuzz_editor_with_a_bearer_token(operation, origin, scratch, editor_token):
+    headers = {"Authorization": f"Bearer {editor_token}"}
+    _fuzz(operation, lambda case: _run(case, origin, scratch, headers=headers))
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)
+def test_fuzz_signed_in_buyer(operation, origin, scratch):
+    _fuzz(operation, lambda case: _run(case, origin, scratch, cookies={"bw_session": scratch[1]}))
