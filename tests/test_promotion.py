@@ -86,7 +86,9 @@ def test_primary_killed_promote_rejoin_and_switch_back(stack, origin, settings):
             [str(BIN), "db", "watch", "--failover-after", "4"], env=stack.env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
-        time.sleep(1.5)  # it has seen the primary answer: armed
+        lines: list[str] = []
+        threading.Thread(target=lambda: lines.extend(watcher.stdout), daemon=True).start()
+        wait_for(lambda: any("armed" in line for line in lines), timeout=30, what="the watcher to see the primary")
         # The host dies: its supervisor cannot restart it (frozen), mariadbd is killed outright.
         os.kill(supervisord, signal.SIGSTOP)
         os.kill(int((old.dir / "mariadb.pid").read_text()), signal.SIGKILL)
@@ -96,11 +98,13 @@ def test_primary_killed_promote_rejoin_and_switch_back(stack, origin, settings):
         assert refused.returncode == 1 and "would lose acknowledged commits" in refused.stderr, refused.stderr
         assert layout.primary.name == "mariadb-primary", "a refused promotion changes nothing"
         try:
-            wait_for(lambda: layout.primary.name != "mariadb-primary", timeout=30, what="the automatic promotion")
+            if not _within(30, lambda: layout.primary.name != "mariadb-primary"):
+                raise AssertionError("no automatic promotion within 30 s; the watcher said:\n" + "".join(lines))
         finally:
             time.sleep(0.5)
             watcher.terminate()
-            log = watcher.communicate(timeout=10)[0]
+            watcher.wait(timeout=10)
+        log = "".join(lines)
         assert "automatic failover done: mariadb-replica1 is the primary" in log, log  # replica2 received less
         new = layout.primary  # the layout reads the topology the promotion recorded
         assert new.name == "mariadb-replica1" and _read_only(new) == 0
@@ -148,6 +152,15 @@ def test_primary_killed_promote_rejoin_and_switch_back(stack, origin, settings):
         )
 
     wait_for(every_process_back, timeout=60, what="writes and both replicas back in every web process")
+
+
+def _within(seconds: float, predicate) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def _alive(node) -> bool:

@@ -238,6 +238,8 @@ def watch(
         view = inspect(primary, timeout=min(1.0, after / 2))
         now = time.monotonic()
         if view.up:
+            if not armed:
+                echo(f"{primary.name} answers: armed")
             down_since, armed = None, True
         elif not armed:
             pass
