@@ -24,8 +24,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from breakwater.settings import Settings
 from breakwater.stack import Stack
 from breakwater.stack.ports import free_ports
+from breakwater.stack.render import worker_class_args
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "loadtests" / "results"
@@ -79,6 +81,8 @@ class AppServer:
     overrides: dict[str, str]
     workers: int = 1
     threads: int = 4
+    worker_class: str = "gthread"  # sync | gthread | gevent (as BREAKWATER_WEB_WORKER_CLASS)
+    connections: int = 100  # gevent: requests one worker serves at once
     port: int = 0
     proc: subprocess.Popen | None = None
 
@@ -95,10 +99,15 @@ class AppServer:
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 str(self.workers),
-                "--threads",
-                str(self.threads),
-                "--worker-class",
-                "gthread",
+                *worker_class_args(
+                    Settings(
+                        {
+                            "WEB_WORKER_CLASS": self.worker_class,
+                            "WEB_THREADS": str(self.threads),
+                            "WEB_GEVENT_CONNECTIONS": str(self.connections),
+                        }
+                    )
+                ),
                 "--no-control-socket",
                 "breakwater.wsgi:app",
             ],
