@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -32,6 +33,53 @@ from breakwater.stack.render import worker_class_args
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "loadtests" / "results"
 BIN = Path(sys.executable).parent
+#: BENCH_QUICK=1 (`make bench QUICK=1`): shorter runs and fewer repeats, to see that everything works
+QUICK = os.environ.get("BENCH_QUICK", "") == "1"
+
+
+def knob(name: str, full: int | float, quick: int | float) -> int | float:
+    """``name`` from the environment if set, else the full run's value (or the quick one under BENCH_QUICK=1)."""
+    raw = os.environ.get(name, "").strip()
+    return type(full)(raw) if raw else (quick if QUICK else full)
+
+
+class MemorySampler:
+    """The resident memory of a process and all its descendants (a gunicorn master and its workers), sampled
+    every ``interval`` seconds in a thread while a run lasts; the peak sums are kept. RSS counts pages shared
+    between forked workers once per process; PSS splits them, so it adds up to what the tree really uses."""
+
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        self.pid, self.interval = pid, interval
+        self.peak_rss = self.peak_pss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> tuple[int, int]:
+        import psutil  # Locust depends on it
+
+        root = psutil.Process(self.pid)
+        rss = pss = 0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                info = proc.memory_full_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            rss, pss = rss + info.rss, pss + getattr(info, "pss", info.rss)
+        return rss, pss
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss, pss = self.sample()
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def start_private_stack(

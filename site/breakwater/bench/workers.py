@@ -51,7 +51,7 @@ def _native_thread_id() -> int:
     return threading.get_native_id()
 
 
-def _document(sections: int = 24) -> str:
+def _document(sections: int = 12) -> str:
     """A long article in the Markdown editors write: headings, paragraphs, lists, a table, code, quotes."""
     parts = []
     for i in range(1, sections + 1):
