@@ -18,7 +18,6 @@ loadtests/results/bench-db.{md,json}, the raw Locust files in loadtests/results/
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import urllib.request
@@ -29,6 +28,7 @@ from benchlib import (
     Summary,
     compare,
     delta,
+    knob,
     raw_dir,
     run_locust,
     scrape,
@@ -124,9 +124,9 @@ def verify(config: str, requests: int, moved: dict[str, float]) -> list[str]:
 
 
 def main() -> int:
-    users = int(os.environ.get("BENCH_USERS", "16"))
-    seconds = int(os.environ.get("BENCH_SECONDS", "15"))
-    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    users = knob("BENCH_USERS", 16, 16)
+    seconds = knob("BENCH_SECONDS", 15, 3)
+    rounds = knob("BENCH_ROUNDS", 3, 1)
     raw = raw_dir("bench-db")
     stack, tmp = start_private_stack()
     host, port = stack.settings.replica_addresses[0]
