@@ -466,7 +466,7 @@ def main() -> int:
     workers, threads = s.int("WEB_WORKERS"), s.int("WEB_THREADS")
     # Its own metrics folder: with more than one worker, /metrics must add up every worker's counters.
     prom = Path(s["STATE_DIR"]) / "bench-uncached-metrics"
-    prom.mkdir()
+    prom.mkdir(exist_ok=True)
     uncached = AppServer(
         "uncached",
         stack,
@@ -477,7 +477,7 @@ def main() -> int:
     # The site before any of its techniques: one database, no cache. A plain engine (no router) bound to the
     # primary: BREAKWATER_DB_ROUTING=0 binds the first "replica", here the primary's own address.
     prom_primary = Path(s["STATE_DIR"]) / "bench-primary-metrics"
-    prom_primary.mkdir()
+    prom_primary.mkdir(exist_ok=True)
     primary_host, primary_port = s.primary_address
     primary_only = AppServer(
         "primary-only",

@@ -45,8 +45,9 @@ def knob(name: str, full: int | float, quick: int | float) -> int | float:
 
 class MemorySampler:
     """The resident memory of a process and all its descendants (a gunicorn master and its workers), sampled
-    every ``interval`` seconds in a thread while a run lasts; the peak sums are kept. RSS counts pages shared
-    between forked workers once per process; PSS splits them, so it adds up to what the tree really uses."""
+    every ``interval`` seconds in a thread while a run lasts; the peak sums are kept. The RSS sum counts a page
+    that forked workers share in every one of them; PSS splits it between them, so it adds up to what the tree
+    really uses."""
 
     def __init__(self, pid: int, interval: float = 0.5) -> None:
         self.pid, self.interval = pid, interval
@@ -82,13 +83,46 @@ class MemorySampler:
         self._thread.join()
 
 
+#: `make bench` starts one private stack for all its runners and names a JSON file with its environment here
+SHARED_STACK = "BENCH_SHARED_STACK"
+#: settings that only shape a stack's start (or its logs): a shared stack need not match them
+START_ONLY = {"BREAKWATER_PAGES_BUILD_ON_START", "BREAKWATER_LOG_LEVEL"}
+
+
+class SharedStack(Stack):
+    """The stack `make bench` started for all its runners: used as it is; ``down`` leaves it running."""
+
+    def down(self, *args, **kwargs) -> None:
+        return None
+
+
+def shared_stack_env(overrides: dict[str, str], echo=print) -> dict[str, str] | None:
+    """The environment of `make bench`'s stack when there is one and it has every setting this runner asks for."""
+    path = os.environ.get(SHARED_STACK, "")
+    if not path:
+        return None
+    env = json.loads(Path(path).read_text())
+    missing = {k: v for k, v in overrides.items() if k not in START_ONLY and env.get(k) != v}
+    if missing:
+        echo(f"the shared stack lacks {missing}; starting a private one")
+        return None
+    return env
+
+
 def start_private_stack(
     echo=print, overrides: dict[str, str] | None = None, extra: dict | None = None
 ) -> tuple[Stack, tempfile.TemporaryDirectory]:
     """A stack of its own on free ports; a failed start is cleaned up and tried once more (on a
     shared machine mariadb-install-db now and then trips over another process's temporary files).
     ``overrides`` are BREAKWATER_* settings for the whole stack (e.g. the origin's microcache); ``extra``
-    the same without the prefix."""
+    the same without the prefix. Under `make bench` (BENCH_SHARED_STACK) the composer's stack is used
+    instead when it has those settings: one stack start instead of one per runner."""
+    wanted = {**(overrides or {}), **{f"BREAKWATER_{k}": v for k, v in (extra or {}).items()}}
+    env = shared_stack_env(wanted, echo)
+    if env is not None:
+        echo(f"using the shared stack in {env['BREAKWATER_STATE_DIR']}")
+        # A scratch folder of the runner's own (the stack's state stays the composer's)
+        return SharedStack(env, echo=echo), tempfile.TemporaryDirectory(prefix="breakwater-bench-")
     try:
         return _start_private_stack(echo, overrides or {}, extra or {})
     except Exception as exc:
