@@ -151,7 +151,7 @@ def main() -> int:
                     before = {**scrape(metrics), **redis_mgets(cache_redis)}
                     result = run_locust(
                         label, SCENARIO, srv.url, users, seconds, "target", env,
-                        raw=raw, run_id=f"{name}-r{r + 1}-{kind}", round_no=r + 1,
+                        raw=raw, run_id=f"{name}-r{r + 1}-{kind.replace(' ', '-')}", round_no=r + 1,
                     )  # fmt: skip
                     result.checks = delta(before, {**scrape(metrics), **redis_mgets(cache_redis)})
                     result.problems += verify(kind, name, result.requests, result.checks)

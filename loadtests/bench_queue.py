@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 
 import redis
-from benchlib import QUICK, RESULTS, knob, start_private_stack, update_readme
+from benchlib import QUICK, QUICK_NOTE, RESULTS, knob, start_private_stack, update_readme
 from celery import Celery
 
 HERE = Path(__file__).parent
@@ -297,7 +297,7 @@ def brokers(urls: dict[str, str], store: redis.Redis, base_env: dict) -> dict:
 # ---------------------------------------------------------------------------------------- report
 def report(block: dict, pool: dict, broker: dict, meta: dict, measured: str | None = None) -> str:
     measured = measured or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = ["# Queue benchmark", "", f"Measured {measured}", ""]
+    lines = ["# Queue benchmark", "", f"Measured {measured}" + (QUICK_NOTE if meta.get("quick") else ""), ""]
     lines += ["**1. Queue blocking** (short tasks' queue wait, ms)", ""]
     lines += ["| layout | p50 | p95 | max | p95 per round | short tasks |", "|---|---|---|---|---|---|"]
     for name, r in block.items():
@@ -388,7 +388,8 @@ def main() -> None:
         (RESULTS / "bench-queue.json").write_text(
             json.dumps(
                 {
-                    "measured": text.split("\n")[2].removeprefix("Measured "),
+                    "measured": text.split("\n")[2].removeprefix("Measured ").removesuffix(QUICK_NOTE),
+                    "quick": QUICK,
                     "meta": meta,
                     "blocking": block,
                     "pools": pool,

@@ -35,6 +35,7 @@ RESULTS = ROOT / "loadtests" / "results"
 BIN = Path(sys.executable).parent
 #: BENCH_QUICK=1 (`make bench QUICK=1`): shorter runs and fewer repeats, to see that everything works
 QUICK = os.environ.get("BENCH_QUICK", "") == "1"
+QUICK_NOTE = " with BENCH_QUICK=1 (short runs, fewer repeats: a check that everything works, not a measurement)"
 
 
 def knob(name: str, full: int | float, quick: int | float) -> int | float:
@@ -446,7 +447,11 @@ def compare(label: str, a: Summary, b: Summary, *, fmt: str = "{:.3f}", extra: s
 
 
 def update_readme(name: str, report: str) -> None:
-    """Put the report's table and notes between <!-- NAME:begin/end --> in the README."""
+    """Put the report's table and notes between <!-- NAME:begin/end --> in the README (not after a BENCH_QUICK=1
+    run: its short runs check that everything works; the README keeps the last full measurement)."""
+    if QUICK:
+        print(f"BENCH_QUICK=1: the README keeps its last full {name} figures", flush=True)
+        return
     readme = ROOT / "README.md"
     text = readme.read_text()
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
@@ -469,7 +474,8 @@ def write_report(
     of its raw Locust files in RESULTS/<name>/)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    md = [f"# {title}", "", f"Measured {measured}", "", TABLE_HEAD]
+    stamp = f"Measured {measured}" + (QUICK_NOTE if QUICK else "")
+    md = [f"# {title}", "", stamp, "", TABLE_HEAD]
     md += [s.row() for s in summaries]
     md += ["", *(c.text for c in comparisons), *notes]
     md += [
@@ -483,6 +489,7 @@ def write_report(
         json.dumps(
             {
                 "measured": measured,
+                "quick": QUICK,
                 "meta": meta or {},
                 "comparisons": [c.__dict__ for c in comparisons],
                 "configs": {
