@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test lint format clean config-docs bench-db bench-cache bench-static bench-queue bench-flash
+.PHONY: help install deps run up down status reset test lint format clean config-docs bench bench-db bench-cache bench-static bench-queue bench-flash bench-workers
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ test: install ## Run the test suite against a private stack on free ports (real 
 	$(BIN)/breakwater stack check --browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+bench: deps ## Every benchmark on one private stack, one report in loadtests/results/<time>/ (QUICK=1: short runs)
+	cd loadtests && BENCH_QUICK=$(QUICK) ../$(BIN)/python bench_all.py
+
 bench-db: deps ## Measure the read/write router's overhead against one plain engine (writes loadtests/results/)
 	cd loadtests && ../$(BIN)/python bench_db.py
 
@@ -58,6 +61,9 @@ bench-queue: deps ## Queue blocking and its cure, pools for I/O work, RabbitMQ v
 
 bench-flash: deps ## Flash sale: rejection path vs cached /api/home (Locust), one burst: accepted/s vs written/s (chart)
 	cd loadtests && ../$(BIN)/python bench_flash.py
+
+bench-workers: deps ## gunicorn sync vs gthread vs gevent: replica read, 50 ms upstream, Markdown render, memory
+	cd loadtests && ../$(BIN)/python bench_workers.py
 
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check site tests loadtests db
