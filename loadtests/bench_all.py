@@ -91,21 +91,26 @@ def main() -> int:
     return compose(out, runs, time.time() - started, stack_seconds)
 
 
-def compose(out: Path, runs: dict[str, dict], total: float, stack_seconds: float = 0.0) -> int:
-    report = Report(out, runs, stack_seconds)
-    path = report.build(QUICK, total)
-    update_readme(report.readme_table(), QUICK)
+def compose(out: Path, runs: dict[str, dict], total: float, stack_seconds: float = 0.0, src: Path = RESULTS) -> int:
+    report = Report(out, runs, stack_seconds, src)
+    path = report.build(QUICK or report.quick, total)
+    update_readme(report.readme_table(), QUICK or report.quick)
     print(path.read_text())
     print(f"Report: {path} and {path.with_suffix('.html')}")
     return 0 if all(v["status"] == "ok" for v in runs.values()) else 1
 
 
-def recompose(runners: list[str]) -> int:
-    """A report from the results already in loadtests/results/ (no runner is run)."""
-    out = RESULTS / (time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-recomposed")
-    (out / "logs").mkdir(parents=True)
-    runs = {n: {"status": "recomposed from an earlier run", "seconds": 0.0, "fresh": True} for n in runners}
-    return compose(out, runs, 0.0)
+def recompose(runners: list[str], folder: Path | None = None) -> int:
+    """A report from results already measured (no runner is run): those in loadtests/results/ into a new
+    folder, or an earlier report's folder rewritten in place from its own copies (its run times kept)."""
+    if folder is None:
+        out = RESULTS / (time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-recomposed")
+        (out / "logs").mkdir(parents=True)
+        runs = {n: {"status": "recomposed from an earlier run", "seconds": 0.0, "fresh": True} for n in runners}
+        return compose(out, runs, 0.0)
+    before = json.loads((folder / "report.json").read_text())
+    runs = {n: {**info, "fresh": (folder / f"{n}.json").exists()} for n, info in before["runs"].items()}
+    return compose(folder, runs, before.get("seconds", 0.0), before.get("stack_seconds", 0.0), src=folder)
 
 
 def update_readme(body: str, quick: bool) -> None:
