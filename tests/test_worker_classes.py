@@ -5,8 +5,8 @@ on the test stack's MariaDB and Redis. Eight requests at once to /_bench/workers
 through the router plus a PING to both Redis servers) show how the process served them: one at a time on one
 thread (sync), several at once on several OS threads (gthread), several at once on one OS thread with the socket
 module patched (gevent: PyMySQL and redis-py yielded to each other). /healthz (its checks run on a thread pool)
-and the cached /api/home must answer too: the app's background threads (replication monitor, cache tracker)
-run as greenlets there.
+and the cached /api/home must answer too, and the app's background threads (replication monitor, cache
+invalidation tracker, sold-out listener) must be running: under gevent they are greenlets.
 """
 
 from __future__ import annotations
@@ -96,6 +96,14 @@ def test_app_runs_under_worker_class(gunicorn, worker_class):
     else:
         assert models == {"gevent"} and overlap > 1 and len(threads) == 1, probes
         assert all(p["socket_patched"] for p in probes)
+    # The process's background threads run (greenlets under gevent) and the cache tracker got Redis's
+    # CLIENT TRACKING going (it reports healthy once subscribed).
+    deadline, probe = time.monotonic() + 15, probes[0]
+    while not probe["cache_tracking"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        probe = requests.get(f"{url}/_bench/workers/probe", timeout=30).json()
+    assert {"replication-monitor", "cache-invalidation", "flash-soldout"} <= set(probe["background"]), probe
+    assert probe["cache_tracking"], probe
     health = requests.get(f"{url}/healthz", timeout=10)
     assert health.status_code == 200, health.text
     home = requests.get(f"{url}/api/home", timeout=10)

@@ -7,7 +7,8 @@ sync, gthread and gevent workers.
   50 ms): nothing but waiting.
 * ``/markdown`` - the article renderer on a long document: nothing but CPU.
 * ``/probe`` - ``SELECT SLEEP(0.05)`` through the router (a replica) and a PING to both Redis servers, and how
-  this process serves requests: what tests/test_worker_classes.py checks.
+  this process serves requests and whether its background threads run (the replication monitor, the cache's
+  invalidation tracker, the sold-out listener): what tests/test_worker_classes.py checks.
 
 Every response carries ``X-Bench-Model`` (``process``, ``thread`` or ``gevent``), decided by what the serving
 process really is (is the socket module patched by gevent? is this a worker thread?), not by a setting, so a
@@ -125,6 +126,12 @@ def probe():
     try:
         slept = db.session.execute(text("SELECT SLEEP(0.05)")).scalar_one()
         pings = [bool(current_app.extensions[k].ping()) for k in ("breakwater.redis", "breakwater.redis_cache")]
+        # The per-process background threads (greenlets under gevent): the replication monitor started with the
+        # read above; the cache's invalidation tracker and the sold-out listener start on first use.
+        cache = current_app.extensions["breakwater.cache"]
+        if cache.local is not None:
+            cache.local.ensure_running()
+        current_app.extensions["breakwater.flash.soldout"].is_sold_out(0)
     finally:
         with _lock:
             _inflight -= 1
@@ -139,5 +146,7 @@ def probe():
             "mariadb_sleep": slept,
             "redis_ping": pings,
             "server_software": request.environ.get("SERVER_SOFTWARE", ""),
+            "background": sorted({t.name for t in threading.enumerate()}),
+            "cache_tracking": bool(cache.local is not None and cache.local.healthy),
         }
     )
