@@ -187,7 +187,8 @@ def main() -> int:
         f"bounds for upstream: sync can hold {workers} requests at once ({workers * 20} req/s), gthread "
         f"{workers * threads} ({workers * threads * 20} req/s), gevent all {users} users ({users * 20} req/s).",
         "Memory: peak of the sums over the gunicorn master and its workers, sampled every 0.5 s during each run "
-        "(psutil); RSS counts the pages forked workers share once per process, PSS splits them. Idle = after "
+        "(psutil); the RSS sum counts a page the forked workers share once in every process, PSS splits it between "
+        "them. Idle = after "
         "start-up, before any load.",
         "Checked on every response: X-Bench-Model (process / thread / gevent, from the serving process itself: "
         "a worker thread? gevent's patched socket module?) must match the worker class, else the request failed; "
