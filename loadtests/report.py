@@ -72,7 +72,7 @@ WORKER_CLASSES = {"sync": "processes", "gthread": "threads", "gevent": "coroutin
 
 # ---------------------------------------------------------------------- sections
 class Report:
-    def __init__(self, out: Path, runs: dict[str, dict], stack_seconds: float = 0.0, src: Path = RESULTS) -> None:
+    def __init__(self, out: Path, runs: dict[str, dict], stack_seconds=(0.0, 0.0), src: Path = RESULTS) -> None:
         self.out = out
         self.src = src  # where the runners' <name>.json are: results/, or an earlier report's folder
         self.runs = runs  # runner name -> {"status", "seconds", "fresh"}
@@ -397,8 +397,10 @@ class Report:
             "",
             f"Composed {self.out.name}; the run took {total_seconds / 60:.1f} min"
             + (
-                f" (of which {self.stack_seconds:.0f} s starting the one private stack the runners share)"
-                if self.stack_seconds
+                f" (of which {self.stack_seconds[0]:.0f} s starting"
+                + (f" and {self.stack_seconds[1]:.0f} s stopping" if self.stack_seconds[1] else "")
+                + " the one private stack the runners share)"
+                if any(self.stack_seconds)
                 else ""
             )
             + (
