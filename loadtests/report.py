@@ -92,7 +92,8 @@ class Report:
         data = self.data.get(runner)
         when = f"measured {data.get('measured')}" if data else "no results"
         quick = "; BENCH_QUICK=1" if data and (data.get("quick") or data.get("meta", {}).get("quick")) else ""
-        return f"`{runner}`: {info.get('status', 'not run')}, {info.get('seconds', 0):.0f} s ({when}{quick})"
+        knobs = "".join(f"; {k}={v}" for k, v in info.get("knobs", {}).items())
+        return f"`{runner}`: {info.get('status', 'not run')}, {info.get('seconds', 0):.0f} s ({when}{quick}{knobs})"
 
     def section(self, title: str, runners: list[str], intro: str) -> None:
         self.md += ["", f"## {title}", "", intro, "", "Runners: " + "; ".join(self.status(r) for r in runners), ""]
