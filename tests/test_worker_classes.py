@@ -28,6 +28,7 @@ from breakwater.stack.ports import free_ports
 from breakwater.stack.render import worker_class_args
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+CLASSES = ["sync", "gthread", "gevent"]
 
 
 def test_worker_class_setting_is_checked():
@@ -39,47 +40,48 @@ def test_worker_class_setting_is_checked():
         worker_class_args(Settings({"WEB_WORKER_CLASS": "eventlet"}))
 
 
-@pytest.fixture()
-def gunicorn(stack, tmp_path):
-    """start(worker_class) -> base URL of a one-process gunicorn serving the app with the bench routes."""
-    procs = []
-
-    def start(worker_class: str) -> str:
-        port = free_ports(1)[0]
-        env = stack.settings.child_env()
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        env.update({"BREAKWATER_BENCH_ROUTES": "1", "BREAKWATER_LOG_LEVEL": "WARNING"})
+@pytest.fixture(scope="module")
+def gunicorns(stack, tmp_path_factory) -> dict[str, str]:
+    """worker class -> base URL of a one-process gunicorn serving the app with the bench routes; the three
+    start at once (their start-up is most of this file's time)."""
+    logs = tmp_path_factory.mktemp("gunicorn")
+    env = stack.settings.child_env()
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update({"BREAKWATER_BENCH_ROUTES": "1", "BREAKWATER_LOG_LEVEL": "WARNING"})
+    procs, urls = [], {}
+    for worker_class, port in zip(CLASSES, free_ports(len(CLASSES)), strict=True):
         args = worker_class_args(
             Settings({"WEB_WORKER_CLASS": worker_class, "WEB_THREADS": "4", "WEB_GEVENT_CONNECTIONS": "50"})
         )
-        log = open(tmp_path / f"gunicorn-{worker_class}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
+        log = open(logs / f"{worker_class}.log", "wb")  # noqa: SIM115
+        procs.append(subprocess.Popen(
             [GUNICORN, "--bind", f"127.0.0.1:{port}", "--workers", "1", *args, "--no-control-socket",
              "breakwater.wsgi:app"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
-                    return url
-            except requests.ConnectionError:
+        ))  # fmt: skip
+        urls[worker_class] = f"http://127.0.0.1:{port}"
+    try:
+        for worker_class, url in urls.items():
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"gunicorn {worker_class} did not answer: {(logs / f'{worker_class}.log').read_text()}")
                 time.sleep(0.2)
-        pytest.fail(
-            f"gunicorn {worker_class} did not answer: {(tmp_path / f'gunicorn-{worker_class}.log').read_text()}"
-        )
-
-    yield start
-    for proc in procs:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(20)
+        yield urls
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(20)
 
 
-@pytest.mark.parametrize("worker_class", ["sync", "gthread", "gevent"])
-def test_app_runs_under_worker_class(gunicorn, worker_class):
-    url = gunicorn(worker_class)
+@pytest.mark.parametrize("worker_class", CLASSES)
+def test_app_runs_under_worker_class(gunicorns, worker_class):
+    url = gunicorns[worker_class]
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: requests.get(f"{url}/_bench/workers/probe", timeout=30), range(8)))
     assert all(a.status_code == 200 for a in answers), [a.text[:200] for a in answers]
