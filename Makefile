@@ -11,7 +11,7 @@ SWAGGER_UI ?= 5
 SWAGGER_DIR := site/breakwater/static/vendor/swagger-ui
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench-db bench-cache bench-static bench-queue bench-flash locust
+.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench bench-db bench-cache bench-static bench-queue bench-flash bench-workers locust
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ docs-assets: ## Refresh the vendored Swagger UI of /api/docs from npm (SWAGGER_U
 	@echo "swagger-ui-dist $$(node -p "require('./.docs-assets/package/package.json').version") -> $(SWAGGER_DIR); update the version in its README.txt"
 	rm -rf .docs-assets
 
+bench: deps ## Every benchmark on one private stack, one report in loadtests/results/<time>/ (QUICK=1: short runs)
+	cd loadtests && BENCH_QUICK=$(QUICK) ../$(BIN)/python bench_all.py
+
 bench-db: deps ## Measure the read/write router's overhead against one plain engine (writes loadtests/results/)
 	cd loadtests && ../$(BIN)/python bench_db.py
 
@@ -82,6 +85,9 @@ locust: deps ## Locust's web UI on http://127.0.0.1:8089: visitors, editors, fla
 		|| $(BIN)/breakwater stack up
 	cd loadtests && ../$(BIN)/locust -f locustfile.py --class-picker --web-host 127.0.0.1 --web-port 8089 \
 		--host "$$(../$(BIN)/python -c 'from breakwater.settings import Settings; print(Settings.load().origin_url)')" $(LOCUST_ARGS)
+
+bench-workers: deps ## gunicorn sync vs gthread vs gevent: replica read, 50 ms upstream, Markdown render, memory
+	cd loadtests && ../$(BIN)/python bench_workers.py
 
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check site tests loadtests db

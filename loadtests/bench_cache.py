@@ -6,7 +6,10 @@ gunicorn settings, interleaved with Locust:
 * cached     - the endpoint through the cache (warm: X-Cache hit, served by the per-process tier);
 * memory     - a bare Flask route in the same app returning the same bytes from process memory;
 * redis-only - the same endpoint with BREAKWATER_CACHE_LOCAL=0: every hit is one Redis round trip;
-* uncached   - the endpoint with BREAKWATER_CACHE_ENABLED=0 (every request reads a replica).
+* uncached   - the endpoint with BREAKWATER_CACHE_ENABLED=0 (every request reads a replica);
+* static json (regions only) - the same region's children as the emitted content-hashed file
+  /regions-data/440000.<hash>.json through the stack's Nginx origin (X-Origin-Cache: STATIC; the app's
+  counters must not move). Its payload is the address picker's format, not /api/regions' (see the report).
 
 Every run is checked to be what it claims: each response's X-Cache (hit/stale/miss for cached and
 redis-only, bypass for uncached, none for memory), the server's breakwater_cache_events_total, and
@@ -17,10 +20,10 @@ loadtests/results/bench-cache/, and the README table.
 
 from __future__ import annotations
 
-import os
 import sys
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import redis
 from benchlib import (
@@ -28,6 +31,7 @@ from benchlib import (
     Summary,
     compare,
     delta,
+    knob,
     raw_dir,
     run_locust,
     scrape,
@@ -45,7 +49,13 @@ ENDPOINTS = {
 EVENTS = "breakwater_cache_events_total"
 #: X-Cache values each configuration may answer with ("none": no header). A value past its soft TTL
 #: during a run is refreshed once (miss) while the others get it stale; the counters below do the rest.
-EXPECT = {"cached": "hit,stale,miss", "memory": "none", "redis-only": "hit,stale,miss", "uncached": "bypass"}
+EXPECT = {
+    "cached": "hit,stale,miss", "memory": "none", "redis-only": "hit,stale,miss", "uncached": "bypass",
+    "static json": "none",
+}  # fmt: skip
+#: The region cascade's third way: the same region's children as a content-hashed static JSON file
+#: (/regions-data/<code>.<hash>.json), served by the stack's Nginx origin without asking the app.
+STATIC_JSON = {"regions": "440000"}
 
 
 def same_bytes(url_a: str, url_b: str) -> bool:
@@ -72,15 +82,29 @@ def verify(kind: str, name: str, requests: int, moved: dict[str, float]) -> list
         problems.append(f"check: expected Redis hits; cache hits +{hits:.0f}, Redis MGETs +{mgets:.0f}")
     if kind == "uncached" and (bypass < need or hits or mgets > stray):
         problems.append(f"check: expected bypass; bypass +{bypass:.0f}, hits +{hits:.0f}, Redis MGETs +{mgets:.0f}")
+    if kind == "static json" and (app_requests(moved, "regions_data.serve") or events):
+        problems.append(f"check: {app_requests(moved, 'regions_data.serve'):.0f} static JSON requests reached the app")
     if kind == "memory" and (events or mgets > stray):
         problems.append(f"check: the memory route touched the cache ({events:.0f} events, {mgets:.0f} MGETs)")
     return problems
 
 
+def static_json(stack, code: str) -> str:
+    """The path of the emitted, content-hashed JSON file holding ``code``'s children."""
+    found = sorted((Path(stack.settings["STATIC_DIR"]) / "regions-data").glob(f"{code}.*.json"))
+    if not found:
+        raise RuntimeError(f"no emitted /regions-data/{code}.<hash>.json; did the stack's static build run?")
+    return f"/regions-data/{found[0].name}"
+
+
+def app_requests(moved: dict[str, float], endpoint: str) -> float:
+    return total(moved, "breakwater_http_requests_total", endpoint=endpoint)
+
+
 def main() -> int:
-    users = int(os.environ.get("BENCH_USERS", "16"))
-    seconds = int(os.environ.get("BENCH_SECONDS", "10"))
-    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    users = knob("BENCH_USERS", 16, 16)
+    seconds = knob("BENCH_SECONDS", 10, 3)
+    rounds = knob("BENCH_ROUNDS", 3, 1)
     raw = raw_dir("bench-cache")
     stack, tmp = start_private_stack()
     cached = AppServer("cached", stack, {"BREAKWATER_BENCH_ROUTES": "1", "BREAKWATER_CACHE_ENABLED": "1"})
@@ -88,8 +112,11 @@ def main() -> int:
     uncached = AppServer("uncached", stack, {"BREAKWATER_CACHE_ENABLED": "0"})
     servers = (cached, redis_only, uncached)
     cache_redis = redis.Redis.from_url(stack.settings.redis_cache_url)
+    origin = SimpleNamespace(url=stack.settings.origin_url.rstrip("/"))
+    app_url = f"http://{stack.settings['HOST']}:{stack.settings.int('APP_PORT')}"
     summaries: dict[str, Summary] = {}
     comparisons = []
+    sizes: dict[str, int] = {}
     try:
         for srv in servers:
             srv.start()
@@ -104,18 +131,29 @@ def main() -> int:
                 ("redis-only", redis_only, path),
                 ("uncached", uncached, path),
             ]
+            if name in STATIC_JSON:
+                configs.append(("static json", origin, static_json(stack, STATIC_JSON[name])))
+                with urllib.request.urlopen(origin.url + configs[-1][2], timeout=10) as fetched:
+                    if fetched.headers.get("X-Origin-Cache") != "STATIC":
+                        raise RuntimeError(f"{configs[-1][2]} was not served as a static file by the origin")
+                    sizes[f"{name} static json"] = len(fetched.read())
+                with urllib.request.urlopen(cached.url + path, timeout=10) as fetched:
+                    sizes[f"{name} api"] = len(fetched.read())
             for kind, _, _ in configs:
                 summaries[f"{name} {kind}"] = Summary(f"{name} {kind}")
             for r in range(rounds):
                 for kind, srv, p in configs if r % 2 == 0 else list(reversed(configs)):
                     label = f"{name} {kind}"
                     env = {"BENCH_PATH": p, "BENCH_EXPECT_XCACHE": EXPECT[kind]}
-                    before = {**scrape(srv.url), **redis_mgets(cache_redis)}
+                    if kind == "static json":  # Nginx's static location marks what it served itself
+                        env["BENCH_EXPECT_HEADERS"] = "X-Origin-Cache=STATIC"
+                    metrics = app_url if kind == "static json" else srv.url  # the app behind the origin
+                    before = {**scrape(metrics), **redis_mgets(cache_redis)}
                     result = run_locust(
                         label, SCENARIO, srv.url, users, seconds, "target", env,
-                        raw=raw, run_id=f"{name}-r{r + 1}-{kind}", round_no=r + 1,
+                        raw=raw, run_id=f"{name}-r{r + 1}-{kind.replace(' ', '-')}", round_no=r + 1,
                     )  # fmt: skip
-                    result.checks = delta(before, {**scrape(srv.url), **redis_mgets(cache_redis)})
+                    result.checks = delta(before, {**scrape(metrics), **redis_mgets(cache_redis)})
                     result.problems += verify(kind, name, result.requests, result.checks)
                     summaries[label].runs.append(result)
                     flags = ["locust CPU warning"] if result.locust_cpu_warning else []
@@ -125,7 +163,12 @@ def main() -> int:
                         f"  {'; '.join(flags)}",
                         flush=True,
                     )
-            s = {k: summaries[f"{name} {k}"] for k in EXPECT}
+            s = {k: summaries[f"{name} {k}"] for k in EXPECT if f"{name} {k}" in summaries}
+            if name in STATIC_JSON:
+                comparisons.append(
+                    compare(f"**{name}** static json / uncached", summaries[f"{name} static json"], s["uncached"],
+                            fmt="{:.1f}", extra="x")
+                )  # fmt: skip
             comparisons += [
                 compare(f"**{name}** cached / memory (target at least 0.85)", s["cached"], s["memory"], fmt="{:.2f}"),
                 compare(f"**{name}** redis-only / memory", s["redis-only"], s["memory"], fmt="{:.2f}"),
@@ -146,8 +189,14 @@ def main() -> int:
         "counters (hits for cached and redis-only, bypasses for uncached, none for memory) and the cache Redis's "
         "MGET calls (near zero for cached: the local tier served it; one per request for redis-only). Runs where "
         "Locust warned about its own CPU are not used unless all were flagged (then the row says so).",
+        "Region cascade, static json: the emitted content-hashed file with region 440000's children "
+        f"({sizes.get('regions static json', 0)} bytes, the address picker's format; /api/regions/440000 sends "
+        f"{sizes.get('regions api', 0)} bytes) through the stack's Nginx origin (its 2 CPU-bound workers share the "
+        "cores with Locust), every response checked for X-Origin-Cache: STATIC and the app's counters for no "
+        "request; Locust, not Nginx, is the limit there, so that figure is a lower bound.",
     ]
-    meta = {"users": users, "seconds": seconds, "rounds": rounds, "endpoints": ENDPOINTS}
+    meta = {"users": users, "seconds": seconds, "rounds": rounds, "endpoints": ENDPOINTS, "static_json": STATIC_JSON,
+            "bytes": sizes}  # fmt: skip
     path = write_report(
         "bench-cache",
         "Redis cache: cached vs bytes from memory vs uncached",

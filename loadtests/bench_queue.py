@@ -32,13 +32,13 @@ import uuid
 from pathlib import Path
 
 import redis
-from benchlib import RESULTS, start_private_stack, update_readme
+from benchlib import QUICK, QUICK_NOTE, RESULTS, knob, start_private_stack, update_readme
 from celery import Celery
 
 HERE = Path(__file__).parent
 CELERY = str(Path(sys.executable).parent / "celery")
-BLOCK_SECONDS = float(os.environ.get("BENCH_BLOCK_SECONDS", "24"))
-BLOCK_ROUNDS = int(os.environ.get("BENCH_BLOCK_ROUNDS", "2"))
+BLOCK_SECONDS = knob("BENCH_BLOCK_SECONDS", 24.0, 8.0)
+BLOCK_ROUNDS = knob("BENCH_BLOCK_ROUNDS", 2, 1)
 REDELIVERY_WAIT = 200.0  # Redis: visibility timeout (20 s here) + kombu's restore scan (every 10th 10 s tick)
 
 
@@ -202,7 +202,14 @@ def start_endpoint() -> tuple[str, asyncio.AbstractEventLoop]:
     return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/", loop
 
 
+#: (pool, concurrency, tasks); BENCH_QUICK=1 queues a fifth of the tasks
 POOLS = [("prefork", 2, 40), ("threads", 50, 1000), ("gevent", 200, 3000), ("eventlet", 200, 3000)]
+if QUICK:
+    POOLS = [(pool, conc, n // 5) for pool, conc, n in POOLS]
+BROKER_TASKS = knob("BENCH_BROKER_TASKS", 2000, 400)
+#: Redis gives a dead worker's task back only after its visibility timeout and kombu's slow restore scan
+#: (20 s to 2 min here): BENCH_QUICK=1 leaves that measurement out.
+REDIS_REDELIVERY = not QUICK
 
 
 def pools(broker: str, store: redis.Redis, base_env: dict) -> dict:
@@ -242,7 +249,7 @@ def brokers(urls: dict[str, str], store: redis.Redis, base_env: dict) -> dict:
         run = f"broker-{name}-{uuid.uuid4().hex[:6]}"
         purge(broker, "small", "slow")
         c = client(broker)
-        n = 2000
+        n = BROKER_TASKS
         t0 = time.perf_counter()
         for _ in range(n):
             c.send_task("bench.noop", args=[run], queue="small")
@@ -252,6 +259,13 @@ def brokers(urls: dict[str, str], store: redis.Redis, base_env: dict) -> dict:
         w.stop()
         ends = sorted(float(x) for x in store.lrange(f"bench:{run}:end", 0, -1))
         consume_rate = (len(ends) - 1) / (ends[-1] - ends[0]) if len(ends) > 1 else float("nan")
+        if name == "redis" and not REDIS_REDELIVERY:
+            purge(broker, "small")
+            c.close()
+            results[name] = {"publish_per_s": publish_rate, "consume_per_s": consume_rate, "tasks": n,
+                             "done": len(ends), "redelivery_s": None, "redelivery_skipped": True}  # fmt: skip
+            print(f"  {name}: publish {publish_rate:.0f}/s, consume {consume_rate:.0f}/s, redelivery skipped (quick)")
+            continue
         # Redelivery: a worker (and its pool) SIGKILLed while running a task; a new worker is started at once.
         run2 = f"redeliver-{name}-{uuid.uuid4().hex[:6]}"
         first = Worker(f"redeliver-{name}-1", env, "slow", "prefork", 1)
@@ -283,7 +297,7 @@ def brokers(urls: dict[str, str], store: redis.Redis, base_env: dict) -> dict:
 # ---------------------------------------------------------------------------------------- report
 def report(block: dict, pool: dict, broker: dict, meta: dict, measured: str | None = None) -> str:
     measured = measured or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = ["# Queue benchmark", "", f"Measured {measured}", ""]
+    lines = ["# Queue benchmark", "", f"Measured {measured}" + (QUICK_NOTE if meta.get("quick") else ""), ""]
     lines += ["**1. Queue blocking** (short tasks' queue wait, ms)", ""]
     lines += ["| layout | p50 | p95 | max | p95 per round | short tasks |", "|---|---|---|---|---|---|"]
     for name, r in block.items():
@@ -323,6 +337,8 @@ def report(block: dict, pool: dict, broker: dict, meta: dict, measured: str | No
     ]
     for name, r in broker.items():
         red = f"{r['redelivery_s']:.1f} s" if r["redelivery_s"] is not None else f"none within {REDELIVERY_WAIT:.0f} s"
+        if r.get("redelivery_skipped"):
+            red = "not measured (BENCH_QUICK=1)"
         lines.append(f"| {name} | {r['publish_per_s']:.0f} | {r['consume_per_s']:.0f} | {red} |")
     lines += [
         "",
@@ -365,14 +381,15 @@ def main() -> None:
         pool = pools(amqp, store, base_env)
         print("3. brokers")
         broker = brokers({"rabbitmq": amqp, "redis": s.redis_url}, store, base_env)
-        meta = {"cpus": os.cpu_count(), "machine": os.uname().nodename, "block_seconds": BLOCK_SECONDS,
+        meta = {"cpus": os.cpu_count(), "machine": os.uname().nodename, "block_seconds": BLOCK_SECONDS, "quick": QUICK,
                 "loadavg_at_end": os.getloadavg()}  # fmt: skip
         text = report(block, pool, broker, meta)
         (RESULTS / "bench-queue.md").write_text(text)
         (RESULTS / "bench-queue.json").write_text(
             json.dumps(
                 {
-                    "measured": text.split("\n")[2].removeprefix("Measured "),
+                    "measured": text.split("\n")[2].removeprefix("Measured ").removesuffix(QUICK_NOTE),
+                    "quick": QUICK,
                     "meta": meta,
                     "blocking": block,
                     "pools": pool,

@@ -16,7 +16,10 @@ one run on this machine:
    * ``dynamic cached`` - ``/?bench=1`` through the same origin: any query string goes to the app,
      which renders the homepage from its Redis-cached data (X-Cache hit/stale/miss, no X-Origin-Cache);
    * ``dynamic uncached`` - an extra gunicorn with BREAKWATER_CACHE_ENABLED=0 and the stack app's
-     workers and threads, hit directly (X-Cache: bypass; every request reads a replica).
+     workers and threads, hit directly (X-Cache: bypass; every request reads a replica);
+   * ``dynamic uncached primary-only`` - the same, but one plain engine on the primary (BREAKWATER_DB_ROUTING=0,
+     BREAKWATER_DB_REPLICAS=<the primary>): the site with one database and no cache (checked: Com_select);
+   * ``edge`` - ``/`` through the Varnish edge (X-Edge-Cache: HIT; Locust is the limit, as for static).
 3. **Publish latency under load**: while Locust visitors read pages through the edge and the origin
    at a steady rate, an editor PATCHes an article's title through the API; from the response on, the
    article page is polled every 20 ms anonymously at the origin and at the edge until the new title
@@ -55,6 +58,7 @@ from benchlib import (
     Summary,
     compare,
     delta,
+    knob,
     raw_dir,
     run_locust,
     scrape,
@@ -234,6 +238,31 @@ def varnish_counters(workdir: Path) -> dict[str, float]:
     data = json.loads(out)
     counters = data.get("counters", data)  # varnishstat 7 nests them; 6 does not
     return {f"varnish_{k.removeprefix('MAIN.')}": float(v["value"]) for k, v in counters.items() if "value" in v}
+
+
+class NodeSelects:
+    """Com_select of every database node, read over the monitor user: which node served the reads."""
+
+    def __init__(self, stack) -> None:
+        from sqlalchemy import create_engine
+
+        s = stack.settings
+        nodes = [("primary", *s.primary_address)]
+        nodes += [(f"replica{i}", h, p) for i, (h, p) in enumerate(s.replica_addresses, start=1)]
+        self.engines = {name: create_engine(s.database_url(h, p, "DB_MONITOR_USER")) for name, h, p in nodes}
+
+    def read(self) -> dict[str, float]:
+        from sqlalchemy import text
+
+        out = {}
+        for name, engine in self.engines.items():
+            with engine.connect() as conn:
+                out[f"com_select:{name}"] = float(conn.execute(text("SHOW GLOBAL STATUS LIKE 'Com_select'")).one()[1])
+        return out
+
+    def dispose(self) -> None:
+        for engine in self.engines.values():
+            engine.dispose()
 
 
 def app_home_requests(moved: dict[str, float]) -> float:
@@ -416,13 +445,13 @@ def record(summaries: dict[str, Summary], result: RunResult, rounds: int) -> Non
 
 
 def main() -> int:
-    seconds = int(os.environ.get("BENCH_SECONDS", "10"))
-    wrk_seconds = int(os.environ.get("BENCH_WRK_SECONDS", str(max(3, seconds // 2))))
-    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    seconds = knob("BENCH_SECONDS", 10, 3)
+    wrk_seconds = knob("BENCH_WRK_SECONDS", max(3, seconds // 2), 2)
+    rounds = knob("BENCH_ROUNDS", 3, 1)
     users = int(os.environ.get("BENCH_USERS", "16"))
     connections = int(os.environ.get("BENCH_CONNECTIONS", "64"))
     wrk_threads = int(os.environ.get("BENCH_WRK_THREADS", "2"))
-    samples = int(os.environ.get("BENCH_PUBLISH_SAMPLES", "20"))
+    samples = knob("BENCH_PUBLISH_SAMPLES", 20, 5)
     timeout = float(os.environ.get("BENCH_PUBLISH_TIMEOUT", "5"))
     visitors = int(os.environ.get("BENCH_VISITORS", "20"))
     visitor_rate = float(os.environ.get("BENCH_VISITOR_RATE", "5"))
@@ -437,7 +466,7 @@ def main() -> int:
     workers, threads = s.int("WEB_WORKERS"), s.int("WEB_THREADS")
     # Its own metrics folder: with more than one worker, /metrics must add up every worker's counters.
     prom = Path(s["STATE_DIR"]) / "bench-uncached-metrics"
-    prom.mkdir()
+    prom.mkdir(exist_ok=True)
     uncached = AppServer(
         "uncached",
         stack,
@@ -445,6 +474,24 @@ def main() -> int:
         workers=workers,
         threads=threads,
     )
+    # The site before any of its techniques: one database, no cache. A plain engine (no router) bound to the
+    # primary: BREAKWATER_DB_ROUTING=0 binds the first "replica", here the primary's own address.
+    prom_primary = Path(s["STATE_DIR"]) / "bench-primary-metrics"
+    prom_primary.mkdir(exist_ok=True)
+    primary_host, primary_port = s.primary_address
+    primary_only = AppServer(
+        "primary-only",
+        stack,
+        {
+            "BREAKWATER_CACHE_ENABLED": "0",
+            "BREAKWATER_DB_ROUTING": "0",
+            "BREAKWATER_DB_REPLICAS": f"{primary_host}:{primary_port}",
+            "PROMETHEUS_MULTIPROC_DIR": str(prom_primary),
+        },
+        workers=workers,
+        threads=threads,
+    )
+    selects = NodeSelects(stack)
     minimal = MinimalNginx(Path(s["STATIC_DIR"]) / "index.html")
     summaries: dict[str, Summary] = {}
     comparisons = []
@@ -453,6 +500,7 @@ def main() -> int:
     checks: dict[str, object] = {}
     try:
         uncached.start()
+        primary_only.start()
         minimal.start()
 
         # ---- same bytes, right headers, before anything is measured
@@ -517,30 +565,47 @@ def main() -> int:
             ("locust: static", origin, "/", "X-Origin-Cache=STATIC;X-Cache=none"),
             ("locust: dynamic cached", origin, "/?bench=1", "X-Cache=hit,stale,miss;X-Origin-Cache=none"),
             ("locust: dynamic uncached", uncached.url, "/", "X-Cache=bypass"),
+            ("locust: dynamic uncached primary-only", primary_only.url, "/", "X-Cache=bypass"),
+            ("locust: edge", edge, "/", "X-Edge-Cache=HIT"),
         ]
         for label, *_ in locust_configs:
             summaries[label] = Summary(label)
         for r in range(rounds):
             for label, host, path, expect in locust_configs if r % 2 == 0 else list(reversed(locust_configs)):
-                server = uncached.url if "uncached" in label else app
-                before = scrape(server)
+                server = {uncached.url: uncached.url, primary_only.url: primary_only.url}.get(host, app)
+                before = {**scrape(server), **selects.read()}
+                vbefore = varnish_counters(stack.layout.edge_workdir) if label.endswith("edge") else {}
                 env = {"BENCH_PATH": path, "BENCH_EXPECT_HEADERS": expect}
                 result = run_locust(
                     label, GET_PATH, host, users, seconds, "target", env,
                     raw=raw, run_id=f"locust-r{r + 1}-" + label.removeprefix("locust: ").replace(" ", "-"),
                     round_no=r + 1,
                 )  # fmt: skip
-                moved = delta(before, scrape(server))
+                moved = delta(before, {**scrape(server), **selects.read()})
+                if vbefore:
+                    moved.update(delta(vbefore, varnish_counters(stack.layout.edge_workdir)))
                 result.checks = moved
                 home = app_home_requests(moved)
                 hits = sum(total(moved, EVENTS, name="home", result=k) for k in ("hit", "stale"))
                 bypass = total(moved, EVENTS, name="home", result="bypass")
                 need = 0.9 * result.requests
-                if label.endswith("static") and home:
+                if (label.endswith("static") or label.endswith("edge")) and home:
                     result.problems.append(f"check: {home:.0f} requests reached the app's /")
+                if label.endswith("edge") and moved.get("varnish_cache_hit", 0) < 0.99 * result.requests:
+                    result.problems.append(f"check: edge hits +{moved.get('varnish_cache_hit', 0):.0f}")
+                if label.endswith("primary-only"):
+                    on_primary, on_replicas = (
+                        moved.get("com_select:primary", 0),
+                        sum(v for k, v in moved.items() if k.startswith("com_select:replica")),
+                    )
+                    if on_primary < result.requests or on_replicas > 0.1 * on_primary:
+                        result.problems.append(
+                            f"check: expected reads on the primary only; Com_select primary +{on_primary:.0f}, "
+                            f"replicas +{on_replicas:.0f}"
+                        )
                 if label.endswith("cached") and "uncached" not in label and (home < need or hits < need):
                     result.problems.append(f"check: expected app-rendered cache hits; / +{home:.0f}, hits +{hits:.0f}")
-                if label.endswith("uncached") and (bypass < need or hits):
+                if "uncached" in label and (bypass < need or hits):
                     result.problems.append(f"check: expected bypass; bypass +{bypass:.0f}, hits +{hits:.0f}")
                 record(summaries, result, rounds)
 
@@ -573,6 +638,8 @@ def main() -> int:
     finally:
         minimal.stop()
         uncached.stop()
+        primary_only.stop()
+        selects.dispose()
         stack.down(quiet=True)
         tmp.cleanup()
 
@@ -603,6 +670,20 @@ def main() -> int:
             sm["locust: static"],
             sm["locust: dynamic cached"],
             fmt="{:.1f}",
+            extra="x",
+        ),
+        compare(
+            "Dynamic uncached (replicas) / dynamic uncached primary-only (Locust)",
+            sm["locust: dynamic uncached"],
+            sm["locust: dynamic uncached primary-only"],
+            fmt="{:.2f}",
+            extra="x",
+        ),
+        compare(
+            "Edge / static (Locust; Locust is the limit for both)",
+            sm["locust: edge"],
+            sm["locust: static"],
+            fmt="{:.2f}",
             extra="x",
         ),
         compare(
@@ -679,7 +760,11 @@ def main() -> int:
         f"({workers} workers x {threads} threads), homepage data from the cache (its per-process tier, kept current by "
         "Redis), the origin's microcache off (BREAKWATER_ORIGIN_MICROCACHE=0 for the whole stack); dynamic uncached "
         f"= an extra gunicorn, same {workers} x {threads}, BREAKWATER_CACHE_ENABLED=0, hit directly (no Nginx hop, "
-        "no compression: both favour it, so static/uncached is if anything understated).",
+        "no compression: both favour it, so static/uncached is if anything understated); dynamic uncached "
+        "primary-only = another such gunicorn with one plain engine on the primary (BREAKWATER_DB_ROUTING=0, "
+        "BREAKWATER_DB_REPLICAS=<the primary's address>), the site with one database and no cache (checked: "
+        "Com_select moves on the primary, not on the replicas); edge = / through Varnish (every response "
+        "X-Edge-Cache: HIT, Varnish's hit counter checked).",
         "Checked on every run: wrk's non-2xx/socket errors (failures) and bytes per response; the app's requests "
         "for / (none for static and edge runs); Varnish's hit counter (every edge request a hit); each Locust "
         "response's X-Origin-Cache / X-Cache (a wrong one is a failed request) and the app's cache counters (hits for "

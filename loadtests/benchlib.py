@@ -19,17 +19,95 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from breakwater.settings import Settings
 from breakwater.stack import Stack
 from breakwater.stack.ports import free_ports
+from breakwater.stack.render import worker_class_args
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "loadtests" / "results"
 BIN = Path(sys.executable).parent
+#: BENCH_QUICK=1 (`make bench QUICK=1`): shorter runs and fewer repeats, to see that everything works
+QUICK = os.environ.get("BENCH_QUICK", "") == "1"
+QUICK_NOTE = " with BENCH_QUICK=1 (short runs, fewer repeats: a check that everything works, not a measurement)"
+
+
+def knob(name: str, full: int | float, quick: int | float) -> int | float:
+    """``name`` from the environment if set, else the full run's value (or the quick one under BENCH_QUICK=1)."""
+    raw = os.environ.get(name, "").strip()
+    return type(full)(raw) if raw else (quick if QUICK else full)
+
+
+class MemorySampler:
+    """The resident memory of a process and all its descendants (a gunicorn master and its workers), sampled
+    every ``interval`` seconds in a thread while a run lasts; the peak sums are kept. The RSS sum counts a page
+    that forked workers share in every one of them; PSS splits it between them, so it adds up to what the tree
+    really uses."""
+
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        self.pid, self.interval = pid, interval
+        self.peak_rss = self.peak_pss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> tuple[int, int]:
+        import psutil  # Locust depends on it
+
+        root = psutil.Process(self.pid)
+        rss = pss = 0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                info = proc.memory_full_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            rss, pss = rss + info.rss, pss + getattr(info, "pss", info.rss)
+        return rss, pss
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss, pss = self.sample()
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+#: `make bench` starts one private stack for all its runners and names a JSON file with its environment here
+SHARED_STACK = "BENCH_SHARED_STACK"
+#: settings that only shape a stack's start (or its logs): a shared stack need not match them
+START_ONLY = {"BREAKWATER_PAGES_BUILD_ON_START", "BREAKWATER_LOG_LEVEL"}
+
+
+class SharedStack(Stack):
+    """The stack `make bench` started for all its runners: used as it is; ``down`` leaves it running."""
+
+    def down(self, *args, **kwargs) -> None:
+        return None
+
+
+def shared_stack_env(overrides: dict[str, str], echo=print) -> dict[str, str] | None:
+    """The environment of `make bench`'s stack when there is one and it has every setting this runner asks for."""
+    path = os.environ.get(SHARED_STACK, "")
+    if not path:
+        return None
+    env = json.loads(Path(path).read_text())
+    missing = {k: v for k, v in overrides.items() if k not in START_ONLY and env.get(k) != v}
+    if missing:
+        echo(f"the shared stack lacks {missing}; starting a private one")
+        return None
+    return env
 
 
 def start_private_stack(
@@ -38,7 +116,14 @@ def start_private_stack(
     """A stack of its own on free ports; a failed start is cleaned up and tried once more (on a
     shared machine mariadb-install-db now and then trips over another process's temporary files).
     ``overrides`` are BREAKWATER_* settings for the whole stack (e.g. the origin's microcache); ``extra``
-    the same without the prefix."""
+    the same without the prefix. Under `make bench` (BENCH_SHARED_STACK) the composer's stack is used
+    instead when it has those settings: one stack start instead of one per runner."""
+    wanted = {**(overrides or {}), **{f"BREAKWATER_{k}": v for k, v in (extra or {}).items()}}
+    env = shared_stack_env(wanted, echo)
+    if env is not None:
+        echo(f"using the shared stack in {env['BREAKWATER_STATE_DIR']}")
+        # A scratch folder of the runner's own (the stack's state stays the composer's)
+        return SharedStack(env, echo=echo), tempfile.TemporaryDirectory(prefix="breakwater-bench-")
     try:
         return _start_private_stack(echo, overrides or {}, extra or {})
     except Exception as exc:
@@ -79,6 +164,8 @@ class AppServer:
     overrides: dict[str, str]
     workers: int = 1
     threads: int = 4
+    worker_class: str = "gthread"  # sync | gthread | gevent (as BREAKWATER_WEB_WORKER_CLASS)
+    connections: int = 100  # gevent: requests one worker serves at once
     port: int = 0
     proc: subprocess.Popen | None = None
 
@@ -95,10 +182,15 @@ class AppServer:
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 str(self.workers),
-                "--threads",
-                str(self.threads),
-                "--worker-class",
-                "gthread",
+                *worker_class_args(
+                    Settings(
+                        {
+                            "WEB_WORKER_CLASS": self.worker_class,
+                            "WEB_THREADS": str(self.threads),
+                            "WEB_GEVENT_CONNECTIONS": str(self.connections),
+                        }
+                    )
+                ),
                 "--no-control-socket",
                 "breakwater.wsgi:app",
             ],
@@ -355,7 +447,11 @@ def compare(label: str, a: Summary, b: Summary, *, fmt: str = "{:.3f}", extra: s
 
 
 def update_readme(name: str, report: str) -> None:
-    """Put the report's table and notes between <!-- NAME:begin/end --> in the README."""
+    """Put the report's table and notes between <!-- NAME:begin/end --> in the README (not after a BENCH_QUICK=1
+    run: its short runs check that everything works; the README keeps the last full measurement)."""
+    if QUICK:
+        print(f"BENCH_QUICK=1: the README keeps its last full {name} figures", flush=True)
+        return
     readme = ROOT / "README.md"
     text = readme.read_text()
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
@@ -378,7 +474,8 @@ def write_report(
     of its raw Locust files in RESULTS/<name>/)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    md = [f"# {title}", "", f"Measured {measured}", "", TABLE_HEAD]
+    stamp = f"Measured {measured}" + (QUICK_NOTE if QUICK else "")
+    md = [f"# {title}", "", stamp, "", TABLE_HEAD]
     md += [s.row() for s in summaries]
     md += ["", *(c.text for c in comparisons), *notes]
     md += [
@@ -392,6 +489,7 @@ def write_report(
         json.dumps(
             {
                 "measured": measured,
+                "quick": QUICK,
                 "meta": meta or {},
                 "comparisons": [c.__dict__ for c in comparisons],
                 "configs": {

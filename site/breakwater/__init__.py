@@ -140,8 +140,10 @@ def _register_blueprints(app: Flask, csrf) -> None:
         app.register_blueprint(bp)
     if app.extensions["breakwater.settings"].flag("BENCH_ROUTES"):
         from breakwater.bench import views as bench_views
+        from breakwater.bench import workers as bench_workers
 
         app.register_blueprint(bench_views.bp)
+        app.register_blueprint(bench_workers.bp)
     # Session-authenticated editor writes check the CSRF token themselves; bearer tokens need none.
     csrf.exempt(editor_api.bp)
     app.register_blueprint(editor_api.bp)

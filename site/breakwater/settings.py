@@ -72,6 +72,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEB_WORKERS", "2", "gunicorn worker processes."),
     Setting("WEB_THREADS", "4", "Threads per gunicorn worker (gthread)."),
     Setting(
+        "WEB_WORKER_CLASS",
+        "gthread",
+        "gunicorn worker class: `sync` (one request per process at a time), `gthread` (WEB_THREADS threads per "
+        "process) or `gevent` (coroutines, up to WEB_GEVENT_CONNECTIONS requests per process).",
+    ),
+    Setting(
+        "WEB_GEVENT_CONNECTIONS", "100", "Requests one gevent worker serves at once (gunicorn --worker-connections)."
+    ),
+    Setting(
         "WEB_INSTANCES",
         "1",
         "gunicorn instances the stack starts (programs app, app2, ... on APP_PORT, APP_PORT+1, ...); "
@@ -189,7 +198,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("CACHE_PREFIX", "bw", "Prefix of every cache key in Redis.", scope="app"),
     Setting("CACHE_BREAKER_COOLDOWN", "5.0", "Seconds to skip Redis after it failed.", scope="app"),
-    Setting("BENCH_ROUTES", "0", "Set 1 to mount /_bench/memory/* (benchmarks only).", scope="app"),
+    Setting(
+        "BENCH_ROUTES", "0", "Set 1 to mount /_bench/memory/* and /_bench/workers/* (benchmarks only).", scope="app"
+    ),
     Setting("ARTICLE_MAX_BYTES", "200000", "Largest accepted article body (Markdown), in bytes.", scope="app"),
     Setting("LOGIN_FAIL_RATE", "5/minute", "Failed logins allowed per client address and account name.", scope="app"),
     Setting("SECRET_KEY", "", "Flask session signing key (generated).", secret=True, scope="app"),
@@ -234,6 +245,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+#: gunicorn worker classes the app is tested under (tests/test_worker_classes.py)
+WEB_WORKER_CLASSES = ("sync", "gthread", "gevent")
 PREFIX = "BREAKWATER_"
 
 
@@ -382,6 +395,17 @@ class Settings:
     def _local_redis(self, port_setting: str) -> str:
         auth = f":{quote(self._values['REDIS_PASSWORD'], safe='')}@" if self._values["REDIS_PASSWORD"] else ""
         return f"redis://{auth}{self._values['HOST']}:{self.int(port_setting)}/0"
+
+    @property
+    def web_worker_class(self) -> str:
+        """gunicorn's worker class for the app (WEB_WORKER_CLASS), checked."""
+        value = self._values["WEB_WORKER_CLASS"].strip().lower()
+        if value not in WEB_WORKER_CLASSES:
+            raise ValueError(
+                f"BREAKWATER_WEB_WORKER_CLASS={value!r} is not a worker class this stack runs; set it to one of "
+                f"{', '.join(WEB_WORKER_CLASSES)}."
+            )
+        return value
 
     @property
     def app_servers(self) -> list[tuple[str, int]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from breakwater.settings import ROOT, Settings
+from breakwater.stack.errors import StackError
 from breakwater.stack.layout import Layout
 from breakwater.stack.programs import nginx_mime_types, rabbitmq_bin, which
 
@@ -52,6 +53,20 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else (which(name) or name)
 
 
+def worker_class_args(s) -> list[str]:
+    """gunicorn's worker class and its concurrency knob from WEB_WORKER_CLASS: threads only for gthread
+    (gunicorn turns ``sync`` with more than one thread into gthread), connections only for gevent."""
+    try:
+        worker_class = s.web_worker_class
+    except ValueError as exc:
+        raise StackError(str(exc)) from None
+    if worker_class == "gthread":
+        return ["--worker-class", "gthread", "--threads", str(s.int("WEB_THREADS"))]
+    if worker_class == "gevent":
+        return ["--worker-class", "gevent", "--worker-connections", str(s.int("WEB_GEVENT_CONNECTIONS"))]
+    return ["--worker-class", "sync", "--threads", "1"]
+
+
 def programs(layout: Layout) -> list[Program]:
     s = layout.settings
     host = s["HOST"]
@@ -74,10 +89,7 @@ def programs(layout: Layout) -> list[Program]:
             f"{host}:{inst.port}",
             "--workers",
             str(s.int("WEB_WORKERS")),
-            "--threads",
-            str(s.int("WEB_THREADS")),
-            "--worker-class",
-            "gthread",
+            *worker_class_args(s),
             "--error-logfile",
             "-",
             "--no-control-socket",  # one shared ~/.gunicorn socket would collide between stacks

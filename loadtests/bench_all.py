@@ -1,0 +1,150 @@
+"""`make bench` (`make bench QUICK=1`): every benchmark runner, one after another, headless, into one report.
+
+Starts one private stack for all runners (the union of the settings they ask for: the origin's microcache off,
+the flash sale's per-buyer and write limits raised), then runs bench_static, bench_cache, bench_db,
+bench_workers, bench_queue and bench_flash as subprocesses with BENCH_SHARED_STACK naming that stack (a runner
+whose settings the stack lacks starts its own), each writing loadtests/results/<name>.json as it does alone.
+The report (loadtests/report.py) goes to loadtests/results/<timestamp>/report.md and report.html, with charts,
+copies of every runner's report and raw files, and each runner's log; the README shows its table.
+
+BENCH_QUICK=1: shorter runs and fewer repeats in every runner. BENCH_ONLY=static,cache: only those runners
+(the report then says which sections were not run). BENCH_PRIVATE_STACKS=1: every runner starts its own stack.
+`python report.py` recomposes a report from the results already in loadtests/results/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchlib import QUICK, RESULTS, ROOT, SHARED_STACK, start_private_stack
+from report import Report
+
+HERE = Path(__file__).parent
+#: in this order: the stack is freshest for the homepage figures; the flash sale's buyers and orders come last
+RUNNERS = ["bench-static", "bench-cache", "bench-db", "bench-workers", "bench-queue", "bench-flash"]
+#: what the runners ask of a stack (bench_static: microcache off; bench_flash: its limits raised)
+SHARED_OVERRIDES = {
+    "BREAKWATER_ORIGIN_MICROCACHE": "0",
+    "BREAKWATER_FLASH_USER_RATE": "100000/second",
+    "BREAKWATER_ORIGIN_WRITE_RATE": "100000r/s",
+    "BREAKWATER_ORIGIN_WRITE_BURST": "100000",
+    # nothing the benchmarks leave running needs the default 30 s to finish when the stack stops
+    "BREAKWATER_WORKER_SHUTDOWN_TIMEOUT": "5",
+}
+
+
+#: A full `make bench` runs a few runners with shorter runs than they use alone (still three interleaved rounds),
+#: so that the whole run stays under 30 minutes; a value set in the environment wins.
+FULL_RUN = {
+    "bench-static": {"BENCH_SECONDS": "8"},
+    "bench-cache": {"BENCH_SECONDS": "6"},
+    "bench-db": {"BENCH_SECONDS": "10"},
+    "bench-workers": {"BENCH_SECONDS": "6"},
+    "bench-queue": {"BENCH_BLOCK_SECONDS": "16"},
+}
+
+
+def run_runner(name: str, out: Path, env: dict[str, str]) -> dict:
+    script = HERE / (name.replace("-", "_") + ".py")
+    knobs = {} if QUICK else {k: v for k, v in FULL_RUN.get(name, {}).items() if not os.environ.get(k)}
+    env = {**env, **knobs}
+    log = out / "logs" / f"{name}.log"
+    started = time.time()
+    print(f"== {name} ...", flush=True)
+    with log.open("w") as fh:
+        proc = subprocess.run([sys.executable, str(script)], cwd=HERE, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    seconds = time.time() - started
+    result = RESULTS / f"{name}.json"
+    fresh = result.exists() and result.stat().st_mtime >= started
+    if proc.returncode == 0 and fresh:
+        status = "ok"
+    elif fresh:
+        status = f"exit {proc.returncode} (results written; see its log)"
+    else:  # older results must not pass as this run's: the report leaves them out
+        status = f"failed, exit {proc.returncode}, no new results (see logs/{name}.log)"
+    print(f"== {name}: {status} in {seconds:.0f} s", flush=True)
+    return {"status": status, "seconds": seconds, "exit_code": proc.returncode, "fresh": fresh, "knobs": knobs}
+
+
+def selected() -> list[str]:
+    only = [f"bench-{n.strip().removeprefix('bench-').removeprefix('bench_')}"
+            for n in os.environ.get("BENCH_ONLY", "").split(",") if n.strip()]  # fmt: skip
+    unknown = sorted(set(only) - set(RUNNERS))
+    if unknown:
+        raise SystemExit(f"BENCH_ONLY names unknown runners {unknown}; choose from {', '.join(RUNNERS)}.")
+    return [r for r in RUNNERS if not only or r in only]
+
+
+def main() -> int:
+    runners = selected()
+    out = RESULTS / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    (out / "logs").mkdir(parents=True)
+    started = time.time()
+    env = dict(os.environ)
+    stack = tmp = None
+    start_s = stop_s = 0.0  # starting and stopping the shared stack
+    runs: dict[str, dict] = {}
+    try:
+        if os.environ.get("BENCH_PRIVATE_STACKS") != "1":
+            print("== starting one private stack for all runners", flush=True)
+            stack, tmp = start_private_stack(overrides=SHARED_OVERRIDES)
+            env_file = Path(tmp.name) / "stack-env.json"
+            env_file.write_text(json.dumps(stack.env))
+            env[SHARED_STACK] = str(env_file)
+            start_s = time.time() - started
+        for name in runners:
+            runs[name] = run_runner(name, out, env)
+    finally:
+        if stack is not None:
+            stopping = time.time()
+            stack.down(quiet=True)
+            tmp.cleanup()
+            stop_s = time.time() - stopping
+    return compose(out, runs, time.time() - started, (start_s, stop_s))
+
+
+def compose(out: Path, runs: dict[str, dict], total: float, stack_seconds=(0.0, 0.0), src: Path = RESULTS) -> int:
+    report = Report(out, runs, stack_seconds, src)
+    path = report.build(QUICK or report.quick, total)
+    update_readme(report.readme_table(), QUICK or report.quick)
+    print(path.read_text())
+    print(f"Report: {path} and {path.with_suffix('.html')}")
+    return 0 if all(v["status"] == "ok" for v in runs.values()) else 1
+
+
+def recompose(runners: list[str], folder: Path | None = None) -> int:
+    """A report from results already measured (no runner is run): those in loadtests/results/ into a new
+    folder, or an earlier report's folder rewritten in place from its own copies (its run times kept)."""
+    if folder is None:
+        out = RESULTS / (time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-recomposed")
+        (out / "logs").mkdir(parents=True)
+        runs = {n: {"status": "recomposed from an earlier run", "seconds": 0.0, "fresh": True} for n in runners}
+        return compose(out, runs, 0.0)
+    before = json.loads((folder / "report.json").read_text())
+    runs = {n: {**info, "fresh": (folder / f"{n}.json").exists()} for n, info in before["runs"].items()}
+    stack = before.get("stack_seconds", 0.0)
+    return compose(folder, runs, before.get("seconds", 0.0), stack if isinstance(stack, list) else (stack, 0.0), folder)
+
+
+def update_readme(body: str, quick: bool) -> None:
+    """The composite table between <!-- bench:begin/end --> in the README (a quick run says so there)."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    if begin not in text or end not in text:
+        return
+    if quick:
+        body = (
+            "(BENCH_QUICK=1: short runs, fewer repeats; a check that everything works, not a measurement.)\n\n" + body
+        )
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    readme.write_text(text[:start] + "\n" + body + "\n" + text[stop:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
