@@ -135,6 +135,9 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
         },
         timezone="UTC",
     )
+    from breakwater.queues.green import GuardEventDrain
+
+    celery.steps["consumer"].add(GuardEventDrain)  # gevent workers: see breakwater/queues/green.py
     celery.set_default()
     app.extensions["celery"] = celery
     return celery
