@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +25,7 @@ from breakwater.stack.errors import StackError
 from breakwater.stack.layout import Layout
 from breakwater.stack.ports import accepts, port_in_use
 from breakwater.stack.programs import ensure_programs
-from breakwater.stack.render import programs, render_all
+from breakwater.stack.render import _bin, programs, render_all
 from breakwater.stack.secrets import ensure_secrets
 from breakwater.stack.supervisor import Supervisor, read_pid
 
@@ -199,17 +200,17 @@ class Stack:
 
         seed_all(self.settings)
 
-    def build_pages(self):
-        """A full static build in this process (the worker rebuilds incrementally afterwards)."""
-        from breakwater import create_app
-        from breakwater.extensions import db
-        from breakwater.pages.builder import Builder
-
-        app = create_app(self.settings)
-        try:
-            return Builder(app).build_all()
-        finally:
-            db.dispose()
+    def build_pages(self) -> str:
+        """A full static build (the worker rebuilds incrementally afterwards), as ``breakwater pages build``
+        in a process of its own: building in this one would point the process-wide ``db`` at this stack,
+        behind the back of any app the caller (a test session, a benchmark) already runs."""
+        result = subprocess.run(
+            [_bin("breakwater"), "pages", "build"],
+            env=self.settings.child_env(), capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise StackError(f"the static build failed: {(result.stderr or result.stdout).strip()[-600:]}")
+        return result.stdout.strip()
 
     def wait_healthy(self, timeout: float = 60.0) -> dict:
         url = self.settings.origin_url + "/healthz"
