@@ -196,20 +196,22 @@ class Stack:
         upgrade(self.settings, revision)
 
     def seed(self) -> None:
-        from breakwater.database.seed import seed_all
-
-        seed_all(self.settings)
+        """The seed data, as ``breakwater db seed`` in a process of its own (see :meth:`_cli`)."""
+        self._cli("db", "seed", what="loading the seed data")
 
     def build_pages(self) -> str:
-        """A full static build (the worker rebuilds incrementally afterwards), as ``breakwater pages build``
-        in a process of its own: building in this one would point the process-wide ``db`` at this stack,
-        behind the back of any app the caller (a test session, a benchmark) already runs."""
+        """A full static build (the worker rebuilds incrementally afterwards)."""
+        return self._cli("pages", "build", what="the static build")
+
+    def _cli(self, *args: str, what: str) -> str:
+        """``breakwater ARGS`` against this stack, in a process of its own: creating an app in this one
+        would point the process-wide ``db`` at this stack, behind the back of any app the caller (a test
+        session, a benchmark) already runs."""
         result = subprocess.run(
-            [_bin("breakwater"), "pages", "build"],
-            env=self.settings.child_env(), capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            [_bin("breakwater"), *args], env=self.settings.child_env(), capture_output=True, text=True, timeout=600
+        )
         if result.returncode != 0:
-            raise StackError(f"the static build failed: {(result.stderr or result.stdout).strip()[-600:]}")
+            raise StackError(f"{what} failed: {(result.stderr or result.stdout).strip()[-600:]}")
         return result.stdout.strip()
 
     def wait_healthy(self, timeout: float = 60.0) -> dict:
