@@ -223,6 +223,23 @@ def test_a_replaced_page_is_served_new_at_once(origin, static, slug):
     assert served == [page("new")] * 10, "a worker served the replaced file after the replace"
 
 
+def test_the_access_log_skips_emitted_pages_and_keeps_what_reaches_the_app(origin, settings, static, slug):
+    """Behind the edge a static hit is a page view the edge logs; the origin logs what reaches the app."""
+    static(f"articles/{slug}/index.html", page("logged?"), url=f"/articles/{slug}")
+    assert requests.get(f"{origin}/articles/{slug}", headers=IDENTITY, timeout=5).headers["X-Origin-Cache"] == "STATIC"
+    assert "X-Request-ID" in requests.get(f"{origin}/articles/{slug}?from=log-test", timeout=5).headers
+    log = Path(settings["STATE_DIR"]) / "logs" / "nginx-access.log"
+
+    def logged() -> list[str]:
+        return [line for line in log.read_text().splitlines() if f"/articles/{slug}" in line]
+
+    # Each Nginx worker buffers its lines and flushes them every second.
+    assert wait_for(lambda: [line for line in logged() if f"/articles/{slug}?from=log-test" in line], timeout=5)
+    time.sleep(1.5)
+    lines = logged()
+    assert not [line for line in lines if f"GET /articles/{slug} HTTP" in line], lines
+
+
 def test_hashed_assets_are_immutable_and_ignore_the_query(origin, static):
     name = f"site.{uuid.uuid4().hex[:10]}.css"
     css = b"body { color: #123; }\n" * 50

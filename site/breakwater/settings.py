@@ -88,6 +88,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("APP_SERVERS", "", "More app servers host:port,... Nginx balances over (besides the local gunicorns)."),
     Setting(
+        "ORIGIN_LOG_STATIC",
+        "0",
+        "1 = the origin's access log also records emitted pages served from disk (the edge logs page views).",
+    ),
+    Setting(
         "ORIGIN_MICROCACHE",
         "1",
         "Seconds Nginx keeps anonymous dynamic GET responses (microcache with a lock and stale-if-error); 0 = off.",

@@ -191,6 +191,7 @@ def origin_options(s: Settings) -> dict[str, object]:
         raise ValueError(f"BREAKWATER_ORIGIN_MICROCACHE={microcache} must be 0 (off) or a number of seconds.")
     return {
         "microcache": microcache,
+        "log_static": s.flag("ORIGIN_LOG_STATIC"),
         "html_cc": html_cc,
         "login_rate": s.rate("ORIGIN_LOGIN_RATE"),
         "login_burst": s.int("ORIGIN_LOGIN_BURST"),
