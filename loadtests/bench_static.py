@@ -114,7 +114,8 @@ http {{
 """
 MINIMAL_DIFFERS = (
     "The minimal Nginx has the origin's worker_processes (auto), worker_connections, sendfile, tcp_nopush and "
-    "keepalive settings; it has no access log (the origin writes one line per request, buffered 64 KB), no charset "
+    "keepalive settings; it has no access log (nor has the origin for emitted pages, unless "
+    "BREAKWATER_ORIGIN_LOG_STATIC=1: it logs what reaches the app, buffered 64 KB), no charset "
     "(the origin adds `; charset=utf-8` to Content-Type), no gzip or gzip_static, no open_file_cache (neither does "
     "the origin for emitted HTML: a publish must show at once), no maps, rate-limit zone, regex locations or "
     "the four add_header lines (Cache-Control, xkey, Surrogate-Key, X-Origin-Cache)."
