@@ -59,13 +59,12 @@ from benchlib import (
     compare,
     delta,
     knob,
+    publish_report,
     raw_dir,
     run_locust,
     scrape,
     start_private_stack,
     total,
-    update_readme,
-    write_report,
 )
 
 from breakwater.stack.ports import free_ports
@@ -790,7 +789,7 @@ def main() -> int:
             "visitors": {"users": visitors, "rate_per_user": visitor_rate, **visitor_summary},
         },
     }
-    path = write_report(
+    publish_report(
         NAME,
         "Static pages: origin vs minimal Nginx, edge vs origin, static vs dynamic, publish latency",
         list(summaries.values()),
@@ -798,8 +797,6 @@ def main() -> int:
         comparisons,
         meta,
     )
-    update_readme(NAME, path.read_text())
-    print(path.read_text())
     return 0
 
 

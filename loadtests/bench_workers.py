@@ -38,11 +38,10 @@ from benchlib import (
     Summary,
     compare,
     knob,
+    publish_report,
     raw_dir,
     run_locust,
     start_private_stack,
-    update_readme,
-    write_report,
 )
 
 NAME = "bench-workers"
@@ -208,7 +207,7 @@ def main() -> int:
             k: {"rss_median": _median(v["rss"]), "pss_median": _median(v["pss"]), **v} for k, v in memory.items()
         },
     }
-    path = write_report(
+    publish_report(
         NAME,
         "Processes, threads and coroutines: gunicorn sync vs gthread vs gevent",
         list(summaries.values()),
@@ -216,8 +215,6 @@ def main() -> int:
         comparisons,
         meta,
     )
-    update_readme(NAME, path.read_text())
-    print(path.read_text())
     return 0
 
 

@@ -502,3 +502,14 @@ def write_report(
         + "\n"
     )
     return path
+
+
+def publish_report(
+    name: str, title: str, summaries: list[Summary], notes: list[str], comparisons: list[Comparison] = (),
+    meta: dict | None = None,
+) -> Path:  # fmt: skip
+    """write_report, then the README's table (update_readme's rules), then the report on stdout."""
+    path = write_report(name, title, summaries, notes, comparisons, meta)
+    update_readme(name, path.read_text())
+    print(path.read_text())
+    return path

@@ -155,9 +155,14 @@ def _replay(record: str, digest: str, sale_id: int):
 
 
 def _accepted(sale_id: int, order_id: str, replayed: bool = False):
-    body = {"order_id": order_id, "status": "pending", "status_url": f"/api/orders/{order_id}"}
+    return _order_response(order_id, "pending", 202, replayed)
+
+
+def _order_response(order_id: str, status: str, code: int, replayed: bool):
+    """202 (the gate accepted it) or 201 (the database-only path wrote it), pointing at the order."""
+    body = {"order_id": order_id, "status": status, "status_url": f"/api/orders/{order_id}"}
     response = jsonify(body)
-    response.status_code = 202
+    response.status_code = code
     response.headers["Location"] = body["status_url"]
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -209,13 +214,7 @@ def _place_in_database(sale_id: int, uid: int, key: str, body: dict):
         order_id, status, replayed = purchase(
             db.session, sale_id, uid, key, quantity, address, current_app.extensions.get("breakwater.notify_order")
         )
-    body = {"order_id": order_id, "status": status, "status_url": f"/api/orders/{order_id}"}
-    response = jsonify(body)
-    response.status_code = 201
-    response.headers["Location"] = body["status_url"]
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+    return _order_response(order_id, status, 201, replayed)
 
 
 def _place_through_gate(sale_id: int, uid: int, key: str, body: dict):
