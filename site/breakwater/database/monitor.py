@@ -27,6 +27,10 @@ from breakwater.database import causal
 from breakwater.health.gtid import transactions_behind
 
 log = logging.getLogger(__name__)
+_PRIMARY_CHECK = text(
+    "SELECT @@gtid_binlog_pos, @@read_only, (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+    "WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS')"
+)
 
 
 @dataclass
@@ -129,12 +133,11 @@ class ReplicationMonitor:
         primary = self.primary
         try:
             with self.primary_engine.connect() as conn:
-                position, read_only = conn.execute(text("SELECT @@gtid_binlog_pos, @@read_only")).one()
-                semisync = conn.execute(text("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'")).first()
+                position, read_only, semisync = conn.execute(_PRIMARY_CHECK).one()  # one round trip
             primary.position, primary.read_only = position or "", bool(read_only)
             primary.up = True
             primary.reason = "fenced: read-only" if primary.read_only else "ok"
-            self._note_semisync(semisync[1] == "ON" if semisync else None)
+            self._note_semisync(None if semisync is None else semisync == "ON")
         except Exception as exc:
             primary.up, primary.reason = False, f"down: {_short(exc)}"
         primary.checked_at = time.time()
