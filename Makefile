@@ -11,7 +11,7 @@ SWAGGER_UI ?= 5
 SWAGGER_DIR := site/breakwater/static/vendor/swagger-ui
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench bench-db bench-cache bench-static bench-queue bench-flash bench-workers locust
+.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench bench-db bench-cache bench-static bench-queue bench-flash bench-workers locust cluster cluster-down test-cluster
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,16 @@ reset: install ## Stop the stack and wipe all its state (.stack/)
 test: install ## Run the test suite against a private stack on free ports (real browser included)
 	$(BIN)/breakwater stack check --browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-cluster: install ## The multi-host suite: the stack over 4 network-namespace hosts, hosts crashed under load (root)
+	$(BIN)/breakwater stack check
+	BREAKWATER_TEST_CLUSTER=1 $(BIN)/python -m pytest tests/cluster $(CLUSTER_PYTEST_ARGS)
+
+cluster: deps ## The whole stack over HOSTS=4 hosts made of network namespaces (root; state in .stack/cluster)
+	$(BIN)/breakwater cluster up --hosts $(or $(HOSTS),4)
+
+cluster-down: install ## Stop the cluster and remove its hosts
+	$(BIN)/breakwater cluster down
 
 fuzz: install ## Schemathesis against every /api/ operation, longer than in `make test` (FUZZ_EXAMPLES=100)
 	$(BIN)/breakwater stack check

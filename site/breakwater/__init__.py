@@ -56,6 +56,9 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
     from breakwater.database.consistency import init_consistency
 
     init_consistency(app)  # before CSRF: its error page may already read the database
+    from breakwater.database.read_retry import init_read_retry
+
+    init_read_retry(app)
     csrf.init_app(app)
     redis_timeout = settings.float("REDIS_TIMEOUT")
 

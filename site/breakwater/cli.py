@@ -196,7 +196,10 @@ def stack_status(as_json: bool) -> None:
             click.echo(f"The stack in {st.layout.state} is not running; start it with `make run` or `make up`.")
         for r in rows:
             mark = click.style("healthy", fg="green") if r["healthy"] else click.style("down", fg="red")
-            click.echo(f"{r['name']:<18} {r['role']:<26} pid={r['pid'] or '-':<8} port={r['port'] or '-':<6} {mark}")
+            where = f"{r['host']:<4}" if r["host"] else ""
+            click.echo(
+                f"{r['name']:<18} {where}{r['role']:<26} pid={r['pid'] or '-':<8} port={r['port'] or '-':<6} {mark}"
+            )
         if st.supervisor.pid is not None:
             _echo_queues(st.settings)
     sys.exit(0 if all(r["healthy"] for r in rows) else 1)
@@ -309,10 +312,12 @@ def create_editor(name: str, password: str | None) -> None:
 def _add_feature_commands() -> None:
     from breakwater.flash.cli import group as flash_group
     from breakwater.regions.cli import group as regions_group
+    from breakwater.stack.cluster_cli import cluster
     from breakwater.stack.failover_cli import COMMANDS as db_failover
 
     main.add_command(regions_group)
     main.add_command(flash_group)
+    main.add_command(cluster)
     for command in db_failover:
         db.add_command(command)
 

@@ -34,7 +34,18 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("STATE_DIR", str(ROOT / ".stack"), "Directory holding all stack state: data, logs, configs, secrets."),
-    Setting("HOST", "127.0.0.1", "Loopback address every service binds to."),
+    Setting(
+        "HOST",
+        "127.0.0.1",
+        "Address every service binds to (in a cluster: the data host's, which `make cluster` sets itself).",
+    ),
+    Setting(
+        "CLUSTER_HOSTS",
+        "0",
+        "0 = everything on one machine; N >= 3 = the stack over N hosts made of network namespaces (as root): "
+        "data + origin, N-2 app hosts, the edge (`make cluster`).",
+    ),
+    Setting("CLUSTER_NETWORK", "10.77.0.0/24", "The cluster hosts' network (the machine takes its first address)."),
     Setting("PRIMARY_PORT", "3316", "MariaDB primary port."),
     Setting("REPLICA_PORTS", "3317,3318", "MariaDB replica ports, comma separated (one replica per port)."),
     Setting("REDIS_PORT", "6380", "Redis for data that must not be evicted: Celery broker, flash-sale gate."),
@@ -105,6 +116,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ORIGIN_LOGIN_BURST", "5", "Login POSTs over ORIGIN_LOGIN_RATE accepted at once before 429s."),
     Setting("ORIGIN_WRITE_RATE", "20r/s", "Nginx limit on POST/PUT/PATCH/DELETE per client address (r/s or r/m)."),
     Setting("ORIGIN_WRITE_BURST", "40", "Writes over ORIGIN_WRITE_RATE accepted at once before 429s."),
+    Setting(
+        "ORIGIN_TRUSTED_PROXIES",
+        "",
+        "Addresses or networks (comma separated) whose X-Forwarded-For the origin believes for the client's address "
+        "(a CDN's ranges); empty = the edge's host in a cluster, nobody on one machine.",
+    ),
     Setting("RABBITMQ_PORT", "5682", "AMQP port of the stack's own RabbitMQ node (the default Celery broker)."),
     Setting("RABBITMQ_DIST_PORT", "25682", "Erlang distribution port of that node (rabbitmqctl talks to it)."),
     Setting("RABBITMQ_PASSWORD", "", "Password of the RabbitMQ user `breakwater` (generated).", secret=True),
@@ -455,26 +472,15 @@ class Settings:
         return urls
 
     @property
+    def origin_trusted_proxies(self) -> list[str]:
+        """The proxies whose X-Forwarded-For the origin believes (validated addresses or networks)."""
+        return _networks(self._values["ORIGIN_TRUSTED_PROXIES"], "ORIGIN_TRUSTED_PROXIES")
+
+    @property
     def edge_purge_acl(self) -> list[str]:
         """Entries of the edge's purge ACL as addresses or networks (validated)."""
-        import ipaddress
-
-        raw = self._values["EDGE_PURGE_ACL"].strip()
-        entries = [e.strip() for e in raw.split(",") if e.strip()] if raw else [self._values["HOST"], "127.0.0.1"]
-        result: list[str] = []
-        for entry in entries:
-            try:
-                network = ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"BREAKWATER_EDGE_PURGE_ACL entry {entry!r} is not an address or network, e.g. 10.0.0.0/8."
-                ) from None
-            if network.network_address.is_unspecified:
-                continue  # HOST=0.0.0.0 names no client
-            text = str(network.network_address) if network.num_addresses == 1 else str(network)
-            if text not in result:
-                result.append(text)
-        return result
+        raw = self._values["EDGE_PURGE_ACL"].strip() or f"{self._values['HOST']},127.0.0.1"
+        return _networks(raw, "EDGE_PURGE_ACL")
 
     @property
     def app_url(self) -> str:
@@ -559,3 +565,23 @@ def write_docs() -> None:
     text = readme.read_text()
     start, end = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
     readme.write_text(text[:start] + "\n" + markdown_table() + "\n" + text[end:])
+
+
+def _networks(raw: str, name: str) -> list[str]:
+    """Comma-separated addresses or networks, validated and without duplicates (``0.0.0.0`` names no client)."""
+    import ipaddress
+
+    result: list[str] = []
+    for entry in (e.strip() for e in raw.split(",") if e.strip()):
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"BREAKWATER_{name} entry {entry!r} is not an address or network, e.g. 10.0.0.0/8."
+            ) from None
+        if network.network_address.is_unspecified:
+            continue
+        text = str(network.network_address) if network.num_addresses == 1 else str(network)
+        if text not in result:
+            result.append(text)
+    return result

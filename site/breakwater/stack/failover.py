@@ -174,7 +174,7 @@ def point_at(layout: Layout, node: Node, primary: Node) -> None:
     with closing(admin(node)) as conn, conn.cursor() as cur:
         cur.execute("STOP SLAVE")
         cur.execute(
-            f"CHANGE MASTER TO MASTER_HOST={_q(conn, s['HOST'])}, MASTER_PORT={int(primary.port)}, "
+            f"CHANGE MASTER TO MASTER_HOST={_q(conn, primary.address)}, MASTER_PORT={int(primary.port)}, "
             f"MASTER_USER={_q(conn, s['DB_REPL_USER'])}, MASTER_PASSWORD={_q(conn, s['DB_REPL_PASSWORD'])}, "
             "MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos"
         )

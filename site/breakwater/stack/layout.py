@@ -7,15 +7,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from breakwater.settings import Settings
+from breakwater.stack.cluster import DATA_HOST_QUEUES, Cluster, Host
 
 
 @dataclass(frozen=True)
 class AppInstance:
-    """One local gunicorn: program ``app`` on APP_PORT, ``app2`` on APP_PORT+1, ..."""
+    """One gunicorn: program ``app`` on APP_PORT, ``app2`` on APP_PORT+1, ... (in a cluster: one per app
+    host, each on APP_PORT at its host's address)."""
 
     name: str
     port: int
     pid_file: Path
+    address: str
+    host: Host | None = None
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class Node:
     port: int
     server_id: int
     dir: Path
+    address: str
+    host: Host | None = None
 
     @property
     def socket(self) -> Path:
@@ -67,6 +73,7 @@ class Layout:
         self.rabbitmq = self.state / "rabbitmq"
         self.celery = self.state / "celery"  # worker and beat pid files, beat's schedule
         self.mail = self.state / "mail"  # what the SMTP sink received
+        self.cluster = Cluster(settings)
 
     @property
     def nodes(self) -> list[Node]:
@@ -74,13 +81,20 @@ class Layout:
         promote`` recorded another in the topology file)."""
         s = self.settings
         primary = self.topology().get("primary", "mariadb-primary")
-        nodes = [Node("mariadb-primary", "", s.int("PRIMARY_PORT"), 1, self.mariadb / "primary")]
+        c = self.cluster
+        first = c.data_host if c.enabled else None
+        nodes = [Node("mariadb-primary", "", s.int("PRIMARY_PORT"), 1, self.mariadb / "primary", *self._at(first))]
         for i, port in enumerate(s.replica_ports, start=1):
-            nodes.append(Node(f"mariadb-replica{i}", "", port, 1 + i, self.mariadb / f"replica{i}"))
+            host = c.replica_host(i) if c.enabled else None
+            nodes.append(Node(f"mariadb-replica{i}", "", port, 1 + i, self.mariadb / f"replica{i}", *self._at(host)))
         if primary not in {n.name for n in nodes}:
             primary = "mariadb-primary"
         nodes = [replace(n, role="primary" if n.name == primary else "replica") for n in nodes]
         return sorted(nodes, key=lambda n: n.role != "primary")
+
+    def _at(self, host: Host | None) -> tuple[str, Host | None]:
+        """(address, host) of a service on ``host``, or on HOST when the stack is on one machine."""
+        return (host.address if host else self.settings["HOST"]), host
 
     @property
     def topology_file(self) -> Path:
@@ -99,10 +113,36 @@ class Layout:
         count = s.int("WEB_INSTANCES")
         if count < 1:
             raise ValueError(f"BREAKWATER_WEB_INSTANCES={count} must be at least 1.")
-        first = AppInstance("app", s.int("APP_PORT"), self.state / "gunicorn.pid")
+        if self.cluster.enabled:  # WEB_INSTANCES per app host would only crowd two cores further
+            return [
+                AppInstance(
+                    "app" if i == 1 else f"app{i}",
+                    s.int("APP_PORT"),
+                    self.state / ("gunicorn.pid" if i == 1 else f"gunicorn-app{i}.pid"),
+                    *self._at(host),
+                )
+                for i, host in enumerate(self.cluster.app_hosts, start=1)
+            ]
+        first = AppInstance("app", s.int("APP_PORT"), self.state / "gunicorn.pid", s["HOST"])
         return [first] + [
-            AppInstance(f"app{i}", first.port + i - 1, self.state / f"gunicorn-app{i}.pid") for i in range(2, count + 1)
+            AppInstance(f"app{i}", first.port + i - 1, self.state / f"gunicorn-app{i}.pid", s["HOST"])
+            for i in range(2, count + 1)
         ]
+
+    def workers(self) -> list[tuple[str, str, Host | None]]:
+        """(program name, queue, host) of every Celery worker: one per queue on one machine; in a cluster the
+        ``pages`` worker on the data host and every other queue's on each app host."""
+        from breakwater.queues.routing import QUEUES
+
+        c = self.cluster
+        if not c.enabled:
+            return [(f"worker-{q}", q, None) for q in QUEUES]
+        placed = []
+        for q in QUEUES:
+            hosts = [c.data_host] if q in DATA_HOST_QUEUES else c.app_hosts
+            for i, host in enumerate(hosts):
+                placed.append((f"worker-{q}" if i == 0 else f"worker-{q}-{host.name}", q, host))
+        return placed
 
     @property
     def primary(self) -> Node:
@@ -135,8 +175,9 @@ class Layout:
         """varnishd's -n directory (shared memory log, compiled VCL)."""
         return self.edge / "varnishd"
 
-    def worker_pidfile(self, queue: str) -> Path:
-        return self.celery / f"worker-{queue}.pid"
+    def worker_pidfile(self, worker: str) -> Path:
+        """The pid file of a worker program (``worker-orders-h3``), or of a queue's first worker (``orders``)."""
+        return self.celery / f"{worker if worker.startswith('worker-') else 'worker-' + worker}.pid"
 
     @property
     def rabbitmq_pidfile(self) -> Path:

@@ -18,7 +18,6 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from breakwater.queues.routing import QUEUES
 from breakwater.settings import Settings, env_name
 from breakwater.stack import mariadb
 from breakwater.stack.errors import StackError
@@ -29,8 +28,8 @@ from breakwater.stack.render import _bin, programs, render_all
 from breakwater.stack.secrets import ensure_secrets
 from breakwater.stack.supervisor import Supervisor, read_pid
 
-#: started once the data is in place, after every gunicorn instance (app, app2, ...)
-LATE_PROGRAMS = (*(f"worker-{q}" for q in QUEUES), "beat", "flower", "nginx", "edge")
+#: started once the data is in place, after every gunicorn instance (app, app2, ...) and every worker
+LATE_PROGRAMS = ("beat", "flower", "nginx", "edge")
 
 
 class Stack:
@@ -42,13 +41,25 @@ class Stack:
     def _load(self) -> None:
         self.settings = Settings.load(self.env)
         self.layout = Layout(self.settings)
-        primary = self.layout.primary
-        if primary.name != "mariadb-primary" and not self.settings["DB_PRIMARY"]:
-            # `breakwater db promote` moved the primary: every program (and migrations) writes there.
-            host = self.settings["HOST"]
+        cluster = self.layout.cluster
+        if cluster.enabled:
+            # Every address a program dials is its service's host address; HOST is the data host's.
+            edge = f"http://{cluster.edge_host.address}:{self.settings.int('EDGE_PORT')}"
             self.settings = self.settings.with_values(
-                DB_PRIMARY=f"{host}:{primary.port}",
-                DB_REPLICAS=",".join(f"{host}:{n.port}" for n in self.layout.replicas),
+                HOST=cluster.data_host.address,
+                EDGE_URL=self.settings["EDGE_URL"] or edge,
+                CDN_PURGE_URLS=self.settings["CDN_PURGE_URLS"] or edge + "/",
+                EDGE_PURGE_ACL=self.settings["EDGE_PURGE_ACL"] or str(cluster.network),
+                ORIGIN_TRUSTED_PROXIES=self.settings["ORIGIN_TRUSTED_PROXIES"] or cluster.edge_host.address,
+            )
+            self.layout = Layout(self.settings)
+        primary = self.layout.primary
+        if (cluster.enabled or primary.name != "mariadb-primary") and not self.settings["DB_PRIMARY"]:
+            # `breakwater db promote` moved the primary, or the nodes live on several hosts: every program
+            # (and migrations) writes to the current primary's address.
+            self.settings = self.settings.with_values(
+                DB_PRIMARY=f"{primary.address}:{primary.port}",
+                DB_REPLICAS=",".join(f"{n.address}:{n.port}" for n in self.layout.replicas),
             )
             self.layout = Layout(self.settings)
         self.supervisor = Supervisor(self.layout)
@@ -68,7 +79,7 @@ class Stack:
     def _web(self) -> list[str]:
         """The programs started after the data services: every gunicorn, the workers, beat, Flower,
         Nginx, the edge."""
-        return [a.name for a in self.layout.apps] + list(LATE_PROGRAMS)
+        return [a.name for a in self.layout.apps] + [w for w, _q, _h in self.layout.workers()] + list(LATE_PROGRAMS)
 
     def _pid_files(self) -> dict[str, Path]:
         files = {n.name: n.dir / "mariadb.pid" for n in self.layout.nodes}
@@ -81,8 +92,8 @@ class Stack:
         files["rabbitmq"] = self.layout.rabbitmq_pidfile
         files["smtp"] = self.layout.mail / "sink.pid"
         files["beat"] = self.layout.celery / "beat.pid"
-        for queue in QUEUES:
-            files[f"worker-{queue}"] = self.layout.worker_pidfile(queue)
+        for worker, _queue, _host in self.layout.workers():
+            files[worker] = self.layout.worker_pidfile(worker)
         return files
 
     def orphans(self) -> dict[str, int]:
@@ -101,6 +112,8 @@ class Stack:
             listed = ", ".join(f"{n} (pid {p})" for n, p in orphans.items())
             raise StackError(f"Processes from an earlier run are still alive: {listed}; stop them with `make down`.")
         ensure_programs(install=install)
+        if self.layout.cluster.enabled:
+            return  # the hosts' namespaces are the stack's own: nothing else listens there
         if len(set(p for _, p in self._ports())) != len(self._ports()):
             raise StackError("Two BREAKWATER_*_PORT settings name the same port; give each service its own port.")
         for key, port in self._ports():
@@ -115,6 +128,9 @@ class Stack:
     def up(self, install: bool = True, echo_steps: bool = True) -> None:
         say = self.echo if echo_steps else (lambda _msg: None)
         self.preflight(install=install)
+        if self.layout.cluster.enabled:
+            say(f"creating {self.layout.cluster.count} hosts (network namespaces) on {self.layout.cluster.network}")
+            self.layout.cluster.up()
         ensure_secrets(self.layout.state)
         self._load()  # pick up the generated secrets
         render_all(self.layout)
@@ -245,7 +261,21 @@ class Stack:
             if not quiet:
                 self.echo(f"stopping leftover {name} (pid {pid})")
             _terminate(pid)
+        if self.layout.cluster.enabled and self.layout.cluster.exists():
+            self.layout.cluster.down()  # the hosts go with the stack; `make cluster` makes them again
         return was_running
+
+    def start_host(self, host) -> list[str]:
+        """Start every program of a cluster host that is not running (after ``cluster restore``)."""
+        info = self.supervisor.processes()
+        started = []
+        for prog in programs(self.layout):
+            if prog.host == host and info.get(prog.name, {}).get("statename") != "RUNNING":
+                self.supervisor.start(prog.name, wait=False)
+                started.append(prog.name)
+        for name in started:
+            self.supervisor.wait_running(name)
+        return started
 
     # ------------------------------------------------------------------ status
     def status(self) -> list[dict]:
@@ -261,11 +291,12 @@ class Stack:
             p = info.get(prog.name, {})
             state = p.get("statename", "STOPPED")
             pid = p.get("pid") or None
-            healthy = state == "RUNNING" and (prog.port is None or accepts(host, prog.port))
+            healthy = state == "RUNNING" and (prog.port is None or accepts(prog.address or host, prog.port))
             rows.append(
                 {
                     "name": prog.name,
                     "role": prog.role,
+                    "host": prog.host.name if prog.host else "",
                     "pid": pid,
                     "port": prog.port,
                     "state": state,

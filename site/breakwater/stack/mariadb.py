@@ -78,8 +78,10 @@ def bootstrap_primary(layout: Layout) -> None:
     s: Settings = layout.settings
     db = s["DB_NAME"]
     with closing(admin(layout.primary)) as conn, conn.cursor() as cur:
+        # One account for every host of a cluster (address/netmask), else the one HOST.
+        client = layout.cluster.client_pattern if layout.cluster.enabled else s["HOST"]
 
-        def user(name_key: str, password_key: str, host: str = s["HOST"]) -> str:
+        def user(name_key: str, password_key: str, host: str = client) -> str:
             name, pw = s[name_key], s[password_key]
             cur.execute(f"CREATE USER IF NOT EXISTS {_q(conn, name)}@{_q(conn, host)} IDENTIFIED BY {_q(conn, pw)}")
             cur.execute(f"ALTER USER {_q(conn, name)}@{_q(conn, host)} IDENTIFIED BY {_q(conn, pw)}")
@@ -101,7 +103,7 @@ def bootstrap_primary(layout: Layout) -> None:
 def configure_replica(layout: Layout, node: Node) -> None:
     """Point a replica at the primary with GTID auto-positioning and start it."""
     s = layout.settings
-    host, port = s["HOST"], layout.primary.port
+    host, port = layout.primary.address, layout.primary.port
     with closing(admin(node)) as conn, conn.cursor() as cur:
         cur.execute("STOP SLAVE")
         cur.execute("RESET SLAVE ALL")

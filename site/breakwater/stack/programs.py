@@ -88,41 +88,37 @@ def ensure_programs(install: bool = True) -> dict[str, str]:
     return found
 
 
-def ensure_browser(install: bool = True) -> str:
-    """Debian's chromium for the Playwright tests; installed with apt-get when missing (as root)."""
-    path = which("chromium")
+def ensure_tool(program: str, packages: list[str], purpose: str, install: bool = True) -> str:
+    """The path of ``program``, installing its Debian ``packages`` with apt-get when missing (as root);
+    otherwise the error names the command. ``purpose`` completes "… need(s) PROGRAM"."""
+    path = which(program)
     if path:
         return path
-    command = f"apt-get install -y chromium {BROWSER_FONTS}"
+    command = f"apt-get install -y {' '.join(packages)}"
     if not (install and _can_apt()):
-        raise StackError(f"The browser tests need chromium; install it with: sudo {command}")
+        raise StackError(f"{purpose} {program}; install it with: sudo {command}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
-    result = subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "chromium", BROWSER_FONTS], env=env, capture_output=True, text=True
-    )
-    if result.returncode != 0 or not which("chromium"):
-        raise StackError(f"Installing chromium failed ({result.stderr.strip()[-300:]}); run `{command}` yourself.")
-    return which("chromium") or ""
+    result = subprocess.run(["apt-get", "install", "-y", "-qq", *packages], env=env, capture_output=True, text=True)
+    if result.returncode != 0 or not which(program):
+        raise StackError(f"Installing {program} failed ({result.stderr.strip()[-300:]}); run `{command}` yourself.")
+    return which(program) or ""
+
+
+def ensure_browser(install: bool = True) -> str:
+    """Debian's chromium for the Playwright tests."""
+    return ensure_tool("chromium", ["chromium", BROWSER_FONTS], "The browser tests need", install)
 
 
 def ensure_wrk(install: bool = True) -> str:
-    """Debian's wrk for `make bench-static` (Locust cannot saturate Nginx); installed with apt-get when
-    missing (as root), otherwise the error names the command."""
-    path = which("wrk")
-    if path:
-        return path
-    command = "apt-get install -y wrk"
-    if not (install and _can_apt()):
-        raise StackError(f"The static benchmark needs wrk; install it with: sudo {command}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
-    result = subprocess.run(
-        ["apt-get", "install", "-y", "-qq", *BENCH_WRK.values()], env=env, capture_output=True, text=True
-    )
-    if result.returncode != 0 or not which("wrk"):
-        raise StackError(f"Installing wrk failed ({result.stderr.strip()[-300:]}); run `{command}` yourself.")
-    return which("wrk") or ""
+    """Debian's wrk for `make bench-static` (Locust cannot saturate Nginx)."""
+    return ensure_tool("wrk", list(BENCH_WRK.values()), "The static benchmark needs", install)
+
+
+def ensure_iproute2(install: bool = True) -> str:
+    """`ip` and `ss` for the cluster's network namespaces."""
+    ensure_tool("ss", ["iproute2"], "The cluster needs", install)
+    return ensure_tool("ip", ["iproute2"], "The cluster needs", install)
 
 
 def nginx_mime_types() -> str:

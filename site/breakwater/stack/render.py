@@ -12,6 +12,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from breakwater.settings import ROOT, Settings
+from breakwater.stack.cluster import Host
 from breakwater.stack.errors import StackError
 from breakwater.stack.layout import Layout
 from breakwater.stack.programs import nginx_mime_types, rabbitmq_bin, which
@@ -36,6 +37,13 @@ class Program:
     directory: str = str(ROOT)
     environment: str = ""
     stopasgroup: bool = True
+    host: Host | None = None  # in a cluster: the host (network namespace) it runs on
+    address: str = ""  # where it listens (`breakwater stack status` checks the port there); empty = HOST
+
+    @property
+    def launch(self) -> str:
+        """The command supervisord runs: inside its host's network namespace in a cluster."""
+        return f"ip netns exec {self.host.netns} {self.command}" if self.host else self.command
 
 
 def _write(path: Path, text: str, mode: int = 0o600) -> None:
@@ -69,24 +77,31 @@ def worker_class_args(s) -> list[str]:
 
 def programs(layout: Layout) -> list[Program]:
     s = layout.settings
-    host = s["HOST"]
+    c = layout.cluster
+    data = c.data_host if c.enabled else None  # where the data services, the origin and beat run
     progs = [
-        Program(n.name, n.role, f"{which('mariadbd')} --defaults-file={n.cnf}", n.port, stopwaitsecs=60)
+        Program(
+            n.name, n.role, f"{which('mariadbd')} --defaults-file={n.cnf}", n.port, stopwaitsecs=60,
+            host=n.host, address=n.address,
+        )
         for n in layout.nodes
-    ]
+    ]  # fmt: skip
     redis_server = which("redis-server")
-    progs.append(Program("redis", "broker+gate", f"{redis_server} {layout.redis / 'redis.conf'}", s.int("REDIS_PORT")))
+    progs.append(
+        Program("redis", "broker+gate", f"{redis_server} {layout.redis / 'redis.conf'}", s.int("REDIS_PORT"), host=data)
+    )
     progs.append(
         Program(
-            "redis-cache", "cache", f"{redis_server} {layout.redis_cache / 'redis.conf'}", s.int("REDIS_CACHE_PORT")
+            "redis-cache", "cache", f"{redis_server} {layout.redis_cache / 'redis.conf'}", s.int("REDIS_CACHE_PORT"),
+            host=data,
         )
-    )
+    )  # fmt: skip
     progs += broker_programs(layout)
     for inst in layout.apps:
         gunicorn = [
             _bin("gunicorn"),
             "--bind",
-            f"{host}:{inst.port}",
+            f"{inst.address}:{inst.port}",
             "--workers",
             str(s.int("WEB_WORKERS")),
             *worker_class_args(s),
@@ -110,12 +125,15 @@ def programs(layout: Layout) -> list[Program]:
                 autostart=False,
                 priority=300,
                 environment=f'PROMETHEUS_MULTIPROC_DIR="{layout.prometheus}"',
+                host=inst.host,
+                address=inst.address,
             )
         )
     progs += queue_programs(layout)
     if s.float("DB_FAILOVER_AFTER") > 0:
         watch = [_bin("breakwater"), "db", "watch"]
-        progs.append(Program("db-watch", "automatic failover", shlex.join(watch), None, priority=200))
+        watcher = c.watcher_host if c.enabled else None  # not on the primary's host: it must outlive it
+        progs.append(Program("db-watch", "automatic failover", shlex.join(watch), None, priority=200, host=watcher))
     nginx = [
         which("nginx") or "nginx",
         "-p",
@@ -135,15 +153,17 @@ def programs(layout: Layout) -> list[Program]:
             stopsignal="QUIT",
             stopwaitsecs=10,
             priority=400,
+            host=data,
         )
     )
+    edge = c.edge_host if c.enabled else None
     varnishd = [
         which("varnishd") or "varnishd",
         "-F",
         "-n",
         str(layout.edge_workdir),
         "-a",
-        f"{host}:{s.int('EDGE_PORT')}",
+        f"{edge.address if edge else s['HOST']}:{s.int('EDGE_PORT')}",
         "-f",
         str(layout.edge_vcl),
         "-s",
@@ -174,6 +194,8 @@ def programs(layout: Layout) -> list[Program]:
             autostart=False,
             stopwaitsecs=10,
             priority=500,
+            host=edge,
+            address=edge.address if edge else "",
         )
     )
     return progs
@@ -198,13 +220,14 @@ def origin_options(s: Settings) -> dict[str, object]:
         "write_rate": s.rate("ORIGIN_WRITE_RATE"),
         "write_burst": s.int("ORIGIN_WRITE_BURST"),
         "media_body_max": s.int("MEDIA_MAX_BYTES") + 1024 * 1024,
+        "trusted_proxies": s.origin_trusted_proxies,
     }
 
 
 def app_upstreams(layout: Layout) -> list[str]:
     """Every app server Nginx balances over: the local gunicorns, then BREAKWATER_APP_SERVERS."""
     s = layout.settings
-    local = [f"{s['HOST']}:{inst.port}" for inst in layout.apps]
+    local = [f"{inst.address}:{inst.port}" for inst in layout.apps]
     return local + [f"{h}:{p}" for h, p in s.app_servers]
 
 
@@ -226,6 +249,8 @@ def rabbitmq_env(layout: Layout) -> dict[str, str]:
         "RABBITMQ_LOG_BASE": str(d / "log"),
         "RABBITMQ_PID_FILE": str(layout.rabbitmq_pidfile),
         "ERL_EPMD_ADDRESS": "127.0.0.1",
+        # Node-to-CLI traffic (rabbitmqctl) stays on the loopback; only AMQP listens on HOST.
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
     }
 
 
@@ -236,6 +261,7 @@ def _env_line(env: dict[str, str]) -> str:
 def broker_programs(layout: Layout) -> list[Program]:
     """The stack's own RabbitMQ node and the SMTP sink: started with the data services."""
     s = layout.settings
+    data = layout.cluster.data_host if layout.cluster.enabled else None
     return [
         Program(
             "rabbitmq",
@@ -246,6 +272,7 @@ def broker_programs(layout: Layout) -> list[Program]:
             stopwaitsecs=60,
             priority=20,
             environment=_env_line(rabbitmq_env(layout)),
+            host=data,
         ),
         Program(
             "smtp",
@@ -255,12 +282,15 @@ def broker_programs(layout: Layout) -> list[Program]:
             s.int("SMTP_PORT"),
             stopwaitsecs=10,
             priority=30,
+            host=data,
         ),
     ]  # fmt: skip
 
 
-def worker_command(layout: Layout, queue: str, pool: str, concurrency: int) -> list[str]:
+def worker_command(layout: Layout, queue: str, pool: str, concurrency: int, program: str = "") -> list[str]:
     s = layout.settings
+    program = program or f"worker-{queue}"
+    suffix = program.removeprefix(f"worker-{queue}")  # "-h3" for a second app host's worker
     return [
         _bin("celery"), "-A", "breakwater.worker", "worker",
         "--queues", queue,
@@ -268,8 +298,8 @@ def worker_command(layout: Layout, queue: str, pool: str, concurrency: int) -> l
         "--concurrency", str(concurrency),
         "-O", "fair",
         "--loglevel", s["LOG_LEVEL"],
-        "--hostname", f"{queue}-{s.int('APP_PORT')}@%%h",
-        "--pidfile", str(layout.worker_pidfile(queue)),
+        "--hostname", f"{queue}-{s.int('APP_PORT')}{suffix}@%%h",
+        "--pidfile", str(layout.worker_pidfile(program)),
         "--without-gossip", "--without-mingle",
     ]  # fmt: skip
 
@@ -279,37 +309,47 @@ def queue_programs(layout: Layout) -> list[Program]:
     from breakwater.queues.routing import QUEUES
 
     s = layout.settings
-    shutdown = s.int("WORKER_SHUTDOWN_TIMEOUT")
-    progs = [
-        Program(
-            f"worker-{queue}",
-            f"celery {queue} ({pool})",
-            shlex.join(worker_command(layout, queue, pool, s.int(setting))),
-            None,
-            autostart=False,
-            startsecs=3,
-            priority=300,
-            # SIGQUIT = soft shutdown: running tasks get WORKER_SHUTDOWN_TIMEOUT to finish, the rest go back
-            # to the queue (late acks). Only the main process is signalled; it stops its pool itself.
-            stopsignal="QUIT",
-            stopwaitsecs=shutdown + 20,
-            stopasgroup=False,
-        )
-        for queue, (pool, setting) in QUEUES.items()
-    ]
+    data = layout.cluster.data_host if layout.cluster.enabled else None
+    progs = []
+    for program, queue, host in layout.workers():
+        pool, setting = QUEUES[queue]
+        progs.append(worker_program(layout, program, queue, pool, s.int(setting), host))
     beat = [
         _bin("celery"), "-A", "breakwater.worker", "beat", "--loglevel", s["LOG_LEVEL"],
         "--schedule", str(layout.celery / "beat-schedule"), "--pidfile", str(layout.celery / "beat.pid"),
     ]  # fmt: skip
-    progs.append(Program("beat", "celery beat (outbox relay)", shlex.join(beat), None, autostart=False, priority=310))
+    progs.append(
+        Program("beat", "celery beat (outbox relay)", shlex.join(beat), None, autostart=False, priority=310, host=data)
+    )
     flower = [
         _bin("celery"), "-A", "breakwater.worker", "flower",
         f"--address={s['HOST']}", f"--port={s.int('FLOWER_PORT')}", "--persistent=False",
     ]  # fmt: skip
     progs.append(
-        Program("flower", "queue monitor", shlex.join(flower), s.int("FLOWER_PORT"), autostart=False, priority=320)
-    )
+        Program(
+            "flower", "queue monitor", shlex.join(flower), s.int("FLOWER_PORT"), autostart=False, priority=320,
+            host=data,
+        )
+    )  # fmt: skip
     return progs
+
+
+def worker_program(layout: Layout, program: str, queue: str, pool: str, concurrency: int, host) -> Program:
+    return Program(
+        program,
+        f"celery {queue} ({pool})" + (f" on {host.name}" if host else ""),
+        shlex.join(worker_command(layout, queue, pool, concurrency, program)),
+        None,
+        autostart=False,
+        startsecs=3,
+        priority=300,
+        # SIGQUIT = soft shutdown: running tasks get WORKER_SHUTDOWN_TIMEOUT to finish, the rest go back
+        # to the queue (late acks). Only the main process is signalled; it stops its pool itself.
+        stopsignal="QUIT",
+        stopwaitsecs=layout.settings.int("WORKER_SHUTDOWN_TIMEOUT") + 20,
+        stopasgroup=False,
+        host=host,
+    )
 
 
 def _acl_entry(entry: str) -> str:
@@ -374,7 +414,7 @@ def render_nodes(layout: Layout) -> None:
                 name=n.name,
                 role=n.role,
                 port=n.port,
-                host=s["HOST"],
+                host=n.address,
                 server_id=n.server_id,
                 semisync_timeout_ms=s.int("DB_SEMISYNC_TIMEOUT_MS"),
                 os_user=getpass.getuser(),

@@ -1,0 +1,125 @@
+"""``breakwater cluster up|down|status|crash|restore``: the stack over several hosts on this machine.
+
+The cluster keeps its state in ``.stack/cluster/`` (its own databases, logs and emitted pages), apart from the
+one-machine stack of ``make run``; ``BREAKWATER_STATE_DIR`` moves it. See :mod:`breakwater.stack.cluster`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from breakwater.settings import ROOT
+from breakwater.stack.errors import StackError
+
+
+def _fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+def cluster_env(hosts: int | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of the cluster's stack: its own state dir and emitted pages, and the number of hosts
+    (given, or the one ``cluster up`` recorded, or 4)."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("BREAKWATER_STATE_DIR", str(ROOT / ".stack" / "cluster"))
+    state = Path(env["BREAKWATER_STATE_DIR"])
+    env.setdefault("BREAKWATER_STATIC_DIR", str(state / "static_build"))
+    if hosts is None and not env.get("BREAKWATER_CLUSTER_HOSTS"):
+        try:
+            hosts = int(json.loads((state / "cluster.json").read_text())["hosts"])
+        except (OSError, ValueError, KeyError):
+            hosts = 4
+    if hosts is not None:
+        env["BREAKWATER_CLUSTER_HOSTS"] = str(hosts)
+    return env
+
+
+def _stack(hosts: int | None = None):
+    from breakwater.stack import Stack
+
+    try:
+        return Stack(cluster_env(hosts), echo=click.echo)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@click.group("cluster")
+def cluster() -> None:
+    """The whole stack over several hosts made of network namespaces (as root): up, down, status, crash, restore."""
+
+
+@cluster.command("up")
+@click.option("--hosts", type=click.IntRange(min=3), default=4, show_default=True, help="How many hosts.")
+def up(hosts: int) -> None:
+    """Create the hosts and start every service on its host; prints where each one listens."""
+    st = _stack(hosts)
+    Path(st.settings["STATIC_DIR"]).mkdir(parents=True, exist_ok=True)
+    try:
+        st.up()
+    except StackError as exc:
+        _fail(str(exc))
+    (st.layout.state / "cluster.json").write_text(json.dumps({"hosts": hosts}) + "\n")
+    _print_hosts(st)
+    click.echo(f"edge: {st.settings.edge_url}/   origin: {st.settings.origin_url}/   stop: make cluster-down")
+
+
+@cluster.command("down")
+def down() -> None:
+    """Stop every service and remove the hosts."""
+    st = _stack()
+    click.echo("stopped." if st.down() else "the cluster was not running.")
+
+
+@cluster.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array of services.")
+def status(as_json: bool) -> None:
+    """Every host with its address and services; exit 1 unless all are healthy."""
+    st = _stack()
+    rows = st.status()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        _print_hosts(st, rows)
+    sys.exit(0 if all(r["healthy"] for r in rows) else 1)
+
+
+@cluster.command("crash")
+@click.argument("host")
+def crash(host: str) -> None:
+    """Kill every process of HOST (h2, or its address) at once and cut it off the network."""
+    st = _stack()
+    try:
+        target = st.layout.cluster.host(host)
+        killed = st.layout.cluster.crash(target, st.supervisor.pid)
+    except StackError as exc:
+        _fail(str(exc))
+    click.echo(f"{target.name} ({target.address}) is down: {len(killed)} processes killed, link cut")
+
+
+@cluster.command("restore")
+@click.argument("host")
+def restore(host: str) -> None:
+    """Bring HOST back on the network and start whatever of its services is not running."""
+    st = _stack()
+    try:
+        target = st.layout.cluster.host(host)
+        st.layout.cluster.connect(target)
+        started = st.start_host(target)
+    except StackError as exc:
+        _fail(str(exc))
+    click.echo(f"{target.name} ({target.address}) is back" + (f"; started {', '.join(started)}" if started else ""))
+
+
+def _print_hosts(st, rows: list[dict] | None = None) -> None:
+    rows = st.status() if rows is None else rows
+    for h in st.layout.cluster.hosts:
+        click.echo(f"{h.name} {h.address:<15} {', '.join(h.roles)}")
+        for r in rows:
+            if r["host"] == h.name:
+                mark = click.style("healthy", fg="green") if r["healthy"] else click.style("down", fg="red")
+                click.echo(f"    {r['name']:<18} {r['role']:<30} port={r['port'] or '-':<6} {mark}")

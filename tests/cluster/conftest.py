@@ -1,0 +1,36 @@
+"""The cluster suite (`make test-cluster`): one stack over four hosts made of network namespaces, started by
+the same code as `make cluster`, on a network of its own. Overriding ``stack`` points every fixture of
+tests/conftest.py (settings, app, editor_token, origin, edge) at it."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from breakwater.stack import Stack
+from breakwater.stack.cluster_cli import cluster_env
+from stack_helpers import stack_env
+
+HOSTS = 4
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Stack:
+    if os.geteuid() != 0:
+        pytest.fail("The cluster suite creates network namespaces: run `make test-cluster` as root.")
+    base = stack_env(tmp_path_factory.mktemp("cluster"))
+    base["BREAKWATER_CLUSTER_NETWORK"] = f"10.{random.randint(100, 199)}.{random.randint(0, 255)}.0/24"
+    base["BREAKWATER_WEB_WORKERS"] = "2"
+    st = Stack(cluster_env(HOSTS, base), echo=lambda _msg: None)
+    try:
+        st.up(install=True, echo_steps=False)
+        yield st
+    finally:
+        st.down(quiet=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(stack):
+    return stack.layout.cluster

@@ -1,0 +1,42 @@
+"""The environment of a private test stack: free ports, a temporary state dir, small worker pools."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from breakwater.stack.ports import free_ports
+
+PORT_KEYS = (
+    "PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT",
+    "RABBITMQ_PORT", "RABBITMQ_DIST_PORT", "SMTP_PORT", "FLOWER_PORT",
+)  # fmt: skip
+
+
+def stack_env(state_dir: Path, replicas: int = 2) -> dict[str, str]:
+    ports = free_ports(len(PORT_KEYS) + replicas)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKWATER_")}
+    env.update({f"BREAKWATER_{key}": str(port) for key, port in zip(PORT_KEYS, ports, strict=False)})
+    env["BREAKWATER_REPLICA_PORTS"] = ",".join(str(p) for p in ports[len(PORT_KEYS) :])
+    env["BREAKWATER_STATE_DIR"] = str(state_dir / "state")
+    env["BREAKWATER_STATIC_DIR"] = str(state_dir / "static_build")
+    env["BREAKWATER_WEB_WORKERS"] = "2"
+    # Two cores shared: one process per prefork queue, a few greenlets for the I/O queues.
+    for queue in ("PAGES", "ORDERS", "DEFAULT"):
+        env[f"BREAKWATER_WORKER_{queue}_CONCURRENCY"] = "1"
+    env["BREAKWATER_WORKER_PURGE_CONCURRENCY"] = "10"
+    env["BREAKWATER_WORKER_NOTIFY_CONCURRENCY"] = "10"
+    env["BREAKWATER_WORKER_SHUTDOWN_TIMEOUT"] = "5"
+    env["BREAKWATER_OUTBOX_RELAY_INTERVAL"] = "1"
+    env["BREAKWATER_OUTBOX_GRACE"] = "2"
+    env["BREAKWATER_DEBUG_ROUTES"] = "1"
+    # Many tests check read-your-writes and X-Cache through the origin: no Nginx microcache here
+    # (tests/test_origin.py starts its own Nginx with it), and logins from 127.0.0.1 are not throttled.
+    env["BREAKWATER_ORIGIN_MICROCACHE"] = "0"
+    env["BREAKWATER_ORIGIN_LOGIN_RATE"] = "100r/s"
+    env["BREAKWATER_ORIGIN_LOGIN_BURST"] = "200"
+    # The flash-sale tests send a thousand purchase attempts from this one address at once.
+    env["BREAKWATER_ORIGIN_WRITE_RATE"] = "5000r/s"
+    env["BREAKWATER_ORIGIN_WRITE_BURST"] = "5000"
+    (state_dir / "static_build").mkdir(parents=True, exist_ok=True)
+    return env
