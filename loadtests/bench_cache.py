@@ -103,7 +103,7 @@ def app_requests(moved: dict[str, float], endpoint: str) -> float:
 
 def main() -> int:
     users = knob("BENCH_USERS", 16, 16)
-    seconds = knob("BENCH_SECONDS", 10, 3)
+    seconds = knob("BENCH_SECONDS", 10, 2)
     rounds = knob("BENCH_ROUNDS", 3, 1)
     raw = raw_dir("bench-cache")
     stack, tmp = start_private_stack()

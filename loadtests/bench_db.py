@@ -127,7 +127,7 @@ def verify(config: str, requests: int, moved: dict[str, float], seconds: float =
 
 def main() -> int:
     users = knob("BENCH_USERS", 16, 16)
-    seconds = knob("BENCH_SECONDS", 15, 6)  # each run starts with 16 logins (scrypt): a few seconds
+    seconds = knob("BENCH_SECONDS", 15, 4)  # each run starts with 16 logins (scrypt): a few seconds
     rounds = knob("BENCH_ROUNDS", 3, 1)
     raw = raw_dir("bench-db")
     stack, tmp = start_private_stack()

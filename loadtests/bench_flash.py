@@ -252,7 +252,7 @@ def chart(path: Path, samples, start, bins, acc_rate, wr_rate, result) -> None:
 
 
 QUICK = {  # BENCH_QUICK=1: the whole runner in about 2 minutes (half of it the stack's start)
-    "BENCH_SECONDS": "3", "BENCH_ROUNDS": "1", "BENCH_REJECTION_BUYERS": "50", "BENCH_BURST_BUYERS": "200",
+    "BENCH_SECONDS": "2", "BENCH_ROUNDS": "1", "BENCH_REJECTION_BUYERS": "50", "BENCH_BURST_BUYERS": "200",
     "BENCH_BURST_STOCK": "100", "BENCH_BURST_THREADS": "16", "BENCH_RUSH_STOCK": "40", "BENCH_RUSH_BUYERS": "200",
 }  # fmt: skip
 

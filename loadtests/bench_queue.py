@@ -37,7 +37,7 @@ from celery import Celery
 
 HERE = Path(__file__).parent
 CELERY = str(Path(sys.executable).parent / "celery")
-BLOCK_SECONDS = knob("BENCH_BLOCK_SECONDS", 24.0, 8.0)
+BLOCK_SECONDS = knob("BENCH_BLOCK_SECONDS", 24.0, 4.0)
 BLOCK_ROUNDS = knob("BENCH_BLOCK_ROUNDS", 2, 1)
 REDELIVERY_WAIT = 200.0  # Redis: visibility timeout (20 s here) + kombu's restore scan (every 10th 10 s tick)
 
@@ -206,7 +206,7 @@ def start_endpoint() -> tuple[str, asyncio.AbstractEventLoop]:
 POOLS = [("prefork", 2, 40), ("threads", 50, 1000), ("gevent", 200, 3000), ("eventlet", 200, 3000)]
 if QUICK:
     POOLS = [(pool, conc, n // 5) for pool, conc, n in POOLS]
-BROKER_TASKS = knob("BENCH_BROKER_TASKS", 2000, 400)
+BROKER_TASKS = knob("BENCH_BROKER_TASKS", 2000, 200)
 #: Redis gives a dead worker's task back only after its visibility timeout and kombu's slow restore scan
 #: (20 s to 2 min here): BENCH_QUICK=1 leaves that measurement out.
 REDIS_REDELIVERY = not QUICK

@@ -445,13 +445,13 @@ def record(summaries: dict[str, Summary], result: RunResult, rounds: int) -> Non
 
 
 def main() -> int:
-    seconds = knob("BENCH_SECONDS", 10, 3)
-    wrk_seconds = knob("BENCH_WRK_SECONDS", max(3, seconds // 2), 2)
+    seconds = knob("BENCH_SECONDS", 10, 2)
+    wrk_seconds = knob("BENCH_WRK_SECONDS", max(3, seconds // 2), 1)
     rounds = knob("BENCH_ROUNDS", 3, 1)
     users = int(os.environ.get("BENCH_USERS", "16"))
     connections = int(os.environ.get("BENCH_CONNECTIONS", "64"))
     wrk_threads = int(os.environ.get("BENCH_WRK_THREADS", "2"))
-    samples = knob("BENCH_PUBLISH_SAMPLES", 20, 5)
+    samples = knob("BENCH_PUBLISH_SAMPLES", 20, 3)
     timeout = float(os.environ.get("BENCH_PUBLISH_TIMEOUT", "5"))
     visitors = int(os.environ.get("BENCH_VISITORS", "20"))
     visitor_rate = float(os.environ.get("BENCH_VISITOR_RATE", "5"))

@@ -84,7 +84,7 @@ class SlowUpstream:
 
 def main() -> int:
     users = knob("BENCH_USERS", 32, 32)
-    seconds = knob("BENCH_SECONDS", 10, 4)
+    seconds = knob("BENCH_SECONDS", 10, 2)
     rounds = knob("BENCH_ROUNDS", 3, 1)
     raw = raw_dir(NAME)
     stack, tmp = start_private_stack()

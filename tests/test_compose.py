@@ -142,3 +142,22 @@ def test_compose_edge_matches_the_local_edge(tmp_path):
         timeout=60,
     )
     assert check.returncode == 0, check.stderr[-2000:]
+
+
+def test_compose_scales_like_the_cluster_of_make_cluster():
+    """App servers and the workers of every app host come in `deploy.replicas`, as many as `make cluster` has
+    app hosts; the pages worker stays single, beside the origin (it writes the pages Nginx serves)."""
+    from collections import Counter
+
+    from breakwater.settings import Settings
+
+    layout = Layout(Settings.load({"BREAKWATER_CLUSTER_HOSTS": "4"}))
+    services = compose()["services"]
+
+    def replicas(name: str) -> int:
+        return services[name].get("deploy", {}).get("replicas", 1)
+
+    assert replicas("app") == len(layout.apps) == 2
+    assert "ports" not in services["app"]  # replicas cannot share one host port
+    per_queue = Counter(queue for _name, queue, _host in layout.workers())
+    assert {q: replicas(f"worker-{q}") for q in per_queue} == dict(per_queue)
