@@ -23,6 +23,8 @@ def stack(tmp_path_factory) -> Stack:
     base = stack_env(tmp_path_factory.mktemp("cluster"))
     base["BREAKWATER_CLUSTER_NETWORK"] = f"10.{random.randint(100, 199)}.{random.randint(0, 255)}.0/24"
     base["BREAKWATER_WEB_WORKERS"] = "2"
+    # The watcher (on the last app host) promotes a replica 4 s after the primary stops answering.
+    base["BREAKWATER_DB_FAILOVER_AFTER"] = "4"
     st = Stack(cluster_env(HOSTS, base), echo=lambda _msg: None)
     try:
         st.up(install=True, echo_steps=False)

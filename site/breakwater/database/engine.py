@@ -133,6 +133,10 @@ class Database:
 
     @property
     def primary_engine(self) -> Engine:
+        if self.monitor is not None:
+            # A process that only writes (an orders worker) must still watch the nodes, or it would
+            # never learn of a promotion; after a fork the parent's monitor thread is gone.
+            self.monitor.ensure_running()
         return self.engine_for(self.primary_name)
 
     @property

@@ -9,6 +9,7 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
+from breakwater.database.router import PrimaryUnavailable
 from breakwater.flash.orders import VersionConflict
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,10 @@ def enqueue_write(payload: dict) -> bool:
     acks_late=True,
     reject_on_worker_lost=True,
     # A RedisError comes only after the order's commit (settling the gate): the retry finds the order
-    # written and settles again; if Redis stays away, the reconciler settles it.
-    autoretry_for=(VersionConflict, OperationalError, redis.RedisError),
+    # written and settles again; if Redis stays away, the reconciler settles it. PrimaryUnavailable (the
+    # primary down or fenced, until a promotion or a restart): retried, and if it lasts longer than the
+    # retries the order stays pending in the gate, where the reconciler writes it once writes are back.
+    autoretry_for=(VersionConflict, OperationalError, PrimaryUnavailable, redis.RedisError),
     retry_backoff=0.2,
     retry_backoff_max=10,
     retry_jitter=True,

@@ -15,7 +15,10 @@ def transient_errors() -> tuple[type[BaseException], ...]:
     import redis
     import sqlalchemy.exc
 
+    from breakwater.database.router import PrimaryUnavailable
+
     return (
+        PrimaryUnavailable,  # the primary is down or fenced: a promotion or a restart brings writes back
         TransientError,
         ConnectionError,  # includes refused/reset connections
         TimeoutError,
