@@ -62,8 +62,10 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
     csrf.init_app(app)
     redis_timeout = settings.float("REDIS_TIMEOUT")
 
+    from breakwater.redis_clients import from_url
+
     def redis_client(url: str) -> redis.Redis:
-        return redis.Redis.from_url(
+        return from_url(
             url, socket_timeout=redis_timeout, socket_connect_timeout=redis_timeout, health_check_interval=30
         )
 

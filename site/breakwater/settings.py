@@ -209,6 +209,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_PASSWORD", "", "Redis password (generated; Redis requires it).", secret=True),
     Setting("REDIS_URL", "", "Broker/gate Redis URL; empty = redis://:REDIS_PASSWORD@HOST:REDIS_PORT/0.", scope="app"),
     Setting(
+        "REDIS_SENTINELS",
+        "",
+        "Sentinels host:port,... through which every client finds the Redis primaries (names REDIS_SENTINEL_MASTER "
+        "and REDIS_SENTINEL_MASTER-cache); empty = none (the stack fills it in when REDIS_SENTINEL=1).",
+        scope="app",
+    ),
+    Setting("REDIS_SENTINEL_MASTER", "breakwater", "The Sentinels' name of the gate/broker Redis.", scope="app"),
+    Setting(
+        "REDIS_SENTINEL",
+        "0",
+        "1 = the stack gives the gate/broker Redis a replica and runs three Sentinels (failover after 1 s down) that "
+        "watch it and the cache Redis.",
+    ),
+    Setting("REDIS_REPLICA_PORT", "6382", "Port of the gate/broker Redis replica (REDIS_SENTINEL=1)."),
+    Setting("SENTINEL_PORTS", "26380,26381,26382", "Ports of the three Sentinels (REDIS_SENTINEL=1)."),
+    Setting(
         "REDIS_CACHE_URL", "", "Cache Redis URL; empty = redis://:REDIS_PASSWORD@HOST:REDIS_CACHE_PORT/0.", scope="app"
     ),
     Setting(
@@ -387,7 +403,9 @@ class Settings:
 
     @property
     def redis_url(self) -> str:
-        return self._values["REDIS_URL"] or self._local_redis("REDIS_PORT")
+        """The gate/broker Redis: ``redis+sentinel://:password@sentinel,sentinel/master`` when Sentinels are
+        configured (``breakwater.redis_clients.from_url`` and Flask-Limiter understand both forms)."""
+        return self._values["REDIS_URL"] or self._sentinel_url("") or self._local_redis("REDIS_PORT")
 
     @property
     def broker_url(self) -> str:
@@ -412,7 +430,27 @@ class Settings:
 
     @property
     def redis_cache_url(self) -> str:
-        return self._values["REDIS_CACHE_URL"] or self._local_redis("REDIS_CACHE_PORT")
+        return self._values["REDIS_CACHE_URL"] or self._sentinel_url("-cache") or self._local_redis("REDIS_CACHE_PORT")
+
+    @property
+    def sentinel_ports(self) -> list[int]:
+        raw = self._values["SENTINEL_PORTS"]
+        try:
+            ports = [int(p) for p in raw.split(",") if p.strip()]
+        except ValueError:
+            ports = []
+        if len(ports) != 3:
+            raise ValueError(f"BREAKWATER_SENTINEL_PORTS={raw!r} must be three port numbers, e.g. 26380,26381,26382.")
+        return ports
+
+    def _sentinel_url(self, suffix: str) -> str:
+        raw = self._values["REDIS_SENTINELS"].strip()
+        if not raw:
+            return ""
+        for entry in raw.split(","):
+            parse_address(entry.strip(), "REDIS_SENTINELS")
+        auth = f":{quote(self._values['REDIS_PASSWORD'], safe='')}@" if self._values["REDIS_PASSWORD"] else ""
+        return f"redis+sentinel://{auth}{raw.replace(' ', '')}/{self._values['REDIS_SENTINEL_MASTER']}{suffix}"
 
     def _local_redis(self, port_setting: str) -> str:
         auth = f":{quote(self._values['REDIS_PASSWORD'], safe='')}@" if self._values["REDIS_PASSWORD"] else ""

@@ -91,17 +91,21 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
                     self.request.retries + 1, (self.request.delivery_info or {}).get("routing_key", ""),
                 )  # fmt: skip
 
-    broker = settings.broker_url
+    from breakwater.redis_clients import celery_backend
+
+    broker, broker_sentinel = celery_backend(settings.broker_url)  # through the Sentinels when there are any
     amqp = broker.startswith(("amqp://", "pyamqp://"))
     if amqp:
         transport = {"confirm_publish": True, "connect_timeout": 4}
     else:
         # Redis redelivers an unacknowledged message only after the visibility timeout: longer than any task.
-        transport = {"visibility_timeout": 3600, "socket_timeout": 5, "socket_connect_timeout": 2}
+        transport = {"visibility_timeout": 3600, "socket_timeout": 5, "socket_connect_timeout": 2, **broker_sentinel}
+    results, results_sentinel = celery_backend(settings.redis_url)
     celery = Celery(app.name, task_cls=FlaskTask)
     celery.conf.update(
         broker_url=broker,
-        result_backend=settings.redis_url,
+        result_backend=results,
+        result_backend_transport_options=results_sentinel,
         result_expires=3600,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,

@@ -11,6 +11,7 @@ import pytest
 
 from breakwater.stack import Stack
 from breakwater.stack.cluster_cli import cluster_env
+from breakwater.stack.ports import free_ports
 from stack_helpers import stack_env
 
 HOSTS = 4
@@ -25,6 +26,11 @@ def stack(tmp_path_factory) -> Stack:
     base["BREAKWATER_WEB_WORKERS"] = "2"
     # The watcher (on the last app host) promotes a replica 4 s after the primary stops answering.
     base["BREAKWATER_DB_FAILOVER_AFTER"] = "4"
+    # The gate/broker Redis with a replica on an app host and a Sentinel on each of the first three hosts.
+    base["BREAKWATER_REDIS_SENTINEL"] = "1"
+    sentinel_ports = free_ports(4)
+    base["BREAKWATER_SENTINEL_PORTS"] = ",".join(str(p) for p in sentinel_ports[:3])
+    base["BREAKWATER_REDIS_REPLICA_PORT"] = str(sentinel_ports[3])
     st = Stack(cluster_env(HOSTS, base), echo=lambda _msg: None)
     try:
         st.up(install=True, echo_steps=False)

@@ -33,6 +33,7 @@ from collections import OrderedDict
 
 import redis
 
+from breakwater import redis_clients
 from breakwater.background import PerProcessThread
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class LocalTier:
         # RESP2 on purpose: the invalidations then arrive as ordinary pub/sub messages on the
         # subscribed connection (with RESP3 they are push frames the client library consumes itself).
         # A timeout and keepalive: a half-open connection must end tracking (and the tier) quickly.
-        self.client = redis.Redis.from_url(
+        self.client = redis_clients.from_url(
             redis_url, protocol=2, socket_connect_timeout=1, socket_timeout=5, socket_keepalive=True,
             health_check_interval=0,
         )  # fmt: skip

@@ -229,7 +229,11 @@ class ReplicationMonitor:
             else:
                 node.reason = f"rejoining ({node.healthy_streak}/{self.readmit_checks} healthy checks)"
         if was != node.in_rotation:
-            log.warning("replica %s %s rotation: %s", node.name, "joined" if node.in_rotation else "left", node.reason)
+            # The first check only sets the starting state: a change is worth a warning, the start is not.
+            log.log(
+                logging.DEBUG if initial else logging.WARNING,
+                "replica %s %s rotation: %s", node.name, "joined" if node.in_rotation else "left", node.reason,
+            )  # fmt: skip
 
     def mark_down(self, name: str, why: str) -> None:
         """The router saw a connection error: take the node out now and re-check soon."""

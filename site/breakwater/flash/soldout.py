@@ -18,8 +18,7 @@ import logging
 import threading
 import time
 
-import redis
-
+from breakwater import redis_clients
 from breakwater.background import PerProcessThread
 from breakwater.flash.gate import EVENTS
 
@@ -34,7 +33,7 @@ MAX_LIMITED = 100_000  # (sale, buyer) pairs remembered per process; past that, 
 class SoldOutFlags:
     def __init__(self, redis_url: str):
         # Its own connection: a subscriber waits on its socket far longer than the app's short timeouts.
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=2)
+        self.client = redis_clients.from_url(redis_url, socket_timeout=10, socket_connect_timeout=2)
         self._until: dict[int, float] = {}
         self._limited: dict[tuple[int, int], float] = {}
         self._lock = threading.Lock()

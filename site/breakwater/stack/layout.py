@@ -66,6 +66,7 @@ class Layout:
         self.supervisor = self.state / "supervisor"
         self.redis = self.state / "redis"
         self.redis_cache = self.state / "redis-cache"
+        self.redis_replica = self.state / "redis-replica"  # REDIS_SENTINEL=1
         self.nginx = self.state / "nginx"
         self.edge = self.state / "edge"
         self.prometheus = self.state / "prometheus"
@@ -192,12 +193,33 @@ class Layout:
     def bootstrapped_marker(self) -> Path:
         return self.mariadb / "replication-configured"
 
+    @property
+    def sentinel_enabled(self) -> bool:
+        return self.settings.flag("REDIS_SENTINEL")
+
+    def sentinels(self) -> list[tuple[str, int, Path, Host | None]]:
+        """(name, port, dir, host) of the three Sentinels (in a cluster: on the first three hosts)."""
+        if not self.sentinel_enabled:
+            return []
+        hosts = self.cluster.hosts[:3] if self.cluster.enabled else [None] * 3
+        return [
+            (f"sentinel{i}", port, self.state / f"sentinel{i}", host)
+            for i, (port, host) in enumerate(zip(self.settings.sentinel_ports, hosts, strict=True), start=1)
+        ]
+
+    @property
+    def redis_replica_host(self) -> Host | None:
+        """The gate/broker Redis replica's host: the first app host in a cluster."""
+        return self.cluster.app_hosts[0] if self.cluster.enabled else None
+
     def dirs(self) -> list[Path]:
         return [
             self.logs,
             self.supervisor,
             self.redis,
             self.redis_cache,
+            *([self.redis_replica] if self.sentinel_enabled else []),
+            *(d for _n, _p, d, _h in self.sentinels()),
             self.nginx,
             self.edge,
             self.prometheus,

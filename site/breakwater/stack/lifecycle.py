@@ -53,6 +53,10 @@ class Stack:
                 ORIGIN_TRUSTED_PROXIES=self.settings["ORIGIN_TRUSTED_PROXIES"] or cluster.edge_host.address,
             )
             self.layout = Layout(self.settings)
+        if self.layout.sentinel_enabled and not self.settings["REDIS_SENTINELS"]:
+            addresses = [f"{h.address if h else self.settings['HOST']}:{p}" for _n, p, _d, h in self.layout.sentinels()]
+            self.settings = self.settings.with_values(REDIS_SENTINELS=",".join(addresses))
+            self.layout = Layout(self.settings)
         primary = self.layout.primary
         if (cluster.enabled or primary.name != "mariadb-primary") and not self.settings["DB_PRIMARY"]:
             # `breakwater db promote` moved the primary, or the nodes live on several hosts: every program
@@ -70,6 +74,9 @@ class Stack:
         ports = [("PRIMARY_PORT", s.int("PRIMARY_PORT"))]
         ports += [("REPLICA_PORTS", p) for p in s.replica_ports]
         ports += [(k, s.int(k)) for k in ("REDIS_PORT", "REDIS_CACHE_PORT")]
+        if self.layout.sentinel_enabled:
+            ports += [("REDIS_REPLICA_PORT", s.int("REDIS_REPLICA_PORT"))]
+            ports += [("SENTINEL_PORTS", p) for p in s.sentinel_ports]
         ports += [("APP_PORT", a.port) for a in self.layout.apps]  # app2... listen on APP_PORT+1...
         ports += [(k, s.int(k)) for k in ("ORIGIN_PORT", "EDGE_PORT")]
         ports += [(k, s.int(k)) for k in ("RABBITMQ_PORT", "RABBITMQ_DIST_PORT", "SMTP_PORT", "FLOWER_PORT")]
@@ -85,6 +92,10 @@ class Stack:
         files = {n.name: n.dir / "mariadb.pid" for n in self.layout.nodes}
         files["redis"] = self.layout.redis / "redis.pid"
         files["redis-cache"] = self.layout.redis_cache / "redis.pid"
+        if self.layout.sentinel_enabled:
+            files["redis-replica"] = self.layout.redis_replica / "redis.pid"
+            for name, _port, directory, _host in self.layout.sentinels():
+                files[name] = directory / "sentinel.pid"
         files["nginx"] = self.layout.nginx / "nginx.pid"
         files["edge"] = self.layout.edge / "varnishd.pid"
         for inst in self.layout.apps:
@@ -172,6 +183,9 @@ class Stack:
             mariadb.wait_ready(node, alive=self.supervisor.alive_check(node.name))
         self.supervisor.wait_running("redis")
         self.supervisor.wait_running("redis-cache")
+        if self.layout.sentinel_enabled:
+            for name in ("redis-replica", *(n for n, _p, _d, _h in self.layout.sentinels())):
+                self.supervisor.wait_running(name)
         self.supervisor.wait_running("smtp")
         if not self.layout.bootstrapped_marker.exists():
             say("creating users and configuring GTID replication")
