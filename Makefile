@@ -11,7 +11,7 @@ SWAGGER_UI ?= 5
 SWAGGER_DIR := site/breakwater/static/vendor/swagger-ui
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench bench-db bench-cache bench-static bench-queue bench-flash bench-workers locust cluster cluster-down test-cluster
+.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench bench-db bench-cache bench-static bench-queue bench-flash bench-workers locust cluster cluster-down test-cluster bench-cluster
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -98,6 +98,9 @@ locust: deps ## Locust's web UI on http://127.0.0.1:8089: visitors, editors, fla
 
 bench-workers: deps ## gunicorn sync vs gthread vs gevent: replica read, 50 ms upstream, Markdown render, memory
 	cd loadtests && ../$(BIN)/python bench_workers.py
+
+bench-cluster: deps ## 1, 2, 3 app hosts vs one machine (network namespaces, root): visitors, /api/home, failover time
+	cd loadtests && ../$(BIN)/python bench_cluster.py
 
 lint: install ## Ruff lint and format check
 	$(BIN)/ruff check site tests loadtests db
