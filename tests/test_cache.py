@@ -197,3 +197,20 @@ def test_pages_do_not_need_the_broker_redis(stack, origin):
     finally:
         rpc.startProcess("redis")
     stack.wait_healthy(timeout=90)
+
+
+def test_the_dynamic_homepage_renders_once_per_cached_value_and_afresh_after_a_publish(editor_api, origin, slug):
+    """The rendered homepage is kept per process for the cached bytes it came from (cache/http.py cached_page):
+    the same value gives the same page; a publish changes the value, and the page follows it."""
+    visitor = requests.Session()
+    url = f"{origin}/?dynamic={slug}"  # a query string sends / to the app instead of the emitted file
+    pages = [visitor.get(url, timeout=10) for _ in range(4)]
+    assert {p.status_code for p in pages} == {200} and len({p.text for p in pages}) == 1
+    assert {p.headers["X-Cache"] for p in pages[1:]} <= {"hit", "stale"}
+    title = f"Rendered {slug}"
+    created = editor_api("POST", "/articles", json={**ARTICLE, "title": title, "slug": slug, "publish": True})
+    assert created.status_code == 201, created.text
+    # Well within RENDER_TTL (10 s): a page kept regardless of the value would still be the old one.
+    wait_for(lambda: title in visitor.get(url, timeout=10).text, timeout=5, what="the new article on the homepage")
+    editor_api("DELETE", f"/articles/{created.json()['article']['id']}")
+    wait_for(lambda: title not in visitor.get(url, timeout=10).text, timeout=5, what="the article gone again")
