@@ -23,6 +23,7 @@ README table.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -207,7 +208,9 @@ def main() -> int:
             comparisons.append(compare(f"**{what}** {label} / one machine", summaries[f"{what}: {label}"], base,
                                        fmt="{:.2f}", extra="x"))  # fmt: skip
     rows = ["", "| primary killed, then | first accepted write after (s) | promote command took (s) |", "|---|---|---|"]
-    rows += [f"| {k} | {v['first_write_s']} | {v['promote_command_s']} |" for k, v in failover.items()]
+    for k, v in failover.items():
+        took = v["promote_command_s"]
+        rows.append(f"| {k} | {v['first_write_s']} | {'-' if math.isnan(took) else took} |")
     notes = [
         *rows,
         "",
@@ -217,7 +220,8 @@ def main() -> int:
         "host brings its own cores and the origin's upstream spreads over them.",
         f"Locust FastHttpUser x{users}, {seconds}s per run, {rounds} interleaved round(s), all four stacks up "
         "at once. Visitors: the visitor scenario with a reading pause of up to 0.3 s, through the edge (mostly "
-        "edge hits and emitted pages); /api/home: the Redis-cached homepage data through the origin, no microcache, "
+        "edge hits and emitted pages): their rate is set by that pause, so the same everywhere, and the network "
+        "path shows in the tail latency; /api/home: the Redis-cached homepage data through the origin, no microcache, "
         "so every request is balanced over the app hosts.",
         "Failover: editors' saves back to back; the primary's mariadbd SIGKILLed with its supervisor frozen (the "
         "host's database is gone); the first save answered 201 afterwards is timed. One sample each.",
