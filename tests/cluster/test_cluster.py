@@ -2,7 +2,7 @@
 address and nothing crosses hosts over 127.0.0.1; a publish on the origin's host is rebuilt there, purged at the
 edge's host by workers on the app hosts; an app host dying under Locust load fails no read, and what it was
 writing answers one clear error or succeeds; a worker host dying mid-task hands the task to another host, which
-finishes it once."""
+finishes it once; a welcome mail crosses from an app host's notify worker to the SMTP sink on the data host."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_an_app_host_dying_under_load_fails_no_read_and_no_write_answers_twice(
         with requests.Session() as http:
             while not stop.is_set():
                 for path in ("/api/home", "/api/regions", "/api/articles?page=1"):
-                    reads.append(http.get(origin + path, timeout=30).status_code)
+                    reads.append(http.get(origin + path, timeout=60).status_code)
 
     def write() -> None:  # drafts saved one after another; an unclear answer is sent again as it was
         with requests.Session() as http:
@@ -193,3 +193,24 @@ def test_a_worker_host_dying_mid_task_hands_it_to_another_host_which_finishes_it
     assert starts[1]["pid"] in cluster.pids(survivor)
     time.sleep(1)
     assert int(redis.get(prefix + "completions")) == 1
+
+
+def test_a_welcome_mail_crosses_from_an_app_hosts_notify_worker_to_the_sink_on_the_data_host(stack, cluster, origin):
+    notify_hosts = {h for _name, queue, h in stack.layout.workers() if queue == "notify"}
+    assert notify_hosts == set(cluster.app_hosts)  # none on the data host: the mail has to cross
+    name = "m" + uuid.uuid4().hex[:10]
+    address = f"{name}@example.org"
+    resp = requests.post(
+        f"{origin}/api/auth/register", json={"name": name, "password": "long enough", "email": address}, timeout=15
+    )
+    assert resp.status_code == 201, resp.text
+
+    def mailed() -> list:
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "breakwater"), "mail", "list", "--json", "--to", address],
+            env=stack.settings.child_env(), capture_output=True, text=True, timeout=60,
+        ).stdout  # fmt: skip
+        return json.loads(out or "[]")
+
+    messages = wait_for(mailed, timeout=30, interval=0.5, what="the welcome mail at the sink")
+    assert len(messages) == 1 and messages[0]["subject"] == "Welcome to Breakwater"

@@ -199,6 +199,7 @@ class Cluster:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and any(_running(p) for p in victims):
                 time.sleep(0.05)
+            time.sleep(0.3)  # its kernel still answers a moment (resets for the dead sockets), then it is gone
             self.isolate(host)
         finally:
             if supervisord_pid:
