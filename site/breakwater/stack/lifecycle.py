@@ -257,15 +257,27 @@ class Stack:
             try:
                 with urllib.request.urlopen(url, timeout=5) as resp:
                     body = json.load(resp)
-                    if body.get("status") == "ok":
+                    if body.get("status") == "ok" and self._edge_sees_origin():
                         return body
-                    last = json.dumps(body.get("problems"))
+                    last = json.dumps(body.get("problems")) if body.get("status") != "ok" else "edge: origin sick"
             except urllib.error.HTTPError as exc:
                 last = f"HTTP {exc.code}: {exc.read()[:300]!r}"
             except (OSError, ValueError) as exc:
                 last = str(exc)
             time.sleep(0.5)
         raise StackError(f"{url} did not report healthy within {timeout:.0f}s (last: {last}); see {self.layout.logs}.")
+
+    def _edge_sees_origin(self) -> bool:
+        """The edge's health probe has found the origin (until then Varnish answers 503): it may start
+        probing before Nginx listens, on another host of a cluster too."""
+        edge = self.settings.edge_url
+        if edge is None:
+            return True
+        try:
+            with urllib.request.urlopen(edge + "/healthz", timeout=5) as resp:
+                return resp.status == 200
+        except (OSError, ValueError):
+            return False
 
     def down(self, quiet: bool = False) -> bool:
         """Stop everything; returns False when nothing was running."""
