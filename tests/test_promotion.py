@@ -81,9 +81,10 @@ def test_primary_killed_promote_rejoin_and_switch_back(stack, origin, settings):
         with closing(admin(behind)) as conn, conn.cursor() as cur:
             cur.execute("STOP SLAVE IO_THREAD")  # it stops receiving: promoting it would lose commits
         wait_for(lambda: sum(len(w.acked) for w in writers) >= 20, timeout=30, what="writes it did not receive")
-        # Automatic failover (BREAKWATER_DB_FAILOVER_AFTER; the stack's own watcher is off here).
+        # Automatic failover (BREAKWATER_DB_FAILOVER_AFTER; the stack's own watcher is off here). 8 s: the refused
+        # promotion below must be over before the watcher acts, even on a slow machine.
         watcher = subprocess.Popen(
-            [str(BIN), "db", "watch", "--failover-after", "4"], env=stack.env, stdout=subprocess.PIPE,
+            [str(BIN), "db", "watch", "--failover-after", "8"], env=stack.env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         lines: list[str] = []
