@@ -121,7 +121,7 @@ def main() -> int:
     finally:
         if stack is not None:
             stopping = time.time()
-            stack.down(quiet=True)
+            stack.down(quiet=True, kill=True)
             tmp.cleanup()
             stop_s = time.time() - stopping
     return compose(out, runs, time.time() - started, (start_s, stop_s))

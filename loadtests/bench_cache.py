@@ -178,7 +178,7 @@ def main() -> int:
         cache_redis.close()
         for srv in servers:
             srv.stop()
-        stack.down(quiet=True)
+        stack.down(quiet=True, kill=True)
         tmp.cleanup()
     notes = [
         f"Locust FastHttpUser x{users}, {seconds}s per run, {rounds} interleaved runs per configuration; one "

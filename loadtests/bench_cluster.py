@@ -198,7 +198,7 @@ def main() -> int:
         print(f"failover: {failover}", flush=True)
     finally:
         for stack, tmp in stacks.values():
-            stack.down(quiet=True)
+            stack.down(quiet=True, kill=True)
             tmp.cleanup()
 
     comparisons = []

@@ -174,7 +174,7 @@ def main() -> int:
         selects.dispose()
         for srv in servers:
             srv.stop()
-        stack.down(quiet=True)
+        stack.down(quiet=True, kill=True)
         tmp.cleanup()
     s = summaries
     comparisons = [

@@ -301,7 +301,7 @@ def main() -> int:
         print(json.dumps(b, indent=1), flush=True)
     finally:
         db.dispose()
-        stack.down(quiet=True)
+        stack.down(quiet=True, kill=True)
         tmp.cleanup()
     summaries += path_summaries
     comparisons.append(path_comparison)

@@ -402,7 +402,7 @@ def main() -> None:
         update_readme("bench-queue", text)
         print(text)
     finally:
-        stack.down(quiet=True)
+        stack.down(quiet=True, kill=True)
         tmp.cleanup()
 
 

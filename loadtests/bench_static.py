@@ -640,7 +640,7 @@ def main() -> int:
         uncached.stop()
         primary_only.stop()
         selects.dispose()
-        stack.down(quiet=True)
+        stack.down(quiet=True, kill=True)
         tmp.cleanup()
 
     # ---- report

@@ -150,7 +150,7 @@ def main() -> int:
         upstream.stop()
         for srv in servers.values():
             srv.stop()
-        stack.down(quiet=True)
+        stack.down(quiet=True, kill=True)
         tmp.cleanup()
 
     comparisons = []

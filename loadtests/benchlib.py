@@ -149,7 +149,7 @@ def _start_private_stack(echo, overrides: dict[str, str], extra: dict) -> tuple[
     try:
         stack.up(echo_steps=True)
     except BaseException:
-        stack.down(quiet=True)
+        stack.down(quiet=True, kill=True)
         tmp.cleanup()
         raise
     return stack, tmp

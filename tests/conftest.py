@@ -27,7 +27,7 @@ def stack(tmp_path_factory) -> Stack:
         st.up(install=True, echo_steps=False)
         yield st
     finally:
-        st.down(quiet=True)
+        st.down(quiet=True, kill=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 at once: visitors through the edge, an editor and flash buyers through the origin, and buyers of a
 sale whose database was corrupted on purpose (their after-run check must fail the run).
 
-``--stop-timeout`` lets each user finish the task it began (a buyer's purchase, an editor's round of
+``--stop-timeout`` lets each user finish what it began (a buyer's purchase, an editor's round of
 changes) however slow the shared machine is. Each run's statistics come from ``--json-file``, written
 at shutdown after the after-run checks (the ``--csv`` files are snapshots rewritten every second and
 can miss the last ones). Timing targets (e.g. the editor's 2 s at the edge) are measured by the

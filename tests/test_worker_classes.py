@@ -65,9 +65,9 @@ def gunicorns(stack, tmp_path_factory) -> dict[str, str]:
             deadline = time.monotonic() + 90
             while True:
                 try:
-                    if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    if requests.get(f"{url}/healthz", timeout=20).status_code == 200:
                         break
-                except requests.ConnectionError:
+                except requests.RequestException:  # not listening yet, or a first answer slow on a busy machine
                     pass
                 if time.monotonic() > deadline:
                     pytest.fail(f"gunicorn {worker_class} did not answer: {(logs / f'{worker_class}.log').read_text()}")

@@ -279,14 +279,18 @@ class Stack:
         except (OSError, ValueError):
             return False
 
-    def down(self, quiet: bool = False) -> bool:
-        """Stop everything; returns False when nothing was running."""
+    def down(self, quiet: bool = False, kill: bool = False) -> bool:
+        """Stop everything; returns False when nothing was running. ``kill`` skips the graceful stop
+        (SIGKILL): only for a stack whose state is thrown away afterwards, as the test session's."""
         was_running = self.supervisor.pid is not None
-        self.supervisor.shutdown()
+        if kill:
+            self.supervisor.kill()
+        else:
+            self.supervisor.shutdown()
         for name, pid in self.orphans().items():
             if not quiet:
                 self.echo(f"stopping leftover {name} (pid {pid})")
-            _terminate(pid)
+            _terminate(pid, timeout=0 if kill else 20.0)
         if self.layout.cluster.enabled and self.layout.cluster.exists():
             self.layout.cluster.down()  # the hosts go with the stack; `make cluster` makes them again
         return was_running
