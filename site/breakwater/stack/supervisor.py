@@ -121,7 +121,6 @@ class Supervisor:
             time.sleep(0.2)
         os.kill(pid, signal.SIGKILL)
 
-
     def kill(self) -> None:
         """SIGKILL every program's process group, then supervisord: for throwaway stacks (the test
         session's), whose state nobody keeps; a graceful :meth:`shutdown` takes half a minute."""
