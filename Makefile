@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the project with its dev tools
+	@# Bytecode for the project's own modules: every service and CLI process imports them, and with
+	@# PYTHONDONTWRITEBYTECODE set (as on CI machines) Python would compile them again in each one.
+	@$(BIN)/python -m compileall -q -j 0 site tests loadtests >/dev/null
 
 deps: install ## Install missing system programs (MariaDB, Redis, Nginx, Varnish + varnish-modules) with apt-get
 	$(BIN)/breakwater stack check

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from sqlalchemy import select
@@ -14,8 +15,13 @@ from breakwater.errors import ApiError
 
 NAME_RE = re.compile(r"^[\w.\-]+$")
 MIN_NAME, MIN_PASSWORD, MAX_PASSWORD = 3, 8, 128
-# Compared against when the user does not exist, so both paths cost one hash check.
-_DUMMY_HASH = generate_password_hash("breakwater-dummy-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Compared against when the user does not exist, so both paths cost one hash check (made on first
+    use: every process imports this module, few of them log anyone in)."""
+    return generate_password_hash("breakwater-dummy-password")
 
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -96,7 +102,7 @@ def authenticate(session: Session, name: object, password: object) -> User:
         raise ApiError(401, "invalid_credentials", "The user name or password is wrong.")
     user = session.scalars(select(User).where(User.name == name.strip())).first()
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         raise ApiError(401, "invalid_credentials", "The user name or password is wrong.")
     if not check_password_hash(user.password_hash, password):
         raise ApiError(401, "invalid_credentials", "The user name or password is wrong.")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from pypinyin import Style, lazy_pinyin
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,6 +16,8 @@ _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 
 def propose(title: str) -> str:
+    from pypinyin import Style, lazy_pinyin  # here: its dictionaries take half a second to load
+
     words = lazy_pinyin(title or "", style=Style.NORMAL, errors=lambda text: text)
     ascii_text = unicodedata.normalize("NFKD", " ".join(words)).encode("ascii", "ignore").decode()
     slug = _NOT_WORD.sub("-", ascii_text.lower()).strip("-")
