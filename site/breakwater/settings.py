@@ -159,6 +159,11 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds an outbox row waits for its after-commit send before the relay sends it instead.",
         scope="app",
     ),
+    Setting(
+        "FLOWER",
+        "1",
+        "Set 0 to run without Flower, the Celery monitor (test stacks do: it turns on task events in every worker).",
+    ),
     Setting("FLOWER_PORT", "5555", "Flower (the Celery monitor) on HOST only."),
     Setting("SMTP_PORT", "2525", "Port of the local SMTP sink (stores mail under STATE_DIR/mail)."),
     Setting(

@@ -79,14 +79,16 @@ class Stack:
             ports += [("SENTINEL_PORTS", p) for p in s.sentinel_ports]
         ports += [("APP_PORT", a.port) for a in self.layout.apps]  # app2... listen on APP_PORT+1...
         ports += [(k, s.int(k)) for k in ("ORIGIN_PORT", "EDGE_PORT")]
-        ports += [(k, s.int(k)) for k in ("RABBITMQ_PORT", "RABBITMQ_DIST_PORT", "SMTP_PORT", "FLOWER_PORT")]
+        ports += [(k, s.int(k)) for k in ("RABBITMQ_PORT", "RABBITMQ_DIST_PORT", "SMTP_PORT")]
+        ports += [("FLOWER_PORT", s.int("FLOWER_PORT"))] if s.flag("FLOWER") else []
         return ports
 
     @property
     def _web(self) -> list[str]:
         """The programs started after the data services: every gunicorn, the workers, beat, Flower,
         Nginx, the edge."""
-        return [a.name for a in self.layout.apps] + [w for w, _q, _h in self.layout.workers()] + list(LATE_PROGRAMS)
+        late = [p for p in LATE_PROGRAMS if p != "flower" or self.settings.flag("FLOWER")]
+        return [a.name for a in self.layout.apps] + [w for w, _q, _h in self.layout.workers()] + late
 
     def _pid_files(self) -> dict[str, Path]:
         files = {n.name: n.dir / "mariadb.pid" for n in self.layout.nodes}

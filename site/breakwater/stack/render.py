@@ -328,12 +328,13 @@ def queue_programs(layout: Layout) -> list[Program]:
         _bin("celery"), "-A", "breakwater.worker", "flower",
         f"--address={s['HOST']}", f"--port={s.int('FLOWER_PORT')}", "--persistent=False",
     ]  # fmt: skip
-    progs.append(
-        Program(
-            "flower", "queue monitor", shlex.join(flower), s.int("FLOWER_PORT"), autostart=False, priority=320,
-            host=data,
-        )
-    )  # fmt: skip
+    if s.flag("FLOWER"):
+        progs.append(
+            Program(
+                "flower", "queue monitor", shlex.join(flower), s.int("FLOWER_PORT"), autostart=False, priority=320,
+                host=data,
+            )
+        )  # fmt: skip
     return progs
 
 
