@@ -12,7 +12,7 @@ import requests
 
 from breakwater.stack import Stack
 from breakwater.stack.mariadb import admin
-from stack_helpers import stack_env
+from stack_helpers import scratch_dir, stack_env
 
 pytest_plugins = ["browser"]
 
@@ -22,12 +22,13 @@ collect_ignore = [] if os.environ.get("BREAKWATER_TEST_CLUSTER") == "1" else ["c
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Stack:
-    st = Stack(stack_env(tmp_path_factory.mktemp("stack")), echo=lambda _msg: None)
-    try:
-        st.up(install=True, echo_steps=False)
-        yield st
-    finally:
-        st.down(quiet=True, kill=True)
+    with scratch_dir(tmp_path_factory, "stack") as state:
+        st = Stack(stack_env(state), echo=lambda _msg: None)
+        try:
+            st.up(install=True, echo_steps=False)
+            yield st
+        finally:
+            st.down(quiet=True, kill=True)
 
 
 @pytest.fixture(scope="session")

@@ -30,8 +30,8 @@ def test_a_service_crashing_at_start_is_named_and_nothing_is_left_running(tmp_pa
     def broken(layout):
         progs = real_programs(layout)
         for p in progs:
-            if p.name == "mariadb-primary":  # the first service waited for: the test needs no full start
-                p.command = "sh -c 'echo mariadb-primary: configuration is broken on purpose; exit 3'"
+            if p.name == "redis-cache":  # started with the data services: the test needs no full start
+                p.command = "sh -c 'echo redis-cache: configuration is broken on purpose; exit 3'"
         return progs
 
     monkeypatch.setattr(render, "programs", broken)
@@ -39,7 +39,7 @@ def test_a_service_crashing_at_start_is_named_and_nothing_is_left_running(tmp_pa
     with pytest.raises(StackError) as info:
         st.up(install=False)
     message = str(info.value)
-    assert message.startswith("mariadb-primary crashed while starting")
+    assert message.startswith("redis-cache crashed while starting")
     assert "configuration is broken on purpose" in message
     assert st.supervisor.pid is None
     assert st.orphans() == {}

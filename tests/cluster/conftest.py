@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 
 import pytest
 
 from breakwater.stack import Stack
 from breakwater.stack.cluster_cli import cluster_env
 from breakwater.stack.ports import free_ports
-from stack_helpers import stack_env
+from stack_helpers import scratch_dir, stack_env
 
 HOSTS = 4
 
@@ -21,7 +22,12 @@ HOSTS = 4
 def stack(tmp_path_factory) -> Stack:
     if os.geteuid() != 0:
         pytest.fail("The cluster suite creates network namespaces: run `make test-cluster` as root.")
-    base = stack_env(tmp_path_factory.mktemp("cluster"))
+    with scratch_dir(tmp_path_factory, "cluster") as state:
+        yield from _cluster_stack(state)
+
+
+def _cluster_stack(state) -> Iterator[Stack]:
+    base = stack_env(state)
     base["BREAKWATER_CLUSTER_NETWORK"] = f"10.{random.randint(100, 199)}.{random.randint(0, 255)}.0/24"
     base["BREAKWATER_WEB_WORKERS"] = "2"
     # The watcher (on the last app host) promotes a replica 4 s after the primary stops answering.
