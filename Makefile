@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Two test processes, each with its own private stack, files kept together (make test PYTEST_ARGS=... to change)
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# Two test processes, each with its own private stack, files kept together and the longest first
+# (tests/conftest.py FILE_SECONDS; make test PYTEST_ARGS=... to change)
+PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
 FUZZ_EXAMPLES ?= 100
 SWAGGER_UI ?= 5
 SWAGGER_DIR := site/breakwater/static/vendor/swagger-ui

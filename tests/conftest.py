@@ -16,6 +16,22 @@ from stack_helpers import scratch_dir, stack_env
 
 pytest_plugins = ["browser"]
 
+#: Seconds each slow file took on the 2-core machine (``--durations``). ``make test`` hands whole files to
+#: two workers (``--dist loadfile --no-loadscope-reorder``) in this order, longest first, so that both
+#: finish at about the same time; files not listed follow in collection order.
+FILE_SECONDS = {
+    "test_flash.py": 80, "test_queues.py": 75, "test_pages.py": 45, "test_openapi.py": 40,
+    "test_promotion.py": 25, "test_stack_programs.py": 20, "test_cli.py": 21, "test_loadtests.py": 20,
+    "test_flash_database.py": 20, "test_edge.py": 19, "test_browser.py": 18, "test_failover.py": 17,
+    "test_worker_classes.py": 16, "test_breaker.py": 14, "test_regions_migration.py": 13,
+    "test_editor_browser.py": 11, "test_origin.py": 10, "test_cache.py": 10,
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: -FILE_SECONDS.get(item.path.name, 0))  # stable: a file's own order is kept
+
+
 #: tests/cluster/ needs root and network namespaces and takes minutes: `make test-cluster` runs it
 collect_ignore = [] if os.environ.get("BREAKWATER_TEST_CLUSTER") == "1" else ["cluster"]
 

@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 from breakwater.openapi import description
 
 SCHEMA = schemathesis.openapi.from_dict(description())
-EXAMPLES = int(os.environ.get("BREAKWATER_FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("BREAKWATER_FUZZ_EXAMPLES", "4"))
 FULL = EXAMPLES > 6  # `make fuzz`: also schemathesis' coverage phase (boundary and negative values)
 CHECKS = [
     not_a_server_error,

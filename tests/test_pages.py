@@ -151,7 +151,7 @@ def test_publishes_in_a_burst_share_one_homepage_build(editor_api, app, origin):
     assert 1 <= len(builds) <= min(windows, 3), (len(builds), published - started)
 
 
-def test_readers_never_see_a_torn_homepage_during_50_rebuilds(app, origin, static_dir):
+def test_readers_never_see_a_torn_homepage_during_20_rebuilds(app, origin, static_dir):
     from breakwater.pages.builder import Builder
 
     stop, bad, seen = threading.Event(), [], [0]
@@ -170,7 +170,7 @@ def test_readers_never_see_a_torn_homepage_during_50_rebuilds(app, origin, stati
         r.start()
     try:
         builder, manifest_file = Builder(app), static_dir / "_manifest.json"
-        for _ in range(50):
+        for _ in range(20):
             manifest = json.loads(manifest_file.read_text())
             manifest["pages"]["/"]["hash"] = "forget"  # so the build really replaces the file
             manifest_file.write_text(json.dumps(manifest))
@@ -181,7 +181,7 @@ def test_readers_never_see_a_torn_homepage_during_50_rebuilds(app, origin, stati
         stop.set()
         for r in readers:
             r.join()
-    assert seen[0] > 50 and not bad, bad[:3]
+    assert seen[0] > 20 and not bad, bad[:3]
 
 
 def test_an_ad_window_opening_soon_appears_without_a_publish(editor_api, origin, static_dir):

@@ -252,8 +252,12 @@ def rabbitmq_env(layout: Layout) -> dict[str, str]:
         "RABBITMQ_LOG_BASE": str(d / "log"),
         "RABBITMQ_PID_FILE": str(layout.rabbitmq_pidfile),
         "ERL_EPMD_ADDRESS": "127.0.0.1",
-        # Node-to-CLI traffic (rabbitmqctl) stays on the loopback; only AMQP listens on HOST.
-        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        # Node-to-CLI traffic (rabbitmqctl) stays on the loopback; only AMQP listens on HOST. No scheduler
+        # busy-waiting: the node shares its cores with MariaDB, Redis and the Python processes, and
+        # spinning idle schedulers would take CPU from them (RabbitMQ's runtime tuning guide).
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
+            "-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none"
+        ),
     }
 
 
