@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from routing_helpers import wait_for, worker_children
+from stack_helpers import scratch_dir
 
 BREAKWATER = str(Path(sys.executable).parent / "breakwater")
 ARTICLE = {"title": "静态页测试", "summary": "摘要", "category": "tech", "body": "正文"}
@@ -259,17 +260,18 @@ def test_building_into_an_unwritable_folder_fails_clearly_and_keeps_the_files(tm
     assert (target / "index.html").read_text() == "old page"
 
 
-def test_dry_run_lists_changes_and_writes_nothing(tmp_path, settings):
-    env = {**settings.child_env(), "BREAKWATER_STATIC_DIR": str(tmp_path)}
-    cmd = [BREAKWATER, "pages", "build"]
-    dry = subprocess.run([*cmd, "--dry-run"], env=env, capture_output=True, text=True)
-    assert dry.returncode == 0, dry.stderr
-    assert "  write   /" in dry.stdout and "would write:" in dry.stdout
-    assert not (tmp_path / "index.html").exists()
-    full = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    assert full.returncode == 0 and (tmp_path / "index.html").exists()
-    again = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    assert "written: 0," in again.stdout and "removed: 0" in again.stdout, again.stdout
+def test_dry_run_lists_changes_and_writes_nothing(tmp_path_factory, settings):
+    with scratch_dir(tmp_path_factory, "build") as out:  # a full build writes 7,000 files: in memory if possible
+        env = {**settings.child_env(), "BREAKWATER_STATIC_DIR": str(out)}
+        cmd = [BREAKWATER, "pages", "build"]
+        dry = subprocess.run([*cmd, "--dry-run"], env=env, capture_output=True, text=True)
+        assert dry.returncode == 0, dry.stderr
+        assert "  write   /" in dry.stdout and "would write:" in dry.stdout
+        assert not (out / "index.html").exists()
+        full = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert full.returncode == 0 and (out / "index.html").exists()
+        again = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert "written: 0," in again.stdout and "removed: 0" in again.stdout, again.stdout
 
 
 def test_a_missing_static_file_falls_back_to_the_app(origin, static_dir):
