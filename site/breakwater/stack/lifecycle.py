@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from breakwater.settings import Settings, env_name
@@ -147,8 +148,10 @@ class Stack:
         ensure_secrets(self.layout.state)
         self._load()  # pick up the generated secrets
         render_all(self.layout)
-        for node in self.layout.nodes:
-            if mariadb.init_datadir(node):
+        with ThreadPoolExecutor(len(self.layout.nodes)) as pool:  # mariadb-install-db, one per node at once
+            created = list(pool.map(mariadb.init_datadir, self.layout.nodes))
+        for node, made in zip(self.layout.nodes, created, strict=True):
+            if made:
                 say(f"created data directory for {node.name}")
         say("starting supervisord, MariaDB nodes and Redis")
         self.supervisor.start_daemon(self._child_env())
@@ -158,18 +161,31 @@ class Stack:
             self.migrate()
             self.seed()
             mariadb.wait_replicas_caught_up(self.layout)
-            if self.settings.flag("PAGES_BUILD_ON_START"):
-                say("emitting static pages")
-                self.build_pages()
-            say("starting gunicorn, the Celery workers, beat, Flower, Nginx and the Varnish edge")
-            for name in self._web:  # all at once: seven Celery programs would take half a minute in turn
-                self.supervisor.start(name, wait=False)
-            for name in self._web:
-                self.supervisor.wait_running(name)
+            self._wait_rabbitmq()  # booting since the data services started
+            self._start_web(say)
             self.wait_healthy()
         except BaseException:
             self.down(quiet=True)
             raise
+
+    def _start_web(self, say: Callable[[str], None]) -> None:
+        """Gunicorn, the workers, Nginx and the edge start while the full static build runs (they do not
+        need it, and nothing asks for a page before the stack is up); the pages worker and beat, which
+        would write pages or ask for builds, start once the build is done."""
+        builders = {w for w, queue, _h in self.layout.workers() if queue == "pages"} | {"beat"}
+        build = self.settings.flag("PAGES_BUILD_ON_START")
+        first = [n for n in self._web if not (build and n in builders)]
+        say("starting gunicorn, the Celery workers, Nginx and the Varnish edge")
+        for name in first:  # all at once: seven Celery programs would take half a minute in turn
+            self.supervisor.start(name, wait=False)
+        if build:
+            say("emitting static pages")
+            self.build_pages()
+            for name in self._web:
+                if name in builders:
+                    self.supervisor.start(name, wait=False)
+        for name in self._web:
+            self.supervisor.wait_running(name)
 
     def _child_env(self) -> dict[str, str]:
         env = self.settings.child_env()
@@ -196,7 +212,6 @@ class Stack:
                 mariadb.configure_replica(self.layout, node)
             self.layout.bootstrapped_marker.write_text("ok\n")
         mariadb.wait_replicas_caught_up(self.layout)
-        self._wait_rabbitmq()  # booting meanwhile
 
     def _wait_rabbitmq(self, timeout: float = 90.0) -> None:
         """The node takes a few seconds to boot (longer the first time); wait until it takes an AMQP login."""

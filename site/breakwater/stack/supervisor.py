@@ -100,8 +100,11 @@ class Supervisor:
         return self.layout.logs / f"{name}.log"
 
     def tail(self, name: str, lines: int = 12) -> str:
+        """The end of a program's log; MariaDB writes its own (``<name>-error.log``, see node.cnf.j2)."""
+        own = self.layout.logs / f"{name}-error.log"
+        path = own if own.exists() else self.log_path(name)
         try:
-            return "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-lines:])
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
 
