@@ -88,7 +88,8 @@ class Stack:
     def _web(self) -> list[str]:
         """The programs started after the data services: every gunicorn, the workers, beat, Flower,
         Nginx, the edge."""
-        late = [p for p in LATE_PROGRAMS if p != "flower" or self.settings.flag("FLOWER")]
+        rendered = {p.name for p in programs(self.layout)}  # Flower only when BREAKWATER_FLOWER is on
+        late = [p for p in LATE_PROGRAMS if p in rendered]
         return [a.name for a in self.layout.apps] + [w for w, _q, _h in self.layout.workers()] + late
 
     def _pid_files(self) -> dict[str, Path]:
