@@ -7,7 +7,10 @@ seconds later (5), so buyers spawned by then all hit the start together. Every b
 careful client: a timeout, a 5xx or a 429 is retried with the same Idempotency-Key (only a
 definitive answer ends an attempt); right after a 202 it sends the same request again (a
 double-click) and must get the same order back; then it tries once more with a new key, which only
-succeeds while it is under the limit. 409 sold_out / limit_reached are answers, not failures.
+succeeds while it is under the limit. 409 sold_out / limit_reached are answers, not failures, and a
+429 is an expected refusal (its own ``[429]`` row, not a failure); a 5xx, a refused connection or a
+timeout is a failure in the statistics (its own ``[503]`` / ``[network error]`` row) even though the
+buyer retries it, so a run that met server errors cannot pass (see ``classify``).
 
 When the run stops, the scenario waits for the accepted orders to be written (``--flash-drain-timeout``)
 and checks the sale in the database (``--flash-db-url``, see flash_check.py): no oversell, at most the
@@ -96,6 +99,19 @@ RUN = Run()
 
 def epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def classify(status: int, error_code: str, ok: set[int]) -> tuple[bool, bool]:
+    """What ``FlashBuyer.send`` makes of one answer: (a failure in Locust's statistics?, sent again with
+    the same body and Idempotency-Key?). ``status`` 0 is FastHttpUser's for no answer at all (a refused or
+    reset connection, a timeout)."""
+    if status in ok or (status == 403 and error_code == "not_started"):
+        return False, False  # an answer the caller expects (409 sold_out / limit_reached among them)
+    if status == 429:
+        return False, True  # a rate limit: an expected refusal, retried (or given up on, for a login)
+    if status == 0 or status >= 500:
+        return True, True  # the site failed this request: a failure, whatever the retry gets later
+    return True, False  # anything else is a wrong answer
 
 
 class FlashBuyer(FastHttpUser):
@@ -193,23 +209,25 @@ class FlashBuyer(FastHttpUser):
 
     def send(self, method, path, body, ok: set[int], headers=None, name=None, give_up_on_429=False):
         """A request retried with the same body and headers on 429, 5xx and network errors; the final
-        response, or None if it failed (a failure in the stats)."""
+        response, or None if it failed. Every 5xx and network error is a failure in the stats, on its own
+        row, even when a retry then succeeds (``classify``)."""
         name = name or path.replace(self.path, "/api/flash/[id]")
         for _try in range(10):
             with self.client.request(method, path, json=body, headers=headers, name=name, catch_response=True) as resp:
                 status = resp.status_code
-                if status in ok or (status == 403 and bwlocust.error_code(resp) == "not_started"):
+                failed, retry = classify(status, bwlocust.error_code(resp) if status == 403 else "", ok)
+                if retry:
+                    resp.request_meta["name"] = f"{name} [{status or 'network error'}]"  # counted on its own row
+                if failed:
+                    why = bwlocust.error_code(resp) or getattr(resp, "error", None) or ""
+                    resp.failure(f"status {status} {why}".strip())
+                else:
                     resp.success()
-                    return resp
-                if status == 429 or status == 0 or status >= 500:
-                    resp.request_meta["name"] = f"{name} [{status or 'network error'}]"
-                    resp.success()  # counted on its own row; the retry below decides
-                    if status == 429 and give_up_on_429:
-                        return None
-                    gevent.sleep(RETRY_S * random.uniform(1, 2))
-                    continue
-                resp.failure(f"status {status} {bwlocust.error_code(resp)}")
-                return None
+                if not retry:
+                    return None if failed else resp
+                if status == 429 and give_up_on_429:
+                    return None
+                gevent.sleep(RETRY_S * random.uniform(1, 2))
         return None
 
 

@@ -1,0 +1,106 @@
+"""Benchmarks cannot flatter (issue 19, point 6): the computations behind the load tests' and benchmarks'
+verdicts, tested directly, without a stack.
+
+- the Locust flash buyer counts 5xx answers and network errors as failures (retried or not);
+- a recomposed report does not count the reused runners' checks as passed this run;
+- the queue-blocking percentiles count the tasks that never ran (as infinitely late, not dropped);
+- "peak shaved" compares the peak 1-s bin of accepted orders with the peak 1-s bin of written ones;
+- the composite row of the purchase path says it measured mostly sold-out rejections.
+
+The Locust scenario is imported in a subprocess: importing Locust monkey-patches the process with gevent.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+LOADTESTS = Path(__file__).resolve().parents[1] / "loadtests"
+
+
+def in_locust_process(code: str) -> object:
+    """Run ``code`` (which prints one JSON value last) where loadtests/scenarios is importable; that value."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=LOADTESTS / "scenarios", capture_output=True, text=True, timeout=120,
+        env={"PYTHONPATH": str(LOADTESTS / "scenarios"), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------- the Locust flash buyer
+def test_the_flash_buyer_counts_server_errors_and_network_errors_as_failures():
+    table = in_locust_process(
+        "import json, flash_buyer as f\n"
+        "codes = [0, 201, 202, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504]\n"
+        "out = {s: f.classify(s, '', {202, 409}) for s in codes}\n"
+        "out['403 not_started'] = f.classify(403, 'not_started', {202, 409})\n"
+        "print(json.dumps(out))"
+    )
+    # (a failure in Locust's statistics?, retried with the same key?)
+    assert table == {
+        "0": [True, True],  # no answer: refused, reset, timed out
+        "201": [True, False],  # not what a purchase answers
+        "202": [False, False],
+        "400": [True, False],
+        "401": [True, False],
+        "403": [True, False],
+        "404": [True, False],
+        "409": [False, False],  # sold_out / limit_reached: an answer
+        "429": [False, True],  # a rate limit: an expected refusal, retried
+        "500": [True, True],
+        "502": [True, True],
+        "503": [True, True],
+        "504": [True, True],
+        "403 not_started": [False, False],
+    }, table
+
+
+SEND = """
+import http.server, json, socket, threading
+import flash_buyer as f
+from locust import events
+from locust.env import Environment
+
+f.RETRY_S = 0.01
+seen = []
+
+
+def record(name, exception, **_kw):
+    seen.append([name, bool(exception)])
+
+
+def send(host):
+    env = Environment(user_classes=[f.FlashBuyer], host=host, events=events)
+    env.events.request.add_listener(record)
+    f.FlashBuyer.host = host
+    user = f.FlashBuyer(env)
+    user.path = "/api/flash/1"
+    answer = user.send("POST", "/api/flash/1/orders", {}, {202, 409})
+    env.events.request.remove_listener(record)
+    return answer is None
+
+
+# a port nobody listens on: every attempt is a refused connection
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+closed = s.getsockname()[1]
+s.close()
+refused = send(f"http://127.0.0.1:{closed}")
+# Python's own HTTP server answers a POST with 501 Not Implemented: a real 5xx
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+five = send(f"http://127.0.0.1:{server.server_address[1]}")
+server.shutdown()
+print(json.dumps({"refused_gave_none": refused, "five_gave_none": five, "seen": seen}))
+"""
+
+
+def test_the_flash_buyers_send_records_every_retried_error_as_a_failure_on_its_own_row():
+    """send() against a closed port and a real server answering 501: each of its 10 tries is a failure."""
+    out = in_locust_process(SEND)
+    assert out["refused_gave_none"] and out["five_gave_none"], out
+    expected = [["/api/flash/[id]/orders [network error]", True]] * 10 + [["/api/flash/[id]/orders [501]", True]] * 10
+    assert out["seen"] == expected, out["seen"]
