@@ -12,12 +12,22 @@ The Locust scenario is imported in a subprocess: importing Locust monkey-patches
 
 from __future__ import annotations
 
+import importlib
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 LOADTESTS = Path(__file__).resolve().parents[1] / "loadtests"
+INF = math.inf
+
+
+def loadtests_module(name: str):
+    """A module of loadtests/ (its modules import each other by their bare names, as the runners do)."""
+    if str(LOADTESTS) not in sys.path:
+        sys.path.insert(0, str(LOADTESTS))
+    return importlib.import_module(name)
 
 
 def in_locust_process(code: str) -> object:
@@ -104,3 +114,29 @@ def test_the_flash_buyers_send_records_every_retried_error_as_a_failure_on_its_o
     assert out["refused_gave_none"] and out["five_gave_none"], out
     expected = [["/api/flash/[id]/orders [network error]", True]] * 10 + [["/api/flash/[id]/orders [501]", True]] * 10
     assert out["seen"] == expected, out["seen"]
+
+
+# ---------------------------------------------------------------------- queue blocking (bench_queue.py)
+def test_the_queue_blocking_percentiles_count_unfinished_tasks_as_infinitely_late():
+    bq = loadtests_module("bench_queue")
+    # 90 of 100 short tasks waited 10 ms; 10 never started: the p95 is theirs, not the finished ones'
+    s = bq.wait_summary([10.0] * 90, 100)
+    assert (s["short_sent"], s["short_done"], s["short_unfinished"]) == (100, 90, 10), s
+    assert s["p50_ms"] == 10.0 and s["p95_ms"] == INF and s["max_ms"] == INF, s
+    # 3 of 100 unfinished: the p95 is a measured wait, but ranked among all 100 (94 ms; dropping them: 91 ms)
+    s = bq.wait_summary([float(ms) for ms in range(97)], 100)
+    assert s["p95_ms"] == 94.0 and s["max_ms"] == INF and s["short_unfinished"] == 3, s
+    # all done: the plain figures
+    s = bq.wait_summary([float(ms) for ms in range(100)], 100)
+    assert (s["p95_ms"], s["max_ms"], s["short_unfinished"]) == (94.0, 99.0, 0), s
+    assert math.isnan(bq.wait_summary([], 0)["p95_ms"])
+
+
+def test_the_queue_report_shows_unfinished_tasks_and_fails_the_goal_on_them():
+    bq = loadtests_module("bench_queue")
+    c = {**bq.wait_summary([5.0] * 150, 160), "p95_by_round_ms": [INF, 5.0]}
+    a = {**bq.wait_summary([5.0] * 160, 160), "p95_by_round_ms": [5.0, 5.0]}
+    text = bq.report({"a-defaults": a, "c-separate-queues": c}, {}, {}, {"cpus": 2, "machine": "m",
+                     "loadavg_at_end": [0.0]}, "now")  # fmt: skip
+    assert "| c-separate-queues | 5 | never | never | never / 5 | 150/160 (10 unfinished) |" in text, text
+    assert "Goal (c) p95 < 50 ms: NOT met" in text, text
