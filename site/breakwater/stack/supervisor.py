@@ -96,6 +96,49 @@ class Supervisor:
 
         return alive
 
+    def take_down(self, name: str, timeout: float = 30.0) -> int:
+        """Take one program down for good, as when its machine dies, without freezing supervisord (it holds
+        every program's stdout/stderr pipe: frozen, it soon stalls every program that logs). The program's
+        process group is SIGSTOPped, so it answers nothing and shuts nothing down cleanly; supervisord is told
+        to stop it (so it does not restart it; the stop signal waits on the frozen process, unhandled); then
+        the group is SIGKILLed. Returns the pid it killed once supervisord reports the program STOPPED;
+        :meth:`bring_back` starts it again. supervisord's pid is the program's own (MariaDB, Redis: the
+        server; gunicorn, Celery: the master; ``ip netns exec`` execs in place, it does not fork)."""
+        rpc = self.rpc()
+        info = rpc.getProcessInfo(name)
+        pid = info["pid"]
+        if info["statename"] not in ("RUNNING", "STARTING") or not pid:
+            raise StackError(f"{name} is {info['statename']}: there is nothing to take down.")
+        # supervisord makes each program the leader of its own process group; never signal any other group.
+        group = os.getpgid(pid) == pid
+
+        def signal_it(sig: int) -> None:
+            with contextlib.suppress(ProcessLookupError):
+                if group:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
+
+        signal_it(signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 2
+            while _proc_state(pid) not in ("T", "t", "Z", None) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            rpc.stopProcess(name, False)
+        finally:
+            signal_it(signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = rpc.getProcessInfo(name)["statename"]
+            if state == "STOPPED" and not _exists(pid):
+                return pid
+            time.sleep(0.05)
+        raise StackError(f"{name} (pid {pid}) was killed but supervisord still reports it {state}.")
+
+    def bring_back(self, name: str, wait: bool = True) -> None:
+        """Start a program :meth:`take_down` stopped (nothing happens if it is running)."""
+        self.start(name, wait=wait)
+
     def log_path(self, name: str) -> Path:
         return self.layout.logs / f"{name}.log"
 
@@ -158,3 +201,12 @@ def _exists(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+def _proc_state(pid: int) -> str | None:
+    """A process's state letter in /proc (``T``: stopped), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
