@@ -169,6 +169,59 @@ def check_line(c: dict) -> str:
     )
 
 
+# ---------------------------------------------------------------------- part 2: the burst's figures
+def peak_shaved(accepted_per_s: list[int], written_per_s: list[int]) -> float | None:
+    """How much the queue flattened the peak, like with like: the busiest 1-s bin of orders accepted at the
+    gate over the busiest 1-s bin of orders written by the queue, both binned alike (None if nothing written)."""
+    peak_written = max(written_per_s, default=0)
+    return round(max(accepted_per_s, default=0) / peak_written, 2) if peak_written else None
+
+
+def peak_shaved_text(burst: dict) -> str:
+    """The burst's peak shaved in words, from its figures (older results without ``peak_shaved``: from its two
+    peaks, never from the queue's average)."""
+    shaved = peak_shaved([burst.get("peak_accepted_per_s", 0)], [burst.get("peak_written_per_s", 0)])
+    if shaved is None:
+        return "Peak shaved: not measured (nothing written in a full 1-s bin)"
+    return (
+        f"Peak shaved: {shaved:.1f}x (the busiest 1-s bin accepted at the gate, {burst['peak_accepted_per_s']}/s, "
+        f"over the busiest 1-s bin written by the orders queue, {burst['peak_written_per_s']}/s, the same bins)"
+    )
+
+
+def burst_rates(samples: list[tuple[float, int, int]], start: float, attempts_end: float, stock: int,
+                confirmed: int) -> tuple[dict, dict]:  # fmt: skip
+    """The burst's rates from its 100 ms samples (seconds since the sampler's start, accepted so far, written
+    so far), ``start`` and ``attempts_end`` being the first attempt and the end of the attempts on that clock:
+    (per second: the full 1-s bins from the first attempt and the accepted and written counts in each; the
+    figures of the report, the peak shaved among them)."""
+    end = samples[-1][0]
+
+    def at(t: float, col: int) -> int:
+        return max((s[col] for s in samples if s[0] <= t), default=0)
+
+    bins = [start + i for i in range(int((end - start) // 1))]  # full seconds only: a partial one undercounts
+    acc_rate = [at(b + 1, 1) - at(b, 1) for b in bins]
+    wr_rate = [at(b + 1, 2) - at(b, 2) for b in bins]
+    first_write = next((s[0] for s in samples if s[2] > 0), end)
+    last_write = next((s[0] for s in samples if s[2] >= confirmed), end)
+    written_busy = [r for b, r in zip(bins, wr_rate, strict=True) if first_write <= b and b + 1 <= last_write]
+    during = [r for b, r in zip(bins, wr_rate, strict=True) if first_write <= b and b + 1 <= attempts_end]
+    after = [r for b, r in zip(bins, wr_rate, strict=True) if attempts_end <= b and b + 1 <= last_write]
+    figures = {
+        "accepted_at_gate_s": round(next((s[0] for s in samples if s[1] >= stock), end) - start, 2),
+        "all_written_s": round(last_write - start, 2),
+        "peak_accepted_per_s": max(acc_rate, default=0),
+        "peak_written_per_s": max(wr_rate, default=0),
+        "peak_shaved": peak_shaved(acc_rate, wr_rate),
+        "written_per_s_while_writing": round(confirmed / max(last_write - first_write, 1e-9), 1),
+        "written_per_s_full_seconds_min_max": [min(written_busy, default=0), max(written_busy, default=0)],
+        "written_per_s_median_while_attempts_ran": statistics.median(during) if during else None,
+        "written_per_s_median_after_attempts_ended": statistics.median(after) if after else None,
+    }
+    return {"bins": bins, "accepted": acc_rate, "written": wr_rate}, figures
+
+
 # ---------------------------------------------------------------------- part 3: gate vs database path
 def _sold_units(app, sale_id: int, stock: int, path: str) -> int:
     if path == "gate":

@@ -140,3 +140,33 @@ def test_the_queue_report_shows_unfinished_tasks_and_fails_the_goal_on_them():
                      "loadavg_at_end": [0.0]}, "now")  # fmt: skip
     assert "| c-separate-queues | 5 | never | never | never / 5 | 150/160 (10 unfinished) |" in text, text
     assert "Goal (c) p95 < 50 ms: NOT met" in text, text
+
+
+# ---------------------------------------------------------------------- the flash burst (bench_flash.py)
+def burst_samples() -> list[tuple[float, int, int]]:
+    """A burst sampled every 100 ms for 5 s, the first attempt at 0.5 s: 180 orders accepted at once at 1.0 s;
+    written 10 at 1.0 s, 90 more at 2.0 s, 10 more at 3.0 s (the queue's busiest second: 90)."""
+
+    def accepted(t: float) -> int:
+        return 180 if t >= 1.0 else 0
+
+    def written(t: float) -> int:
+        return (10 if t >= 1.0 else 0) + (90 if t >= 2.0 else 0) + (10 if t >= 3.0 else 0)
+
+    return [(round(i * 0.1, 3), accepted(i * 0.1), written(i * 0.1)) for i in range(51)]
+
+
+def test_peak_shaved_compares_the_peak_second_accepted_with_the_peak_second_written():
+    flashlib = loadtests_module("flashlib")
+    rates, figures = flashlib.burst_rates(burst_samples(), 0.5, 2.0, 180, 110)
+    assert rates["accepted"] == [180, 0, 0, 0] and rates["written"] == [10, 90, 10, 0], rates  # full seconds only
+    assert figures["peak_accepted_per_s"] == 180 and figures["peak_written_per_s"] == 90, figures
+    # the queue's average while writing (110 over 2 s) would make it 3.3x: not like with like
+    assert figures["written_per_s_while_writing"] == 55.0, figures
+    assert figures["peak_shaved"] == 2.0, figures
+    text = flashlib.peak_shaved_text(figures)
+    assert text.startswith("Peak shaved: 2.0x") and "180/s" in text and "90/s" in text, text
+    # results written before peak_shaved existed: the same ratio from their two peaks
+    assert flashlib.peak_shaved_text({"peak_accepted_per_s": 195, "peak_written_per_s": 85,
+                                      "written_per_s_while_writing": 52.0}).startswith("Peak shaved: 2.3x")  # fmt: skip
+    assert flashlib.peak_shaved([5], [0]) is None
