@@ -102,12 +102,13 @@ class FaultRecorder:
             with requests.Session() as http:
                 while not self._stop.is_set():
                     for path, headers in self.targets:
-                        self._get(http, reader, path, headers)
+                        label = " ".join([path, *(f"[{k}: {v}]" for k, v in headers.items())])
+                        self._get(http, reader, path, headers, label)
                     time.sleep(self.pause)
         except BaseException as exc:  # recorded: the assertion fails on it
             self._add(Row(reader, path, time.monotonic(), 0.0, f"reader died: {type(exc).__name__}: {exc}"))
 
-    def _get(self, http: requests.Session, reader: int, path: str, headers: dict[str, str]) -> None:
+    def _get(self, http: requests.Session, reader: int, path: str, headers: dict[str, str], label: str) -> None:
         start = time.monotonic()
         problem = ""
         try:
@@ -117,7 +118,7 @@ class FaultRecorder:
                 problem = self.check(resp) or ""
         except Exception as exc:  # every failure is a row
             outcome = type(exc).__name__
-        self._add(Row(reader, path, start, time.monotonic() - start, outcome, problem))
+        self._add(Row(reader, label, start, time.monotonic() - start, outcome, problem))
 
     # ------------------------------------------------------------------ reading the record
     def phase(self, row: Row) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from fault_recorder import FaultRecorder
 from routing_helpers import wait_for, worker_children
 from stack_helpers import scratch_dir
 
@@ -155,21 +156,17 @@ def test_publishes_in_a_burst_share_one_homepage_build(editor_api, app, origin):
 def test_readers_never_see_a_torn_homepage_during_20_rebuilds(app, origin, static_dir):
     from breakwater.pages.builder import Builder
 
-    stop, bad, seen = threading.Event(), [], [0]
+    def torn(resp) -> str | None:
+        text = resp.text
+        if not text.rstrip().endswith("<!--bw:end-->") or "<!doctype html>" not in text:
+            return f"torn ({len(text)} characters, ending {text[-60:]!r})"
+        return None
 
-    def read():
-        with requests.Session() as s:
-            while not stop.is_set():
-                for headers in ({}, {"Accept-Encoding": "gzip"}):
-                    text = s.get(f"{origin}/", headers=headers, timeout=10).text
-                    seen[0] += 1
-                    if not text.rstrip().endswith("<!--bw:end-->") or "<!doctype html>" not in text:
-                        bad.append(text[-200:])
-
-    readers = [threading.Thread(target=read) for _ in range(4)]
-    for r in readers:
-        r.start()
+    targets = [("/", {}), ("/", {"Accept-Encoding": "gzip"})]
+    reads = FaultRecorder(origin, targets, readers=4, timeout=10, pause=0, check=torn).start()
     try:
+        reads.wait_rows("before", 8)
+        reads.mark("fault")  # the rebuilds
         builder, manifest_file = Builder(app), static_dir / "_manifest.json"
         for _ in range(20):
             manifest = json.loads(manifest_file.read_text())
@@ -178,11 +175,12 @@ def test_readers_never_see_a_torn_homepage_during_20_rebuilds(app, origin, stati
             with app.app_context():
                 report = builder._build(["/"], {}, full=False, dry_run=False)
             assert report.written == ["/"]  # replaced through a temp file and os.replace
+        reads.mark("recovered")
+        reads.wait_rows("after", 8)
     finally:
-        stop.set()
-        for r in readers:
-            r.join()
-    assert seen[0] > 20 and not bad, bad[:3]
+        reads.stop()
+    assert len(reads.by_phase()["during"]) > 20, reads.report()
+    reads.assert_all_served(max_seconds=3)
 
 
 def test_an_ad_window_opening_soon_appears_without_a_publish(editor_api, origin, static_dir):
