@@ -15,18 +15,25 @@ import sys
 from pathlib import Path
 
 from benchlib import RESULTS
+from flashlib import peak_shaved_text
 from report_parts import (
+    Check,
     Row,
     chart_latency,
     chart_throughput,
+    checks_line,
     html,
     load,
     machine,
+    ms,
+    purchase_label,
     ratio,
+    reused,
     rows_for,
     summary_of,
     table,
     target,
+    verdict,
 )
 
 # (row name shown to readers, runner, configuration in that runner's JSON)
@@ -68,6 +75,11 @@ WORKER_ROUTES = {
     "markdown": "Markdown render (CPU)",
 }
 WORKER_CLASSES = {"sync": "processes", "gthread": "threads", "gevent": "coroutines"}
+REUSED_NOTE = [
+    "A check of a runner whose results this report reuses from an earlier run is marked reused: it was not "
+    "checked for this report, and is not counted as passed.",
+    "",
+]
 
 
 # ---------------------------------------------------------------------- sections
@@ -82,7 +94,8 @@ class Report:
         #: any runner's figures came from a BENCH_QUICK=1 run
         self.quick = any(d.get("quick") or d.get("meta", {}).get("quick") for d in self.data.values() if d)
         self.md: list[str] = []
-        self.checks: list[tuple[str, bool | None, str]] = []  # (check, passed, detail)
+        self.checks: list[Check] = []  # (check, passed, detail, reused from: "" if checked this run)
+        self.section_runners: list[str] = []  # the runners of the section being composed
         self.targets: list[tuple[str, bool | None]] = []  # the issue's performance targets
         self.headline: list[str] = []
         (out / "charts").mkdir(parents=True, exist_ok=True)
@@ -95,7 +108,24 @@ class Report:
         knobs = "".join(f"; {k}={v}" for k, v in info.get("knobs", {}).items())
         return f"`{runner}`: {info.get('status', 'not run')}, {info.get('seconds', 0):.0f} s ({when}{quick}{knobs})"
 
+    def reused_from(self, runners: list[str]) -> str:
+        """Which earlier runs a check's figures come from ("" when every runner ran for this report)."""
+        parts = []
+        for runner in runners:
+            info = self.runs.get(runner, {})
+            if reused(info):
+                data = self.data.get(runner) or {}
+                source = info.get("reused_from") or f"measured {data.get('measured', 'earlier')}"
+                parts.append(f"{runner} {source}")
+        return "; ".join(parts)
+
+    def add_check(self, check: str, ok: bool | None, detail: str, runners: list[str] | None = None) -> None:
+        """One correctness check of ``runners``' results (default: the section's runners); a reused runner's
+        check is marked reused, from which run, never counted as passed this run."""
+        self.checks.append((check, ok, detail, self.reused_from(self.section_runners if runners is None else runners)))
+
     def section(self, title: str, runners: list[str], intro: str) -> None:
+        self.section_runners = runners
         self.md += ["", f"## {title}", "", intro, "", "Runners: " + "; ".join(self.status(r) for r in runners), ""]
 
     def chart(self, name: str, title: str, rows: list[Row], log: bool = False) -> None:
@@ -109,12 +139,11 @@ class Report:
         """One check per section: every configuration was what it claims (its runner's server-side and
         per-response checks) and no request failed."""
         if not rows:
-            self.checks.append((f"{section}: every configuration served as claimed", None, "no results this run"))
+            self.add_check(f"{section}: every configuration served as claimed", None, "no results this run")
             return
         problems = [f"{row.name}: {f}" for row in rows for f in row.summary.flags() if "check:" in f or "failed" in f]
         detail = "; ".join(problems) or f"{len(rows)} configurations, {sum(len(r.summary.runs) for r in rows)} runs"
-        self.checks.append((f"{section}: every configuration served as claimed, no failed request", not problems,
-                            detail))  # fmt: skip
+        self.add_check(f"{section}: every configuration served as claimed, no failed request", not problems, detail)
 
     def add_targets(self, items: list[tuple[str, bool | None]]) -> None:
         self.md += ["", "Targets:", "", *(f"- {text}" for text, _ in items)]
@@ -189,8 +218,8 @@ class Report:
                 unseen = sum(1 for s in samples if s.get(f"{label}_s") is None)
                 detail = f"p95 {v} s" if v is not None else f"p95 over the {pub.get('timeout_s')} s timeout"
                 detail += f"; {unseen} of {len(samples)} publishes not seen within it" if unseen else ""
-                self.checks.append((f"publish visible at the {label} (p95 < {goal:g} s)", v is not None and v < goal,
-                                    detail))  # fmt: skip
+                self.add_check(f"publish visible at the {label} (p95 < {goal:g} s)", v is not None and v < goal,
+                               detail, ["bench-static"])  # fmt: skip
 
     # 2 ------------------------------------------------------------------
     def regions(self) -> None:
@@ -229,7 +258,11 @@ class Report:
         if not data:
             self.md += ["bench-flash left no results in this run."]
             return
-        rows = [Row(name, s) for name in data.get("configs", {}) if (s := summary_of(data, name))]
+        # A purchase path's row says what its attempts/s counted: mostly sold-out rejections, with the shares.
+        path_runs = data.get("meta", {}).get("purchase_paths", {}).get("runs", [])
+        rows = [
+            Row(purchase_label(name, path_runs), s) for name in data.get("configs", {}) if (s := summary_of(data, name))
+        ]
         base = rows[0] if rows else None
         self.md += table(rows, base, None)
         self.md += ["", *(f"- {c['text']}" for c in data.get("comparisons", []))]
@@ -239,8 +272,8 @@ class Report:
             self.md += [
                 "",
                 f"Burst: {burst.get('attempts')} attempts by {burst.get('buyers')} buyers for "
-                f"{burst.get('stock')} units; peak accepted {burst.get('peak_accepted_per_s')}/s at the gate, "
-                f"written {burst.get('written_per_s_while_writing')}/s by the orders queue while writing.",
+                f"{burst.get('stock')} units. {peak_shaved_text(burst)}; the orders queue wrote "
+                f"{burst.get('written_per_s_while_writing')}/s on average while writing.",
             ]
         raw = self.src / ("raw/bench-flash" if self.src != RESULTS else "bench-flash")
         src = raw / "burst.png"
@@ -262,13 +295,8 @@ class Report:
                 )
                 if k in check
             )
-            self.checks.append(
-                (
-                    f"flash sale {check.get('sale_id')}: no oversell, limit kept, no duplicates",
-                    bool(check.get("ok")),
-                    detail,
-                )
-            )
+            self.add_check(f"flash sale {check.get('sale_id')}: no oversell, limit kept, no duplicates",
+                           bool(check.get("ok")), detail)  # fmt: skip
         self.flags_as_checks("flash", rows)
         for r in rows:
             self.headline.append(
@@ -307,15 +335,22 @@ class Report:
             "| queue layout | short tasks' wait p50 ms | p95 ms | max ms | short tasks done |",
             "|---|---|---|---|---|",
         ]
+        unfinished = {}  # a short task that never started is infinitely late ("never"), and a failure
         for name, r in data.get("blocking", {}).items():
+            unfinished[name] = r.get("short_unfinished", r["short_sent"] - r["short_done"])
+            never = f" ({unfinished[name]} unfinished)" if unfinished[name] else ""
             self.md.append(
-                f"| {name} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['max_ms']:.0f} | "
-                f"{r['short_done']}/{r['short_sent']} |"
+                f"| {name} | {ms(r['p50_ms'])} | {ms(r['p95_ms'])} | {ms(r['max_ms'])} | "
+                f"{r['short_done']}/{r['short_sent']}{never} |"
             )
+            self.add_check(f"queues: every short task of {name} started", not unfinished[name],
+                           f"{r['short_done']}/{r['short_sent']}")  # fmt: skip
         block = data.get("blocking", {})
         if "c-separate-queues" in block:
             p95 = block["c-separate-queues"]["p95_ms"]
-            self.checks.append(("queues: short tasks wait < 50 ms p95 with separate queues", p95 < 50, f"{p95:.0f} ms"))
+            detail = f"{ms(p95)} ms" + (f" ({unfinished['c-separate-queues']} never started)"
+                                          if unfinished["c-separate-queues"] else "")  # fmt: skip
+            self.add_check("queues: short tasks wait < 50 ms p95 with separate queues", p95 < 50, detail)
         pools = data.get("pools", {})
         base = pools.get("prefork", {}).get("tasks_per_s")
         self.md += [
@@ -329,13 +364,8 @@ class Report:
                 f"| {name} | {r['concurrency']} | {f'{rate:.1f}' if rate else 'did not run'} | "
                 f"{ratio(rate, base) if rate else '-'} |"
             )
-            self.checks.append(
-                (
-                    f"queues: every {name} task done",
-                    r.get("done") == r.get("tasks"),
-                    f"{r.get('done')}/{r.get('tasks')}",
-                )
-            )
+            self.add_check(f"queues: every {name} task done", r.get("done") == r.get("tasks"),
+                           f"{r.get('done')}/{r.get('tasks')}")  # fmt: skip
         self.md += ["", "| broker | publish/s | consume/s | redelivery after SIGKILL |", "|---|---|---|---|"]
         for name, r in data.get("brokers", {}).items():
             red = (
@@ -344,13 +374,8 @@ class Report:
                 else (f"{r['redelivery_s']:.1f} s" if r.get("redelivery_s") is not None else "none in time")
             )
             self.md.append(f"| {name} | {r['publish_per_s']:.0f} | {r['consume_per_s']:.0f} | {red} |")
-            self.checks.append(
-                (
-                    f"queues: every {name} broker task done",
-                    r.get("done") == r.get("tasks"),
-                    f"{r.get('done')}/{r.get('tasks')}",
-                )
-            )
+            self.add_check(f"queues: every {name} broker task done", r.get("done") == r.get("tasks"),
+                           f"{r.get('done')}/{r.get('tasks')}")  # fmt: skip
 
     # 6 ------------------------------------------------------------------
     def workers(self) -> None:
@@ -392,10 +417,18 @@ class Report:
             self.md += ["", "Not in this run's results: " + "; ".join(items) + "."]
 
     # ------------------------------------------------------------------
-    def build(self, quick: bool, total_seconds: float) -> Path:
+    def run_checks(self) -> None:
+        """One check per runner: it ran to the end for this report; a reused runner did not run at all."""
         for name, info in self.runs.items():
-            ok = info.get("status") == "ok" or info.get("status", "").startswith("recomposed")
-            self.checks.append((f"{name} ran to the end", ok, f"{info.get('status')}, {info.get('seconds', 0):.0f} s"))
+            if reused(info):
+                self.add_check(f"{name} ran to the end", None, f"not run for this report ({info.get('status')})",
+                               [name])  # fmt: skip
+            else:
+                self.add_check(f"{name} ran to the end", info.get("status") == "ok",
+                               f"{info.get('status')}, {info.get('seconds', 0):.0f} s", [name])  # fmt: skip
+
+    def build(self, quick: bool, total_seconds: float) -> Path:
+        self.run_checks()
         for step in (self.homepage, self.regions, self.flash, self.router, self.queues, self.workers):
             try:
                 step()
@@ -436,12 +469,10 @@ class Report:
             "",
             "**Correctness checks**",
             "",
+            *(REUSED_NOTE if any(reused_from for *_, reused_from in self.checks) else []),
             "| check | verdict | detail |",
             "|---|---|---|",
-            *(
-                f"| {c} | {'pass' if ok else ('not measured' if ok is None else '**FAIL**')} | {d} |"
-                for c, ok, d in self.checks
-            ),
+            *(f"| {c} | {verdict(ok, reused_from)} | {d} |" for c, ok, d, reused_from in self.checks),
         ]
         raw = [
             "",
@@ -470,7 +501,13 @@ class Report:
             json.dumps(
                 {
                     "runs": self.runs,
-                    "checks": [{"check": c, "passed": ok, "detail": d} for c, ok, d in self.checks],
+                    # a reused check was not checked for this report: "passed" is null, "reused_from" says
+                    # where its figures come from and "passed_when_measured" what it was then
+                    "checks": [
+                        {"check": c, "passed": None if reused_from else ok, "detail": d}
+                        | ({"reused_from": reused_from, "passed_when_measured": ok} if reused_from else {})
+                        for c, ok, d, reused_from in self.checks
+                    ],
                     "quick": quick,
                     "seconds": total_seconds,
                     "stack_seconds": self.stack_seconds,
@@ -491,9 +528,7 @@ class Report:
                 "|---|---|---|---|",
                 *self.headline,
                 "",
-                f"Correctness checks: {sum(1 for _, ok, _ in self.checks if ok)} passed, "
-                f"{sum(1 for _, ok, _ in self.checks if ok is False)} failed, "
-                f"{sum(1 for _, ok, _ in self.checks if ok is None)} not measured (see the report).",
+                checks_line(self.checks),
             ]
         )
 

@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import subprocess
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,87 @@ def target(label: str, a: Row | None, b: Row | None, goal: float) -> tuple[str, 
     return f"{label}: {value:.2f} (goal {goal:g}): **{'met' if ok else 'NOT met'}**{trust}", ok
 
 
+# ---------------------------------------------------------------------- honest labels and verdicts
+#: one correctness check: (check, passed (None: not measured), detail, reused from: "" when checked this run)
+Check = tuple[str, bool | None, str, str]
+
+
+def reused(info: dict) -> bool:
+    """Whether a report reuses a runner's results from an earlier run rather than running it (a recomposed
+    report: ``python report.py``, ``bench_all.recompose``)."""
+    return bool(info.get("reused") or info.get("reused_from")) or str(info.get("status", "")).startswith("recomposed")
+
+
+def verdict(ok: bool | None, reused_from: str = "") -> str:
+    """A check's verdict in the report: a reused runner's check is not passed (nor failed) this run."""
+    if reused_from:
+        then = {True: ": passed then", False: ": **FAILED** then", None: ""}[ok]
+        return f"reused from {reused_from}{then}, not checked this run"
+    return "pass" if ok else ("not measured" if ok is None else "**FAIL**")
+
+
+def check_counts(checks: list[Check]) -> dict[str, int]:
+    """Passed, failed and not measured this run, and reused from earlier runs (counted apart, whatever they
+    were then)."""
+    mine = [ok for _, ok, _, reused_from in checks if not reused_from]
+    return {
+        "passed": sum(1 for ok in mine if ok),
+        "failed": sum(1 for ok in mine if ok is False),
+        "not measured": sum(1 for ok in mine if ok is None),
+        "reused": sum(1 for *_, reused_from in checks if reused_from),
+        "reused, failed then": sum(1 for _, ok, _, reused_from in checks if reused_from and ok is False),
+    }
+
+
+def checks_line(checks: list[Check]) -> str:
+    n = check_counts(checks)
+    line = f"Correctness checks: {n['passed']} passed, {n['failed']} failed, {n['not measured']} not measured"
+    if not n["reused"]:
+        return line + " (see the report)."
+    failed_then = f"{n['reused, failed then']} of them had failed then; " if n["reused, failed then"] else ""
+    return line + f", {n['reused']} reused from earlier runs, not checked this run ({failed_then}see the report)."
+
+
+def ms(value: float) -> str:
+    """A latency in whole ms; an infinite one (a task that never ran) as "never"."""
+    return "never" if value == math.inf else f"{value:.0f}"
+
+
+def _share(n: int, total: int) -> str:
+    pct = 100 * n / total
+    return f"{pct:.0f}%" if pct >= 1 or not n else f"{pct:.1f}%"
+
+
+def purchase_label(config: str, runs: list[dict]) -> str:
+    """What a purchase path's attempts/s measured, for its row: ``purchase, gate path`` counts every answer of
+    a rush on a small sale, mostly sold-out rejections once the stock is gone; the shares are from the runs'
+    answers (bench-flash's ``meta.purchase_paths.runs``). Other configurations keep their name."""
+    if not config.startswith("purchase, "):
+        return config
+    path = config.removeprefix("purchase, ").split()[0]
+    answers: dict[str, int] = {}
+    for run in runs:
+        if run.get("path") == path:
+            for answer, n in (run.get("answers") or {}).items():
+                answers[answer] = answers.get(answer, 0) + n
+    total = sum(answers.values())
+    if not total:
+        return f"purchase attempts, {path} path (accepted and rejected; shares not recorded)"
+    accepted = sum(n for a, n in answers.items() if a.split()[0] in ("201", "202"))
+    sold_out = answers.get("409 sold_out", 0)
+    rejected = sum(n for a, n in answers.items() if a.startswith("409"))
+    other = total - accepted - rejected
+    what = (
+        "mostly sold-out rejections" if sold_out * 2 > total
+        else "mostly rejections" if rejected * 2 > total
+        else "mostly accepted" if accepted * 2 > total
+        else "mixed answers"
+    )  # fmt: skip
+    shares = f"{_share(accepted, total)} accepted, {_share(rejected, total)} rejected"
+    shares += f", {_share(other, total)} other answers" if other else ""
+    return f"purchase attempts, {path} path: {what} ({shares})"
+
+
 # ---------------------------------------------------------------------- charts
 def _plt():
     import matplotlib
@@ -113,7 +195,7 @@ def chart_throughput(path: Path, title: str, rows: list[Row], log: bool = False)
     med = [r.rps for r in rows]
     lo = [r.rps - r.summary.spread("rps")[0] for r in rows]
     hi = [r.summary.spread("rps")[1] - r.rps for r in rows]
-    names = [r.name for r in rows]
+    names = [textwrap.fill(r.name, 48, break_on_hyphens=False) for r in rows]  # a long label on several lines
     ax.barh(names, med, xerr=[lo, hi], color=["#c44e52" if r.summary.flags() else "#4c72b0" for r in rows])
     ax.invert_yaxis()
     if log:
@@ -140,7 +222,7 @@ def chart_latency(path: Path, title: str, rows: list[Row]) -> Path | None:
     for k, (pct, color) in enumerate((("p50", "#55a868"), ("p95", "#dd8452"), ("p99", "#c44e52"))):
         values = [max(r.summary.median(pct), 0.1) for r in rows]
         ax.barh([i + (k - 1) * height for i in range(len(rows))], values, height, label=pct, color=color)
-    ax.set_yticks(range(len(rows)), [r.name for r in rows])
+    ax.set_yticks(range(len(rows)), [textwrap.fill(r.name, 48, break_on_hyphens=False) for r in rows])
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlim(left=1)

@@ -170,3 +170,112 @@ def test_peak_shaved_compares_the_peak_second_accepted_with_the_peak_second_writ
     assert flashlib.peak_shaved_text({"peak_accepted_per_s": 195, "peak_written_per_s": 85,
                                       "written_per_s_while_writing": 52.0}).startswith("Peak shaved: 2.3x")  # fmt: skip
     assert flashlib.peak_shaved([5], [0]) is None
+
+
+# ---------------------------------------------------------------------- the report (report.py, report_parts.py)
+RECOMPOSED = {"status": "recomposed from an earlier run", "seconds": 0.0, "fresh": True}
+RAN = {"status": "ok", "seconds": 100.0, "fresh": True}
+
+
+def queue_results(unfinished: int = 0) -> dict:
+    bq = loadtests_module("bench_queue")
+    block = {
+        name: {**bq.wait_summary([5.0] * (320 - (unfinished if name == "c-separate-queues" else 0)), 320),
+               "p95_by_round_ms": [5.0, 5.0]}
+        for name in ("a-defaults", "b-prefetch1-late-fair", "c-separate-queues")
+    }  # fmt: skip
+    return {
+        "measured": "2026-11-28 11:39 UTC",
+        "blocking": block,
+        "pools": {"prefork": {"concurrency": 2, "tasks": 40, "done": 40, "runs": True, "tasks_per_s": 17.5}},
+        "brokers": {"rabbitmq": {"publish_per_s": 800.0, "consume_per_s": 1100.0, "tasks": 200, "done": 200,
+                                 "redelivery_s": 0.6}},
+    }  # fmt: skip
+
+
+def report_of(tmp_path: Path, runs: dict[str, dict], results: dict[str, dict]):
+    """A Report over ``results`` written as the runners' JSON in a folder of its own (nothing under loadtests/)."""
+    report = loadtests_module("report")
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    for name, data in results.items():
+        (src / f"{name}.json").write_text(json.dumps(data))
+    return report.Report(tmp_path / "out", runs, (0.0, 0.0), src)
+
+
+def test_a_recomposed_report_marks_the_reused_runners_checks_reused_never_passed(tmp_path):
+    parts = loadtests_module("report_parts")
+    rep = report_of(tmp_path, {"bench-queue": RECOMPOSED}, {"bench-queue": queue_results()})
+    rep.run_checks()
+    rep.queues()
+    assert len(rep.checks) == 7, rep.checks  # ran to the end, 3 layouts started, p95 goal, one pool, one broker
+    for check, ok, _detail, reused_from in rep.checks:
+        assert reused_from == "bench-queue measured 2026-11-28 11:39 UTC", (check, reused_from)
+        assert parts.verdict(ok, reused_from).startswith("reused from bench-queue measured 2026-11-28 11:39 UTC")
+    counts = parts.check_counts(rep.checks)
+    assert counts["passed"] == 0 and counts["failed"] == 0 and counts["reused"] == 7, counts
+    assert parts.checks_line(rep.checks).startswith("Correctness checks: 0 passed, 0 failed, 0 not measured, 7 reused")
+    # the same results measured for this report: their checks pass
+    rep = report_of(tmp_path, {"bench-queue": RAN}, {"bench-queue": queue_results()})
+    rep.run_checks()
+    rep.queues()
+    assert [parts.verdict(ok, r) for _, ok, _, r in rep.checks] == ["pass"] * 7, rep.checks
+    assert parts.check_counts(rep.checks)["passed"] == 7
+
+
+def test_the_report_fails_the_queue_checks_on_unfinished_short_tasks(tmp_path):
+    # 20 of 320 never started (over 5%): the p95 falls among them
+    rep = report_of(tmp_path, {"bench-queue": RAN}, {"bench-queue": queue_results(unfinished=20)})
+    rep.queues()
+    verdicts = {check: ok for check, ok, _, _ in rep.checks}
+    assert verdicts["queues: every short task of c-separate-queues started"] is False, verdicts
+    assert verdicts["queues: short tasks wait < 50 ms p95 with separate queues"] is False, verdicts
+    assert verdicts["queues: every short task of a-defaults started"] is True, verdicts
+    assert "| c-separate-queues | 5 | never | never | 300/320 (20 unfinished) |" in rep.md, rep.md
+    # 10 of 320 (3%): the p95 is a measured wait, but the layout's "every short task started" fails
+    rep = report_of(tmp_path, {"bench-queue": RAN}, {"bench-queue": queue_results(unfinished=10)})
+    rep.queues()
+    verdicts = {check: ok for check, ok, _, _ in rep.checks}
+    assert verdicts["queues: short tasks wait < 50 ms p95 with separate queues"] is True, verdicts
+    assert verdicts["queues: every short task of c-separate-queues started"] is False, verdicts
+
+
+PATH_RUNS = [  # bench-flash's meta.purchase_paths.runs: a rush of 150 units per run
+    {"path": "gate", "answers": {"202": 150, "409 sold_out": 6531, "409 limit_reached": 241}},
+    {"path": "gate", "answers": {"202": 150, "409 sold_out": 6100, "409 limit_reached": 200}},
+    {"path": "database", "answers": {"201": 150, "409 sold_out": 2300, "409 limit_reached": 60}},
+]
+
+
+def test_the_purchase_paths_row_says_it_measured_mostly_sold_out_rejections():
+    parts = loadtests_module("report_parts")
+    label = parts.purchase_label("purchase, gate path", PATH_RUNS)
+    assert label == "purchase attempts, gate path: mostly sold-out rejections (2% accepted, 98% rejected)", label
+    label = parts.purchase_label("purchase, database path", PATH_RUNS)
+    assert label == "purchase attempts, database path: mostly sold-out rejections (6% accepted, 94% rejected)", label
+    assert parts.purchase_label("purchase, gate path", []).startswith("purchase attempts, gate path (")
+    assert parts.purchase_label("flash sold_out", PATH_RUNS) == "flash sold_out"  # the rejection rows say it already
+
+
+def flash_results() -> dict:
+    def runs(config: str, rps: float) -> dict:
+        return {"runs": [{"config": config, "round": r, "requests": 1000, "failures": 0, "other_failures": 0,
+                          "rps": rps, "p50": 10.0, "p95": 20.0, "p99": 30.0, "locust_cpu_warning": False,
+                          "exit_code": 0, "raw": "x"} for r in (1, 2, 3)]}  # fmt: skip
+
+    return {
+        "measured": "2026-11-28 11:43 UTC",
+        "configs": {name: runs(name, rps) for name, rps in (("home cached", 1500.0), ("purchase, gate path", 670.0))},
+        "meta": {"purchase_paths": {"runs": PATH_RUNS},
+                 "burst": {"attempts": 400, "buyers": 200, "stock": 180, "peak_accepted_per_s": 180,
+                           "peak_written_per_s": 90, "peak_shaved": 2.0, "written_per_s_while_writing": 55.0}},
+    }  # fmt: skip
+
+
+def test_the_composite_row_of_the_purchase_path_and_the_burst_line_say_what_they_measured(tmp_path):
+    rep = report_of(tmp_path, {"bench-flash": RAN}, {"bench-flash": flash_results()})
+    rep.flash()
+    row = "| flash: purchase attempts, gate path: mostly sold-out rejections (2% accepted, 98% rejected) | 670 |"
+    assert any(line.startswith(row) for line in rep.headline), rep.headline
+    burst = next(line for line in rep.md if line.startswith("Burst:"))
+    assert "Peak shaved: 2.0x (the busiest 1-s bin accepted at the gate, 180/s" in burst, burst
