@@ -26,7 +26,7 @@ INF = math.inf
 def loadtests_module(name: str):
     """A module of loadtests/ (its modules import each other by their bare names, as the runners do)."""
     if str(LOADTESTS) not in sys.path:
-        sys.path.insert(0, str(LOADTESTS))
+        sys.path.append(str(LOADTESTS))  # after everything else: it shadows nothing
     return importlib.import_module(name)
 
 
