@@ -34,7 +34,9 @@ class Program:
     stopsignal: str = "TERM"
     stopwaitsecs: int = 30
     priority: int = 100  # started in ascending, stopped in descending order
-    directory: str = str(ROOT)
+    #: its working directory, inside the state folder (filled in by :func:`programs`): what a program leaves
+    #: in its cwd (a crash dump: RabbitMQ's MnesiaCore.*, erl_crash.dump, core) stays with the stack
+    directory: str = ""
     environment: str = ""
     stopasgroup: bool = True
     host: Host | None = None  # in a cluster: the host (network namespace) it runs on
@@ -201,7 +203,27 @@ def programs(layout: Layout) -> list[Program]:
             address=edge.address if edge else "",
         )
     )
+    folders = program_folders(layout)
+    for prog in progs:
+        prog.directory = prog.directory or str(folders.get(prog.name, layout.state / "run" / prog.name))
     return progs
+
+
+def program_folders(layout: Layout) -> dict[str, Path]:
+    """Each program's own state folder, its working directory; a program without one (gunicorn, Celery, the
+    failover watcher) runs in ``<state>/run/<program>``."""
+    folders = {n.name: n.dir for n in layout.nodes}
+    folders |= {name: directory for name, _port, directory, _host in layout.sentinels()}
+    folders |= {
+        "redis": layout.redis,
+        "redis-cache": layout.redis_cache,
+        "redis-replica": layout.redis_replica,
+        "rabbitmq": layout.rabbitmq,
+        "smtp": layout.mail,
+        "nginx": layout.nginx,
+        "edge": layout.edge,
+    }
+    return folders
 
 
 def origin_options(s: Settings) -> dict[str, object]:
@@ -485,13 +507,14 @@ def render_all(layout: Layout) -> list[Program]:
     _write(layout.rabbitmq / "enabled_plugins", "[].\n")
     _write(layout.rabbitmq / "rabbitmq-env.conf", "# the stack passes every setting in the environment\n")
     progs = programs(layout)
+    for prog in progs:
+        Path(prog.directory).mkdir(parents=True, exist_ok=True)
     _write(
         layout.supervisor_conf,
         _env.get_template("supervisord.conf.j2").render(
             sup_dir=layout.supervisor,
             sup_sock=layout.supervisor_sock,
             log_dir=layout.logs,
-            root=ROOT,
             programs=progs,
             ident=s.int("APP_PORT"),
         ),
