@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
+from collections.abc import Callable
 from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
@@ -168,24 +169,115 @@ class Supervisor:
         os.kill(pid, signal.SIGKILL)
 
     def kill(self) -> None:
-        """SIGKILL every program's process group, then supervisord: for throwaway stacks (the test
-        session's), whose state nobody keeps; a graceful :meth:`shutdown` takes half a minute."""
+        """SIGKILL every process of the stack, then supervisord: for throwaway stacks (the test session's, the
+        benchmarks'), whose state nobody keeps; a graceful :meth:`shutdown` takes half a minute.
+
+        supervisord is frozen (SIGSTOP) before any program is killed: running, it would see a program die and
+        start a fresh one (``autorestart``) that nobody kills, and that outlived the stack (a gunicorn and a
+        varnishd of a benchmark's stack, parentless, their state folder deleted). Then every program's process
+        group goes, then supervisord, then whatever still runs in or from the state folder
+        (:func:`kill_processes_under`): a program started after the list was read, or one that left its group."""
         pid = self.pid
-        if pid is None:
-            return
-        try:
-            infos = self.rpc().getAllProcessInfo()
-        except (OSError, xmlrpc.client.Fault):
-            infos = []
+        infos = []
+        if pid is not None:
+            try:
+                infos = self.rpc().getAllProcessInfo()
+            except (OSError, xmlrpc.client.Fault):
+                infos = []
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
         for info in infos:
             if info.get("pid"):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(info["pid"], signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while _exists(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _exists(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        kill_processes_under(self.layout.state)
+
+
+#: daemons a stack's program starts but every stack on the machine shares: RabbitMQ's Erlang port mapper
+#: (one per machine, port 4369; killing it would unregister every other stack's RabbitMQ node)
+SHARED_DAEMONS = {"epmd"}
+
+
+def scan_processes(match: Callable[[str, list[str], list[bytes]], bool]) -> list[int]:
+    """The pids of every process but this one, its ancestors and the :data:`SHARED_DAEMONS` for which
+    ``match(cwd, args, environ)`` holds (``environ`` as ``KEY=value`` bytes); a process that is gone, a zombie
+    or not ours to read is left out. A deleted working directory is reported without its " (deleted)"."""
+    spared = _self_and_ancestors()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in spared:
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd").removesuffix(" (deleted)")
+            args = [os.fsdecode(a) for a in (entry / "cmdline").read_bytes().split(b"\0") if a]
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and Path(args[0]).name in SHARED_DAEMONS:
+            continue
+        if match(cwd, args, env):
+            found.append(int(entry.name))
+    return found
+
+
+def processes_under(folder: Path) -> list[int]:
+    """Every process that belongs to ``folder`` (a stack's state folder): its working directory is in it
+    (every supervised program runs in its own state folder), a command-line argument names a path in it, or
+    its BREAKWATER_STATE_DIR is it (what the stack's programs and the extra servers a benchmark starts
+    inherit)."""
+    folder = str(Path(folder).absolute()).rstrip("/")
+    if folder.count("/") < 2:  # "/" or "/tmp": never a stack's own folder
+        raise ValueError(f"{folder!r} is too wide a folder to kill every process under it")
+    state = f"BREAKWATER_STATE_DIR={folder}".encode()
+
+    def inside(cwd: str, args: list[str], env: list[bytes]) -> bool:
+        return (
+            cwd == folder
+            or cwd.startswith(folder + "/")
+            or any(folder + "/" in a or a.endswith(folder) for a in args)
+            or state in env
+        )
+
+    return scan_processes(inside)
+
+
+def kill_processes(find: Callable[[], list[int]], timeout: float = 5.0) -> list[int]:
+    """SIGKILL every process ``find()`` returns until it returns none (or ``timeout``); the pids killed."""
+    killed: list[int] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [p for p in find() if _exists(p)]
+        if not alive:
+            break
+        for p in alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(p, signal.SIGKILL)
+        killed += [p for p in alive if p not in killed]
+        time.sleep(0.05)
+    return killed
+
+
+def kill_processes_under(folder: Path, timeout: float = 5.0) -> list[int]:
+    """SIGKILL every process of :func:`processes_under` ``folder``; the pids killed."""
+    return kill_processes(lambda: processes_under(folder), timeout)
+
+
+def _self_and_ancestors() -> set[int]:
+    pids, pid = {os.getpid()}, os.getppid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return pids
 
 
 def _exists(pid: int) -> bool:
