@@ -12,7 +12,7 @@ SWAGGER_UI ?= 5
 SWAGGER_DIR := site/breakwater/static/vendor/swagger-ui
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench bench-db bench-cache bench-static bench-queue bench-flash bench-workers locust cluster cluster-down test-cluster bench-cluster
+.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench bench-publish bench-db bench-cache bench-static bench-queue bench-flash bench-workers locust cluster cluster-down test-cluster bench-cluster
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,8 +74,13 @@ docs-assets: ## Refresh the vendored Swagger UI of /api/docs from npm (SWAGGER_U
 	@echo "swagger-ui-dist $$(node -p "require('./.docs-assets/package/package.json').version") -> $(SWAGGER_DIR); update the version in its README.txt"
 	rm -rf .docs-assets
 
-bench: deps ## Every benchmark on one private stack, one report in loadtests/results/<time>/ (QUICK=1: short runs)
+bench: deps ## Every benchmark on one private stack, one report in loadtests/results/<time>/, ignored by git (QUICK=1: short runs, in results/quick/)
 	cd loadtests && BENCH_QUICK=$(QUICK) ../$(BIN)/python bench_all.py
+
+# The run to publish: a report folder (default: the newest full one in loadtests/results/), or bench-cluster
+RUN ?=
+bench-publish: install ## Copy one full `make bench` run (RUN=<folder>; RUN=bench-cluster) into docs/benchmarks/ and its tables into the README, to commit
+	cd loadtests && ../$(BIN)/python publish.py $(RUN)
 
 bench-db: deps ## Measure the read/write router's overhead against one plain engine (writes loadtests/results/)
 	cd loadtests && ../$(BIN)/python bench_db.py

@@ -5,25 +5,33 @@ the flash sale's per-buyer and write limits raised), then runs bench_static, ben
 bench_workers, bench_queue and bench_flash as subprocesses with BENCH_SHARED_STACK naming that stack (a runner
 whose settings the stack lacks starts its own), each writing loadtests/results/<name>.json as it does alone.
 The report (loadtests/report.py) goes to loadtests/results/<timestamp>/report.md and report.html, with charts,
-copies of every runner's report and raw files, and each runner's log; the README shows its table.
+copies of every runner's report and raw files, each runner's log, and readme-table.md (the composite table
+`make bench-publish` puts in the README). loadtests/results/ is ignored by git; nothing tracked changes.
 
-BENCH_QUICK=1: shorter runs and fewer repeats in every runner, two runners at a time (QUICK_LANES).
+BENCH_QUICK=1: shorter runs and fewer repeats in every runner, two runners at a time (QUICK_LANES), all of it in
+loadtests/results/quick/ (a quick run never replaces a full run's results).
 BENCH_ONLY=static,cache: only those runners (the report then says which sections were not run).
 BENCH_PRIVATE_STACKS=1: every runner starts its own stack.
 `python report.py` recomposes a report from the results already in loadtests/results/.
+
+Each runner runs in a session of its own; Ctrl-C (or SIGTERM) here is passed on to the running ones, which stop
+what they started; one that has not finished after RUNNER_STOP_SECONDS is killed, and when this process exits
+it kills whatever any of them left (benchlib: every process of the run carries its BENCH_RUN_ID).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from benchlib import QUICK, RESULTS, ROOT, SHARED_STACK, start_private_stack
+from benchlib import QUICK, RESULTS, SHARED_STACK, start_private_stack
 from report import Report
 
 HERE = Path(__file__).parent
@@ -45,6 +53,9 @@ SHARED_OVERRIDES = {
 #: (rebuilds, purges), and bench-queue's workers and queues are its own. Its figures are no measurement anyway.
 QUICK_LANES = [["bench-static", "bench-queue"], ["bench-cache", "bench-db", "bench-workers", "bench-flash"]]
 
+#: the composite table for the README, beside each report (`make bench-publish` puts it in the README)
+README_TABLE = "readme-table.md"
+
 #: A full `make bench` runs a few runners with shorter runs than they use alone (still three interleaved rounds),
 #: so that the whole run stays under 30 minutes; a value set in the environment wins.
 FULL_RUN = {
@@ -56,15 +67,36 @@ FULL_RUN = {
 }
 
 
+#: after Ctrl-C, how long a runner may take to stop its stack and servers before it is killed
+RUNNER_STOP_SECONDS = 90
+#: set once the run is interrupted: no further runner starts
+STOP = threading.Event()
+_running: dict[str, subprocess.Popen] = {}
+_running_lock = threading.Lock()
+
+
 def run_runner(name: str, out: Path, env: dict[str, str]) -> dict:
     script = HERE / (name.replace("-", "_") + ".py")
     knobs = {} if QUICK else {k: v for k, v in FULL_RUN.get(name, {}).items() if not os.environ.get(k)}
     env = {**env, **knobs}
     log = out / "logs" / f"{name}.log"
     started = time.time()
-    print(f"== {name} ...", flush=True)
-    with log.open("w") as fh:
-        proc = subprocess.run([sys.executable, str(script)], cwd=HERE, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    with log.open("w") as fh, _running_lock:
+        if STOP.is_set():
+            return {"status": "not run (interrupted)", "seconds": 0.0, "exit_code": None, "fresh": False,
+                    "knobs": knobs}  # fmt: skip
+        print(f"== {name} ...", flush=True)
+        # A session of its own: a Ctrl-C reaches it once, from stop_runners, not twice (terminal and us)
+        proc = subprocess.Popen(
+            [sys.executable, str(script)], cwd=HERE, env=env, stdout=fh, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        _running[name] = proc
+    try:
+        proc.wait()
+    finally:
+        with _running_lock:
+            _running.pop(name, None)
     seconds = time.time() - started
     result = RESULTS / f"{name}.json"
     fresh = result.exists() and result.stat().st_mtime >= started
@@ -76,6 +108,27 @@ def run_runner(name: str, out: Path, env: dict[str, str]) -> dict:
         status = f"failed, exit {proc.returncode}, no new results (see logs/{name}.log)"
     print(f"== {name}: {status} in {seconds:.0f} s", flush=True)
     return {"status": status, "seconds": seconds, "exit_code": proc.returncode, "fresh": fresh, "knobs": knobs}
+
+
+def stop_runners(signum: int = signal.SIGINT) -> None:
+    """After Ctrl-C or SIGTERM: no runner starts any more; each running one gets ``signum`` (its process
+    group: the runner, its Locust and wrk) and RUNNER_STOP_SECONDS to stop what it started, then SIGKILL."""
+    with _running_lock:
+        STOP.set()
+        running = list(_running.items())
+    for name, proc in running:
+        print(f"== stopping {name} (pid {proc.pid})", flush=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signum)
+    deadline = time.monotonic() + RUNNER_STOP_SECONDS
+    for name, proc in running:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"== {name} did not stop within {RUNNER_STOP_SECONDS} s: killed", flush=True)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def selected() -> list[str]:
@@ -96,6 +149,7 @@ def main() -> int:
     stack = tmp = None
     start_s = stop_s = 0.0  # starting and stopping the shared stack
     runs: dict[str, dict] = {}
+    threads: list[threading.Thread] = []
     try:
         if os.environ.get("BENCH_PRIVATE_STACKS") != "1":
             print("== starting one private stack for all runners", flush=True)
@@ -118,6 +172,12 @@ def main() -> int:
         else:
             for name in runners:
                 runs[name] = run_runner(name, out, env)
+    except BaseException as exc:  # Ctrl-C, SIGTERM (benchlib makes it SystemExit) or a failure here
+        print(f"== interrupted ({type(exc).__name__}): stopping the runners", flush=True)
+        stop_runners(signal.SIGTERM if isinstance(exc, SystemExit) else signal.SIGINT)
+        for t in threads:
+            t.join()
+        raise
     finally:
         if stack is not None:
             stopping = time.time()
@@ -129,8 +189,13 @@ def main() -> int:
 
 def compose(out: Path, runs: dict[str, dict], total: float, stack_seconds=(0.0, 0.0), src: Path = RESULTS) -> int:
     report = Report(out, runs, stack_seconds, src)
-    path = report.build(QUICK or report.quick, total)
-    update_readme(report.readme_table(), QUICK or report.quick)
+    quick = QUICK or report.quick
+    path = report.build(quick, total)
+    # The README's composite table for this run, put there only by `make bench-publish` (a full run)
+    (out / README_TABLE).write_text(
+        ("(BENCH_QUICK=1: short runs, fewer repeats; a check that everything works, not a measurement.)\n\n"
+         if quick else "") + report.readme_table() + "\n"
+    )  # fmt: skip
     print(path.read_text())
     print(f"Report: {path} and {path.with_suffix('.html')}")
     return 0 if all(v["status"] == "ok" for v in runs.values()) else 1
@@ -150,20 +215,9 @@ def recompose(runners: list[str], folder: Path | None = None) -> int:
     return compose(folder, runs, before.get("seconds", 0.0), stack if isinstance(stack, list) else (stack, 0.0), folder)
 
 
-def update_readme(body: str, quick: bool) -> None:
-    """The composite table between <!-- bench:begin/end --> in the README (a quick run says so there)."""
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
-    if begin not in text or end not in text:
-        return
-    if quick:
-        body = (
-            "(BENCH_QUICK=1: short runs, fewer repeats; a check that everything works, not a measurement.)\n\n" + body
-        )
-    start, stop = text.index(begin) + len(begin), text.index(end)
-    readme.write_text(text[:start] + "\n" + body + "\n" + text[stop:])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("== interrupted: every runner stopped, no report composed", flush=True)
+        sys.exit(130)

@@ -37,7 +37,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-from benchlib import Summary, compare, raw_dir, run_locust, start_private_stack, update_readme, write_report
+from benchlib import (
+    RESULTS_REL,
+    Summary,
+    compare,
+    raw_dir,
+    run_locust,
+    start_private_stack,
+    update_readme,
+    write_report,
+)
 from flashlib import (
     BUY_SCENARIO,
     burst_rates,
@@ -334,9 +343,9 @@ def main() -> int:
         f"| written, median of full 1 s bins while the attempts ran / after they ended | "
         f"{b['written_per_s_median_while_attempts_ran']} / {b['written_per_s_median_after_attempts_ended']} |",
         "",
-        f"{peak_shaved_text(b)}. Chart: `loadtests/results/{raw_name}/burst.png` (cumulative and per "
+        f"{peak_shaved_text(b)}. Chart: `{RESULTS_REL}/{raw_name}/burst.png` (cumulative and per "
         "second), samples every 100 ms (gate stock key on the broker Redis, `COUNT(*)` of confirmed `flash_orders` "
-        f"on the primary) in `loadtests/results/{raw_name}/burst-samples.json`. The client, the stack and the "
+        f"on the primary) in `{RESULTS_REL}/{raw_name}/burst-samples.json`. The client, the stack and the "
         "sampler share the machine's 2 cores, so the burst's accepted/s is bounded by the client too.",
         "",
         "The queue's written/s is not flat in the chart: while the attempts run, the web tier, Nginx, the client "
@@ -358,13 +367,13 @@ def main() -> int:
             f"**QUICK run** (BENCH_QUICK=1: {seconds}s per Locust run, {rounds} round, small sales and bursts, "
             f"{time.monotonic() - started:.0f} s in all): a check that the runner and the flash sale work, not a "
             "measurement; `make bench-flash` without it gives the figures the README quotes. Raw files of this "
-            f"run: `loadtests/results/{raw_name}/`.",
+            f"run: `{RESULTS_REL}/{raw_name}/`.",
         ]
     meta = {
         "users": users, "seconds": seconds, "rounds": rounds, "overrides": overrides, "burst": b, "checks": checks,
         "quick": quick, "elapsed_s": round(time.monotonic() - started, 1),
         "load_average_start_end": [round(load_before, 2), round(load_after, 2)],
-        "raw_dir": f"loadtests/results/{raw_name}",
+        "raw_dir": f"{RESULTS_REL}/{raw_name}",
         "purchase_paths": {
             "stock": rush_stock, "buyers": rush_buyers, "runs": path_runs,
             "per_path": {

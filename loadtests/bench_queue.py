@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 
 import redis
-from benchlib import QUICK, QUICK_NOTE, RESULTS, knob, start_private_stack, update_readme
+from benchlib import QUICK, QUICK_NOTE, RESULTS, RESULTS_REL, knob, start_private_stack, update_readme
 from celery import Celery
 
 HERE = Path(__file__).parent
@@ -388,8 +388,8 @@ def report(block: dict, pool: dict, broker: dict, meta: dict, measured: str | No
         "here uses visibility_timeout=20 s, and kombu looks for expired messages only every 10th 10-second tick, "
         "so a dead worker's task comes back after 20 s to about 2 min; with Celery's and Breakwater's 3600 s, after "
         "about an hour. A pool process killed under a live worker is re-queued at once with either broker.",
-        "Raw data: `loadtests/results/bench-queue.json` (every queue wait, every rate) and worker logs in "
-        "`loadtests/results/bench-queue/`.",
+        f"Raw data: `{RESULTS_REL}/bench-queue.json` (every queue wait, every rate) and worker logs in "
+        f"`{RESULTS_REL}/bench-queue/`.",
         "",
     ]
     return "\n".join(lines)

@@ -6,10 +6,20 @@ failure counts, and flag runs in which Locust itself ran out of CPU. Failed requ
 throughput; a configuration whose runs all ran out of Locust CPU, failed requests or did not pass
 its server-side check is flagged, and so is every ratio built on it. Each run's Locust CSV, JSON
 and log stay in results/<bench>/, beside the report.
+
+Results stay out of git: loadtests/results/ is ignored (a BENCH_QUICK=1 run writes to results/quick/, so it
+never replaces a full run's files), and no run writes the README. `make bench-publish` (publish.py) copies
+one full run's report, charts and JSON into docs/benchmarks/ and puts its tables in the README.
+
+Nothing a benchmark starts outlives it: every process it starts inherits BENCH_RUN_ID, and the process
+that set it (bench_all.py, or a runner started alone) kills whatever still carries it when it exits, also
+after an exception, Ctrl-C, SIGTERM or SIGHUP (see ``_guard_processes``); a private stack's folder
+kills every process in or from it before it is deleted (:class:`BenchFolder`).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -22,6 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,13 +40,79 @@ from breakwater.settings import Settings
 from breakwater.stack import Stack
 from breakwater.stack.ports import free_ports
 from breakwater.stack.render import worker_class_args
+from breakwater.stack.supervisor import kill_processes, kill_processes_under, scan_processes
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "loadtests" / "results"
+#: every run's results (ignored by git); `make bench-publish` copies one full run into PUBLISHED
+RESULTS_ROOT = ROOT / "loadtests" / "results"
+PUBLISHED = ROOT / "docs" / "benchmarks"
 BIN = Path(sys.executable).parent
 #: BENCH_QUICK=1 (`make bench QUICK=1`): shorter runs and fewer repeats, to see that everything works
 QUICK = os.environ.get("BENCH_QUICK", "") == "1"
 QUICK_NOTE = " with BENCH_QUICK=1 (short runs, fewer repeats: a check that everything works, not a measurement)"
+#: where this run writes: a quick run in a folder of its own, so it never replaces a full run's files
+RESULTS = RESULTS_ROOT / "quick" if QUICK else RESULTS_ROOT
+RESULTS_REL = RESULTS.relative_to(ROOT)  # as the reports name it
+
+
+# ---------------------------------------------------------------------- nothing outlives a benchmark
+#: every process a benchmark starts inherits it (not BREAKWATER_*: the stack's programs would not get it)
+RUN_MARK = "BENCH_RUN_ID"
+_stopping = False
+
+
+def run_processes(mark: str) -> list[int]:
+    """Every process (but this one and its ancestors) that carries ``BENCH_RUN_ID=mark``."""
+    wanted = f"{RUN_MARK}={mark}".encode()
+    return scan_processes(lambda _cwd, _args, env: wanted in env)
+
+
+def _sweep_run(mark: str) -> None:
+    killed = kill_processes(lambda: run_processes(mark), timeout=15)
+    if killed:
+        print(f"stopped {len(killed)} leftover process(es) of this benchmark: {killed}", file=sys.stderr, flush=True)
+
+
+def _stop_on_signal(signum, _frame) -> None:
+    """SIGINT, SIGTERM, SIGHUP: unwind (every ``finally`` stops what it started); a second one while that
+    cleanup runs is ignored, so that a repeated Ctrl-C cannot leave a half-stopped stack behind."""
+    global _stopping
+    if _stopping:
+        print(f"signal {signum}: still stopping what this benchmark started", file=sys.stderr, flush=True)
+        return
+    _stopping = True
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+def _guard_processes() -> None:
+    """The first benchmark process (bench_all.py, or a runner started alone) marks itself with a fresh
+    BENCH_RUN_ID, which every process it starts inherits (its runners, their stacks' programs, the extra
+    gunicorns, Locust, wrk); when it exits, however it exits but SIGKILL, it kills every process still
+    carrying that mark. Runners started by bench_all.py keep its mark and leave the sweep to it."""
+    if not os.environ.get(RUN_MARK):
+        mark = os.environ[RUN_MARK] = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        atexit.register(_sweep_run, mark)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _stop_on_signal)
+
+
+_guard_processes()
+
+
+class BenchFolder(tempfile.TemporaryDirectory):
+    """A private stack's temporary folder: before it is deleted, every process still running in or from it
+    is killed (a program supervisord restarted while the stack was being killed, a server a runner started
+    with the stack's settings), so none is left running with its state folder gone."""
+
+    def __init__(self) -> None:
+        super().__init__(prefix="breakwater-bench-")
+
+    def cleanup(self) -> None:
+        kill_processes_under(Path(self.name))
+        super().cleanup()
 
 
 def knob(name: str, full: int | float, quick: int | float) -> int | float:
@@ -123,7 +200,7 @@ def start_private_stack(
     if env is not None:
         echo(f"using the shared stack in {env['BREAKWATER_STATE_DIR']}")
         # A scratch folder of the runner's own (the stack's state stays the composer's)
-        return SharedStack(env, echo=echo), tempfile.TemporaryDirectory(prefix="breakwater-bench-")
+        return SharedStack(env, echo=echo), BenchFolder()
     try:
         return _start_private_stack(echo, overrides or {}, extra or {})
     except Exception as exc:
@@ -132,7 +209,7 @@ def start_private_stack(
 
 
 def _start_private_stack(echo, overrides: dict[str, str], extra: dict) -> tuple[Stack, tempfile.TemporaryDirectory]:
-    tmp = tempfile.TemporaryDirectory(prefix="breakwater-bench-")
+    tmp = BenchFolder()
     keys = ("PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT",
             "RABBITMQ_PORT", "RABBITMQ_DIST_PORT", "SMTP_PORT", "FLOWER_PORT")  # fmt: skip
     ports = free_ports(len(keys) + 2)
@@ -447,19 +524,20 @@ def compare(label: str, a: Summary, b: Summary, *, fmt: str = "{:.3f}", extra: s
 
 
 def update_readme(name: str, report: str) -> None:
-    """Put the report's table and notes between <!-- NAME:begin/end --> in the README (not after a BENCH_QUICK=1
-    run: its short runs check that everything works; the README keeps the last full measurement)."""
-    if QUICK:
-        print(f"BENCH_QUICK=1: the README keeps its last full {name} figures", flush=True)
-        return
-    readme = ROOT / "README.md"
+    """A run leaves the README (and every tracked file) alone: `make bench-publish` puts a full run's tables
+    there (:func:`readme_block`)."""
+    print(f"{name}: the README is not changed by a run; `make bench-publish` publishes a full run", flush=True)
+
+
+def readme_block(name: str, body: str, readme: Path = ROOT / "README.md") -> bool:
+    """Put ``body`` between <!-- NAME:begin/end --> in the README; False when it has no such block."""
     text = readme.read_text()
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     if begin not in text or end not in text:
-        return
-    body = report.split("\n", 2)[2].strip()  # drop the title line
+        return False
     start, stop = text.index(begin) + len(begin), text.index(end)
-    readme.write_text(text[:start] + "\n" + body + "\n" + text[stop:])
+    readme.write_text(text[:start] + "\n" + body.strip() + "\n" + text[stop:])
+    return True
 
 
 def write_report(
@@ -479,8 +557,8 @@ def write_report(
     md += [s.row() for s in summaries]
     md += ["", *(c.text for c in comparisons), *notes]
     md += [
-        f"Raw data: `loadtests/results/{name}.json` (every run, its server-side checks and flags) and "
-        f"`loadtests/results/{name}/` (Locust CSV, JSON and log per run).",
+        f"Raw data: `{RESULTS_REL}/{name}.json` (every run, its server-side checks and flags) and "
+        f"`{RESULTS_REL}/{name}/` (Locust CSV, JSON and log per run).",
         "",
     ]
     path = RESULTS / f"{name}.md"
@@ -508,7 +586,7 @@ def publish_report(
     name: str, title: str, summaries: list[Summary], notes: list[str], comparisons: list[Comparison] = (),
     meta: dict | None = None,
 ) -> Path:  # fmt: skip
-    """write_report, then the README's table (update_readme's rules), then the report on stdout."""
+    """write_report, then the report on stdout (the README is `make bench-publish`'s: see update_readme)."""
     path = write_report(name, title, summaries, notes, comparisons, meta)
     update_readme(name, path.read_text())
     print(path.read_text())

@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from benchlib import RESULTS
+from benchlib import RESULTS, ROOT
 from flashlib import peak_shaved_text
 from report_parts import (
     Check,
@@ -519,7 +519,7 @@ class Report:
         return self.out / "report.md"
 
     def readme_table(self) -> str:
-        rel = self.out.relative_to(RESULTS.parents[1])
+        rel = self.out.relative_to(ROOT)
         return "\n".join(
             [
                 f"Latest `make bench`: [{rel}/report.md]({rel}/report.md) ([HTML]({rel}/report.html)).",
