@@ -199,16 +199,19 @@ class Supervisor:
         kill_processes_under(self.layout.state)
 
 
-#: daemons a stack's program starts but every stack on the machine shares: RabbitMQ's Erlang port mapper
-#: (one per machine, port 4369; killing it would unregister every other stack's RabbitMQ node)
+#: daemons a stack's program starts but every stack in the same network namespace shares: RabbitMQ's Erlang
+#: port mapper (one per namespace, port 4369; killing the machine's would unregister every other stack's
+#: RabbitMQ node). One in a cluster host's namespace of its own is that stack's and goes with it.
 SHARED_DAEMONS = {"epmd"}
 
 
 def scan_processes(match: Callable[[str, list[str], list[bytes]], bool]) -> list[int]:
-    """The pids of every process but this one, its ancestors and the :data:`SHARED_DAEMONS` for which
-    ``match(cwd, args, environ)`` holds (``environ`` as ``KEY=value`` bytes); a process that is gone, a zombie
-    or not ours to read is left out. A deleted working directory is reported without its " (deleted)"."""
+    """The pids of every process but this one, its ancestors and the :data:`SHARED_DAEMONS` of this network
+    namespace for which ``match(cwd, args, environ)`` holds (``environ`` as ``KEY=value`` bytes); a process
+    that is gone, a zombie or not ours to read is left out. A deleted working directory is reported without
+    its " (deleted)"."""
     spared = _self_and_ancestors()
+    own_net = _net_namespace("self")
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in spared:
@@ -219,7 +222,7 @@ def scan_processes(match: Callable[[str, list[str], list[bytes]], bool]) -> list
             env = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if args and Path(args[0]).name in SHARED_DAEMONS:
+        if args and Path(args[0]).name in SHARED_DAEMONS and _net_namespace(entry.name) == own_net:
             continue
         if match(cwd, args, env):
             found.append(int(entry.name))
@@ -266,6 +269,13 @@ def kill_processes(find: Callable[[], list[int]], timeout: float = 5.0) -> list[
 def kill_processes_under(folder: Path, timeout: float = 5.0) -> list[int]:
     """SIGKILL every process of :func:`processes_under` ``folder``; the pids killed."""
     return kill_processes(lambda: processes_under(folder), timeout)
+
+
+def _net_namespace(pid: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return ""
 
 
 def _self_and_ancestors() -> set[int]:
