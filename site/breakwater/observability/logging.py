@@ -10,6 +10,8 @@ from contextvars import ContextVar
 
 from flask import Flask, g, request
 
+from breakwater.observability.log_sink import NonBlockingHandler
+
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _REQUEST_ID_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
@@ -33,10 +35,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
+    """JSON lines on stderr through a :class:`NonBlockingHandler`: a stalled log reader drops lines
+    (counted) instead of stalling requests."""
     root = logging.getLogger()
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
-    handler = logging.StreamHandler()
+    handler = NonBlockingHandler()
     handler.setFormatter(JsonFormatter())
     root.handlers = [handler]
     root.setLevel(level.upper())
