@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -151,6 +152,30 @@ def test_idempotency_key_replays_rejects_a_different_body_and_an_in_flight_dupli
     wait_written(app, sale_id)
     rows, _ = orders_of(app, sale_id)
     assert len(rows) == 1, "a replay created a second order"
+
+
+def test_one_idempotency_key_sent_five_times_at_once_makes_one_order(app, origin, buyers):
+    """A client's retries racing each other through the gate: the same purchase, the same key, five requests
+    released together. One order; every answer is that order (202, a replay) or "still in flight" (409)."""
+    sale_id = make_sale(stock=5, limit=5)  # room for five orders: a lost race would show as a second one
+    _, cookie = buyers[200]
+    key = "race-" + uuid.uuid4().hex
+    attempts = 5  # FLASH_USER_RATE allows a buyer five attempts a second
+    start = threading.Barrier(attempts)
+
+    def attempt(_):
+        start.wait(timeout=30)
+        return buy(origin, cookie, sale_id, key)
+
+    with ThreadPoolExecutor(max_workers=attempts) as pool:
+        answers = list(pool.map(attempt, range(attempts)))
+    seen = [(r.status_code, r.json().get("order_id") or r.json()["error"]["code"]) for r in answers]
+    assert {code for code, _ in seen} <= {202, 409}, seen
+    assert all(what == "request_in_flight" for code, what in seen if code == 409), seen
+    assert len({what for code, what in seen if code == 202}) == 1, f"more than one order for one key: {seen}"
+    wait_written(app, sale_id)
+    rows, stock = orders_of(app, sale_id)
+    assert len(rows) == 1 and stock == 4 and gate_stock(app, sale_id) == 4, (rows, seen)
 
 
 def test_rejections_are_clear_and_write_nothing(app, origin, buyers):
