@@ -18,7 +18,7 @@ import pytest
 import requests
 from sqlalchemy import func, insert, select, text
 
-from routing_helpers import wait_for, worker_children
+from routing_helpers import held_replication, wait_for, worker_children
 
 ADDRESS = {"region_code": "110101", "detail": "东长安街 1 号", "name": "张三", "phone": "13800138000"}
 BREAKWATER = str(Path(sys.executable).parent / "breakwater")
@@ -235,21 +235,36 @@ def test_stock_raised_mid_sale_sells_the_new_units_and_cannot_drop_below_sold(ap
     assert len([r for r in rows if r.status == "confirmed"]) == 4 and stock == 0
 
 
-def test_order_status_is_the_buyers_own_and_read_causally(app, origin, buyers):
+def test_order_status_is_the_buyers_own_and_read_causally(app, stack, origin, buyers, node_admin):
+    """Right after the 202 the buyer reads the order it points to: pending (only the gate knows it yet), then
+    confirmed as soon as it is written, even through a replica that has not applied the write."""
     sale_id = make_sale(stock=2)
     (_, owner), (_, stranger) = buyers[20], buyers[21]
-    accepted = buy(origin, owner, sale_id)
-    assert accepted.status_code == 202
-    url = origin + accepted.json()["status_url"]
-    first = requests.get(url, cookies={"bw_session": owner}, timeout=10).json()["order"]
-    assert first["status"] in ("pending", "confirmed")
-    assert requests.get(url, cookies={"bw_session": stranger}, timeout=10).status_code == 404
-    wait_for(
-        lambda: requests.get(url, cookies={"bw_session": owner}, timeout=10).json()["order"]["status"] == "confirmed",
-        timeout=30, what="the confirmation",
-    )  # fmt: skip
+    stack.supervisor.rpc().stopProcess("worker-orders")  # accepted, not written: provably pending
+    try:
+        accepted = buy(origin, owner, sale_id)
+        assert accepted.status_code == 202, accepted.text
+        order_id, status_path = accepted.json()["order_id"], accepted.json()["status_url"]
+        first = requests.get(origin + status_path, cookies={"bw_session": owner}, timeout=10)
+        assert first.status_code == 200, first.text
+        assert first.json()["order"] == {"id": order_id, "sale_id": sale_id, "quantity": 1, "status": "pending"}
+        assert requests.get(origin + status_path, cookies={"bw_session": stranger}, timeout=10).status_code == 404
+        # The worker writes it while both replicas apply nothing (and stay in this process's rotation): the
+        # buyer's next read starts on a replica without the order and must still find it, confirmed.
+        with held_replication(app.extensions["breakwater.db"], node_admin):
+            stack.supervisor.start("worker-orders")
+            wait_written(app, sale_id)
+            client = app.test_client()
+            client.set_cookie("bw_session", owner)
+            read = client.get(status_path)
+            assert read.status_code == 200, read.text
+            assert read.json["order"]["id"] == order_id and read.json["order"]["status"] == "confirmed"
+            routes = read.headers["X-DB-Route"].split(",")
+            assert routes[0].startswith("replica") and "primary" in routes, routes  # the replica had not got it
+    finally:
+        stack.supervisor.start("worker-orders")  # nothing happens if it runs
     mine = requests.get(f"{origin}/api/orders", cookies={"bw_session": owner}, timeout=10).json()["orders"]
-    assert accepted.json()["order_id"] in [o["id"] for o in mine]
+    assert (order_id, "confirmed") in [(o["id"], o["status"]) for o in mine], mine
 
 
 def test_the_orders_worker_killed_mid_backlog_loses_and_duplicates_nothing(app, stack, origin, buyers):
