@@ -267,24 +267,36 @@ def test_order_status_is_the_buyers_own_and_read_causally(app, stack, origin, bu
     assert (order_id, "confirmed") in [(o["id"], o["status"]) for o in mine], mine
 
 
-def test_the_orders_worker_killed_mid_backlog_loses_and_duplicates_nothing(app, stack, origin, buyers):
+def test_the_orders_worker_killed_mid_backlog_loses_and_duplicates_nothing(app, stack, origin, buyers, node_admin):
+    """The orders pool SIGKILLed in the middle of a write with the whole backlog unwritten: every order is
+    written afterwards, once. The test holds the sale's stock row, so the first write waits on it inside its
+    transaction and the rest wait in the queue (unheld, the pool writes 40 orders in a fraction of a second)."""
     sale_id = make_sale(stock=40)
-    rpc = stack.supervisor.rpc()
-    rpc.stopProcess("worker-orders")
-    try:
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            statuses = list(pool.map(lambda b: buy(origin, b[1], sale_id).status_code, buyers[30:70]))
-        assert statuses.count(202) == 40
-    finally:
-        rpc.startProcess("worker-orders")
-    wait_for(  # the pidfile appears once the restarted worker is up (not yet, on a loaded machine)
-        lambda: stack.layout.worker_pidfile("orders").exists() and worker_children(stack, "orders"),
-        timeout=30, what="the worker's pool",
-    )  # fmt: skip
     gate = app.extensions["breakwater.flash.gate"]
-    wait_for(lambda: len(gate.pending(sale_id)) < 40, timeout=30, interval=0.02, what="the first writes")
-    for pid in worker_children(stack, "orders"):
-        os.kill(pid, signal.SIGKILL)
+
+    def writes_waiting() -> int:
+        with node_admin(0) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.INNODB_TRX"
+                " WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE 'UPDATE flash_stock%'"
+            )
+            return cur.fetchone()[0]
+
+    with app.extensions["breakwater.db"].primary_engine.connect() as hold:
+        hold.execute(text("SELECT stock FROM flash_stock WHERE sale_id = :s FOR UPDATE"), {"s": sale_id})
+        try:
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                statuses = list(pool.map(lambda b: buy(origin, b[1], sale_id).status_code, buyers[30:70]))
+            assert statuses.count(202) == 40
+            wait_for(writes_waiting, timeout=30, interval=0.05, what="the first write to wait on the stock row")
+            victims = worker_children(stack, "orders")
+            for pid in victims:
+                os.kill(pid, signal.SIGKILL)
+            written_at_kill, pending_at_kill = len(orders_of(app, sale_id)[0]), len(gate.pending(sale_id))
+        finally:
+            hold.rollback()
+    # Provably mid-backlog: nothing written, all 40 accepted orders pending, one of them inside its write.
+    assert victims and (written_at_kill, pending_at_kill) == (0, 40), (victims, written_at_kill, pending_at_kill)
     wait_written(app, sale_id)
     rows, stock = orders_of(app, sale_id)
     assert len(rows) == 40 and {r.status for r in rows} == {"confirmed"} and stock == 0
