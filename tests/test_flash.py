@@ -100,6 +100,38 @@ def wait_written(app, sale_id, timeout=90):
     wait_for(lambda: not gate.pending(sale_id), timeout=timeout, interval=0.2, what="every accepted order written")
 
 
+def wait_drained(app, settings, queue: str, timeout: float = 60) -> None:
+    """Until the stack's ``queue`` is empty and its worker holds nothing (running, prefetched, or waiting for a
+    retry's countdown), twice in a row: whatever was sent to it has run to its end."""
+    import kombu
+
+    celery = app.extensions["celery"]
+    worker = f"{queue}-{settings.int('APP_PORT')}@{os.uname().nodename}"  # stack/render.py worker_command
+    calm: list[bool] = []
+
+    def ready() -> int | None:
+        try:
+            with kombu.Connection(settings.broker_url, connect_timeout=2) as conn:
+                return conn.default_channel.queue_declare(queue, passive=True).message_count
+        except Exception:
+            return None
+
+    def idle() -> bool:
+        inspect = celery.control.inspect(destination=[worker], timeout=2.0)
+        try:
+            replies = [inspect.active(), inspect.reserved(), inspect.scheduled()]
+        except Exception:
+            return False
+        return all(reply and worker in reply and not reply[worker] for reply in replies)
+
+    def drained() -> bool:
+        calm.append(ready() == 0 and idle())
+        return calm[-2:] == [True, True]
+
+    assert settings.broker_url.startswith("amqp"), "the stack's broker is RabbitMQ"
+    wait_for(drained, timeout=timeout, interval=0.5, what=f"the {queue} queue to drain and {worker} to go idle")
+
+
 def test_a_thousand_attempts_by_300_buyers_sell_exactly_the_stock(app, origin, buyers):
     sale_id = make_sale(stock=50)
     attempts = [buyers[i % len(buyers)][1] for i in range(1000)]
@@ -499,8 +531,6 @@ def test_editor_api_rejects_bad_sales_and_writes_nothing(editor_api, app):
 
 def test_a_confirmed_order_mails_the_buyer_once(app, origin, stack, unique_name):
     """The confirmation's outbox row commits with the order; the notify worker sends it to the SMTP sink."""
-    import time
-
     from breakwater.accounts.services import create_user
     from breakwater.extensions import db
     from breakwater.mail.sink import read_messages
@@ -518,5 +548,21 @@ def test_a_confirmed_order_mails_the_buyer_once(app, origin, stack, unique_name)
         return [m for m in read_messages(stack.layout.mail) if m["subject"] == f"Order {order_id} confirmed"]
 
     wait_for(mails, timeout=30, what="the confirmation mail")
-    time.sleep(0.5)
-    assert len(mails()) == 1 and unique_name in mails()[0]["body"], "mailed exactly once, to the buyer"
+    # Counted once everything that could mail again has run to its end: the order written and settled, its
+    # outbox row gone (the relay resends what stays), the orders and notify queues empty, their workers idle.
+    wait_written(app, sale_id)
+
+    def outbox_rows() -> int:
+        with app.app_context(), db.primary():
+            count = db.session.execute(
+                text("SELECT COUNT(*) FROM outbox WHERE kwargs LIKE :k"), {"k": f"%{order_id}%"}
+            ).scalar()
+            db.session.rollback()
+        return count
+
+    wait_for(lambda: outbox_rows() == 0, timeout=30, what="the confirmation out of the outbox")
+    for queue in ("orders", "notify"):
+        wait_drained(app, stack.settings, queue)
+    found = mails()
+    assert len(found) == 1, f"mailed {len(found)} times: {[m['file'] for m in found]}"
+    assert unique_name in found[0]["body"], "mailed to the buyer"
