@@ -31,7 +31,7 @@ def test_on_one_machine_every_client_goes_through_the_three_sentinels(tmp_path):
     assert sentinels == [(host, 26901), (host, 26902), (host, 26903)] and master == "breakwater"
     assert password == "s3cret/pw"
     assert parse(s.redis_cache_url)[1] == "breakwater-cache"
-    backend, options = celery_backend(s.redis_url)
+    backend, options = celery_backend(s.redis_url, timeout=2.0)
     assert backend.count("sentinel://") == 3 and options["master_name"] == "breakwater"
 
     render_all(st.layout)

@@ -14,6 +14,7 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
 from breakwater.errors import error_response
+from breakwater.redis_clients import limiter_options
 from breakwater.settings import Settings
 
 limiter = Limiter(get_remote_address, strategy="sliding-window-counter", key_prefix="bw-rl")
@@ -22,19 +23,24 @@ limiter = Limiter(get_remote_address, strategy="sliding-window-counter", key_pre
 def init_limits(app: Flask, settings: Settings) -> None:
     app.config.update(
         RATELIMIT_STORAGE_URI=settings.redis_url,
-        RATELIMIT_STORAGE_OPTIONS={"socket_timeout": settings.float("REDIS_TIMEOUT")},
+        RATELIMIT_STORAGE_OPTIONS=limiter_options(settings.redis_url, settings.float("REDIS_TIMEOUT")),
         RATELIMIT_SWALLOW_ERRORS=True,
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
-        RATELIMIT_HEADERS_ENABLED=True,
+        # No X-RateLimit-* headers: each costs one more storage call per limited request (a hung Redis
+        # would cost its timeout again), and Flask-Limiter's Retry-After rounding turns a 503's "1" into "0".
+        # A 429 says when to come back itself (below).
+        RATELIMIT_HEADERS_ENABLED=False,
     )
     app.config["BREAKWATER_LOGIN_FAIL_RATE"] = settings["LOGIN_FAIL_RATE"]
     limiter.init_app(app)
 
     @app.errorhandler(RateLimitExceeded)
     def _limited(exc: RateLimitExceeded):
+        wait = exc.limit.limit.get_expiry()  # the limit's window: by then it has room again
         response, status = error_response(
-            429, "rate_limited", f"Too many attempts ({exc.description}); wait a minute and try again."
+            429, "rate_limited", f"Too many attempts ({exc.description}); wait {wait} s and try again."
         )
+        response.headers["Retry-After"] = str(wait)
         return response, status
 
 

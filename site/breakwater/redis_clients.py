@@ -26,6 +26,17 @@ def from_url(url: str, **kwargs: Any) -> redis.Redis:
     return sentinel.master_for(master, password=password, **kwargs)
 
 
+def limiter_options(url: str, timeout: float) -> dict[str, Any]:
+    """Flask-Limiter's storage options for ``url``, every wait bounded by ``timeout``: the limits library
+    passes them to redis-py, and for Sentinels its ``sentinel_kwargs`` would otherwise default to 5 s per
+    call. A limit counts on the primary only (``use_replicas=False``): a replica's count lags it."""
+    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if url.startswith(SCHEME + "://"):
+        options["sentinel_kwargs"] = dict(options)
+        options["use_replicas"] = False
+    return options
+
+
 def parse(url: str) -> tuple[list[tuple[str, int]], str, str | None]:
     """(sentinels, master name, password) of a ``redis+sentinel://`` URL."""
     parts = urlsplit(url)
@@ -38,11 +49,13 @@ def parse(url: str) -> tuple[list[tuple[str, int]], str, str | None]:
     return sentinels, parts.path.strip("/"), password or None
 
 
-def celery_backend(url: str) -> tuple[str, dict]:
-    """Celery's form of the same thing: ``sentinel://...;sentinel://...`` and its transport options."""
+def celery_backend(url: str, timeout: float) -> tuple[str, dict]:
+    """Celery's form of the same thing: ``sentinel://...;sentinel://...`` and its transport options, the
+    Sentinels asked with ``timeout`` (kombu's default is none at all)."""
     if not url.startswith(SCHEME + "://"):
         return url, {}
     sentinels, master, password = parse(url)
     auth = f":{password}@" if password else ""
     joined = ";".join(f"sentinel://{auth}{host}:{port}/0" for host, port in sentinels)
-    return joined, {"master_name": master, "sentinel_kwargs": {"password": password}}
+    bounded = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    return joined, {"master_name": master, "sentinel_kwargs": {"password": password, **bounded}}

@@ -93,20 +93,23 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
 
     from breakwater.redis_clients import celery_backend
 
-    broker, broker_sentinel = celery_backend(settings.broker_url)  # through the Sentinels when there are any
+    # Through the Sentinels when there are any
+    broker, broker_sentinel = celery_backend(settings.broker_url, timeout=2.0)
     amqp = broker.startswith(("amqp://", "pyamqp://"))
     if amqp:
         transport = {"confirm_publish": True, "connect_timeout": 4}
     else:
         # Redis redelivers an unacknowledged message only after the visibility timeout: longer than any task.
         transport = {"visibility_timeout": 3600, "socket_timeout": 5, "socket_connect_timeout": 2, **broker_sentinel}
-    results, results_sentinel = celery_backend(settings.redis_url)
+    results, results_sentinel = celery_backend(settings.redis_url, timeout=2.0)
     celery = Celery(app.name, task_cls=FlaskTask)
     celery.conf.update(
         broker_url=broker,
         result_backend=results,
         result_backend_transport_options=results_sentinel,
         result_expires=3600,
+        redis_socket_timeout=5.0,  # the result backend's waits are bounded too (Celery's default: 120 s)
+        redis_socket_connect_timeout=2.0,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options=transport,
