@@ -178,11 +178,12 @@ def test_replica_killed_during_reads_no_request_fails(stack, http, origin, db, u
     wait_caught_up(db)
     reader = Reader(origin, http.cookies)
     reader.start()
-    rpc = stack.supervisor.rpc()
     try:
         wait_for(lambda: reader.routes["replica1"] and reader.routes["replica2"], what="reads on both replicas")
-        rpc.stopProcess("mariadb-replica1")
+        # Killed, not shut down: frozen, then SIGKILLed (supervisord told not to restart it); no goodbye to
+        # its clients, its pooled connections just die.
         at_kill = Counter(reader.routes)
+        stack.supervisor.take_down("mariadb-replica1")
         wait_for(
             lambda: not _router_view(http, origin, "replica1")["router"]["in_rotation"],
             timeout=10,
@@ -196,7 +197,7 @@ def test_replica_killed_during_reads_no_request_fails(stack, http, origin, db, u
         after_notice = Counter(reader.routes)
         after_notice.subtract(noticed)
     finally:
-        rpc.startProcess("mariadb-replica1")
+        stack.supervisor.bring_back("mariadb-replica1")
     try:
         wait_for(
             lambda: _router_view(http, origin, "replica1").get("router", {}).get("in_rotation"),
