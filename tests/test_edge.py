@@ -122,7 +122,9 @@ def test_anonymous_pages_ignore_cookies_and_personal_routes_pass(edge, page):
 def test_origin_down_the_edge_serves_the_stale_copy(stack, http, edge, page):
     path, body = page()
     never_cached, _ = page()
+    fetch_sent = time.monotonic()
     assert http.get(edge + path, timeout=5).headers["X-Edge-Cache"] == "MISS"
+    fetched = time.monotonic()  # the copy was fetched between fetch_sent and fetched
     assert raw_purge(edge, path, headers={"X-Purge-Soft": "1"})[0] == 200  # expired now, kept in grace
     rpc = stack.supervisor.rpc()
     rpc.stopProcess("nginx")
@@ -130,11 +132,18 @@ def test_origin_down_the_edge_serves_the_stale_copy(stack, http, edge, page):
         # Before the probe notices: the refresh fails and the stale copy is served instead of the error.
         resp = http.get(edge + path, timeout=10)
         assert (resp.status_code, resp.headers["X-Edge-Cache"], resp.text) == (200, "STALE", body)
+        first_age = int(resp.headers["Age"])
         wait_for(lambda: origin_health(edge) == "sick", timeout=20, what="the edge's probe to see the origin down")
         assert reported_origin(stack.settings) == "sick"  # and /healthz says so
+        sent = time.monotonic()
         resp = http.get(edge + path, timeout=10)
+        answered = time.monotonic()
         assert (resp.status_code, resp.headers["X-Edge-Cache"], resp.text) == (200, "STALE", body)
-        assert int(resp.headers["Age"]) >= 0
+        # The stale copy tells its true age: the whole seconds since it was fetched, grown since the first
+        # stale answer (the probe needs two failed checks, 2 s apart, to call the origin sick).
+        age = int(resp.headers["Age"])
+        assert sent - fetched - 1 <= age <= answered - fetch_sent + 1, (age, sent - fetched, answered - fetch_sent)
+        assert age > first_age, (first_age, age)
         assert http.get(edge + never_cached, timeout=10).status_code == 503
     finally:
         rpc.startProcess("nginx")
