@@ -11,6 +11,7 @@ from collections.abc import Callable
 from flask import Response, current_app
 
 from breakwater.cache.store import Cache
+from breakwater.observability import cache_metrics
 
 
 def cache() -> Cache:
@@ -95,6 +96,7 @@ def cached_page(
     if hit is not None and now - hit[0] < RENDER_TTL:
         return hit[1], header_value(result.status)
     page = render(json.loads(result.value))
+    cache_metrics.RENDERS.labels(name).inc()
     with _rendered_lock:
         _rendered[memo_key] = (now, page)
         _rendered.move_to_end(memo_key)

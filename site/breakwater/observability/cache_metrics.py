@@ -8,6 +8,9 @@ EVENTS = Counter(
     ["name", "result"],
 )
 RECOMPUTES = Counter("breakwater_cache_recomputes_total", "Values computed from the database", ["name"])
+RENDERS = Counter(
+    "breakwater_cache_renders_total", "Pages rendered from a cached value (cache/http.py cached_page)", ["name"]
+)
 LOCAL_SKIPS = Counter(
     "breakwater_cache_local_skips_total",
     "Lookups that skipped the per-process tier because the request carries a publish it has not processed yet",
