@@ -15,7 +15,7 @@ app (queue_tasks.py) so that only queueing is measured:
 3. Brokers: a trivial task through RabbitMQ and Redis (publish rate with confirms, consume rate on one
    prefork -c2 worker), and the time until a task whose worker was SIGKILLed starts again.
 
-Writes loadtests/results/bench-queue.{md,json} (every sample kept in the JSON) and the README table.
+Writes loadtests/results/bench-queue.{md,json} (every sample kept in the JSON; BENCH_QUICK=1: in results/quick/).
 """
 
 from __future__ import annotations

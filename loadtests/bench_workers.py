@@ -19,8 +19,8 @@ resident memory of the gunicorn master and its workers during the run (RSS summe
 shared between forked workers once). Checked on every response: X-Bench-Model names the model the serving
 process really runs (process / thread / gevent), so a run under the wrong worker class fails its requests; and
 the slow upstream must have answered at least once per successful upstream request.
-Writes loadtests/results/bench-workers.{md,json}, raw Locust files in loadtests/results/bench-workers/, and
-the README table.
+Writes loadtests/results/bench-workers.{md,json} and raw Locust files in loadtests/results/bench-workers/ (under
+BENCH_QUICK=1 in loadtests/results/quick/); `make bench-publish` puts a full run's table in the README.
 """
 
 from __future__ import annotations
