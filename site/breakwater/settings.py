@@ -363,7 +363,8 @@ class Settings:
     # Derived values -----------------------------------------------------------------
     @property
     def state_dir(self) -> Path:
-        return Path(self._values["STATE_DIR"])
+        """Absolute: supervised programs run in folders of their own, not where the stack was started."""
+        return Path(self._values["STATE_DIR"]).absolute()
 
     @property
     def media_dir(self) -> Path:
