@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import redis
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
+from breakwater.proxies import FrontServerProxyFix
 from breakwater.settings import Settings
 
 __version__ = "0.1.0"
@@ -18,8 +18,8 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
     """Build the app. ``config`` is a Settings object, or a mapping of Flask config overrides."""
     settings = config if isinstance(config, Settings) else Settings.load()
     app = Flask(__name__)
-    # gunicorn listens on loopback behind one Nginx: trust exactly that hop for the client address.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+    # The client's address as the origin settled it, believed only from the origin (breakwater/proxies.py).
+    app.wsgi_app = FrontServerProxyFix(app.wsgi_app, settings.app_trusted_proxies)  # type: ignore[method-assign]
     app.config.update(
         SECRET_KEY=settings["SECRET_KEY"] or None,
         SESSION_COOKIE_HTTPONLY=True,

@@ -67,6 +67,41 @@ SETTINGS: tuple[Setting, ...] = (
         "86400",
         "Seconds the edge keeps expired objects to serve while the origin is down (healthy: stale-while-revalidate).",
     ),
+    # The edge's sizing (varnishd -p), after Varnish 7.1's parameter reference, for a crowd on a 2-core machine.
+    Setting(
+        "EDGE_THREAD_POOLS",
+        "2",
+        "Edge worker thread pools (varnishd thread_pools): one per CPU core at most, more is most likely detrimental.",
+    ),
+    Setting(
+        "EDGE_THREAD_POOL_MIN",
+        "500",
+        "Worker threads each edge pool keeps ready (thread_pool_min): pools x min threads serve a crowd of 1,000 "
+        "connections at once without waiting for new threads (`make bench-spike`).",
+    ),
+    Setting(
+        "EDGE_THREAD_POOL_MAX",
+        "1000",
+        "Most worker threads per edge pool (thread_pool_max): twice the crowd it is sized for, no more (idle threads "
+        "cost memory and CPU).",
+    ),
+    Setting(
+        "EDGE_WORKSPACE_CLIENT",
+        "96k",
+        "Edge workspace per client request (workspace_client, a multiple of 4k); raise it if varnishstat's "
+        "ws_client_overflow grows.",
+    ),
+    Setting(
+        "EDGE_WORKSPACE_BACKEND",
+        "96k",
+        "Edge workspace per fetch from the origin (workspace_backend, a multiple of 4k); raise it if "
+        "ws_backend_overflow grows.",
+    ),
+    Setting(
+        "EDGE_LISTEN_DEPTH",
+        "2048",
+        "Connections waiting to be accepted by the edge (listen_depth; the kernel caps it at net.core.somaxconn).",
+    ),
     Setting(
         "EDGE_URL",
         "",
@@ -119,8 +154,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ORIGIN_TRUSTED_PROXIES",
         "",
-        "Addresses or networks (comma separated) whose X-Forwarded-For the origin believes for the client's address "
-        "(a CDN's ranges); empty = the edge's host in a cluster, nobody on one machine.",
+        "Addresses or networks (comma separated) whose X-Forwarded-For the origin believes for the client's address: "
+        "the edge's, plus a CDN's published ranges in front of it; empty = the edge's own address (HOST on one "
+        "machine, the edge host in a cluster).",
+    ),
+    Setting(
+        "APP_TRUSTED_PROXIES",
+        "",
+        "Addresses or networks whose X-Forwarded-For the app believes: its own front servers (the origin); every "
+        "other peer's forwarded headers are ignored. Empty = HOST and loopback.",
+        scope="app",
     ),
     Setting("RABBITMQ_PORT", "5682", "AMQP port of the stack's own RabbitMQ node (the default Celery broker)."),
     Setting("RABBITMQ_DIST_PORT", "25682", "Erlang distribution port of that node (rabbitmqctl talks to it)."),
@@ -246,6 +289,19 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("ARTICLE_MAX_BYTES", "200000", "Largest accepted article body (Markdown), in bytes.", scope="app"),
     Setting("LOGIN_FAIL_RATE", "5/minute", "Failed logins allowed per client address and account name.", scope="app"),
+    Setting(
+        "LOGIN_ADDRESS_FAIL_RATE",
+        "20/minute",
+        "Failed logins allowed per client address over all accounts.",
+        scope="app",
+    ),
+    Setting(
+        "LOGIN_SLOWDOWN_MAX",
+        "2.0",
+        "Most seconds a login attempt on an account that failed many times lately waits (slowed, never refused).",
+        scope="app",
+    ),
+    Setting("REGISTER_RATE", "10/hour", "Accounts registered per client address (Flask-Limiter syntax).", scope="app"),
     Setting("SECRET_KEY", "", "Flask session signing key (generated).", secret=True, scope="app"),
     Setting("EDITOR_NAME", "editor", "Editor account created by the seed step."),
     Setting("EDITOR_PASSWORD", "", "Seed editor password (generated, printed by make run).", secret=True),
@@ -272,6 +328,12 @@ SETTINGS: tuple[Setting, ...] = (
         scope="app",
     ),
     Setting("FLASH_USER_RATE", "5/second", "Purchase attempts allowed per buyer (Flask-Limiter syntax).", scope="app"),
+    Setting(
+        "FLASH_ADDRESS_RATE",
+        "20/second",
+        "Purchase attempts allowed per client address, all its buyers together (Flask-Limiter syntax).",
+        scope="app",
+    ),
     Setting(
         "FLASH_PURCHASE_PATH",
         "gate",
@@ -518,7 +580,14 @@ class Settings:
     @property
     def origin_trusted_proxies(self) -> list[str]:
         """The proxies whose X-Forwarded-For the origin believes (validated addresses or networks)."""
-        return _networks(self._values["ORIGIN_TRUSTED_PROXIES"], "ORIGIN_TRUSTED_PROXIES")
+        raw = self._values["ORIGIN_TRUSTED_PROXIES"].strip() or self._values["HOST"]
+        return _networks(raw, "ORIGIN_TRUSTED_PROXIES")
+
+    @property
+    def app_trusted_proxies(self) -> list[str]:
+        """The front servers whose X-Forwarded-For the app believes (validated addresses or networks)."""
+        raw = self._values["APP_TRUSTED_PROXIES"].strip() or f"{self._values['HOST']},127.0.0.1,::1"
+        return _networks(raw, "APP_TRUSTED_PROXIES")
 
     @property
     def edge_purge_acl(self) -> list[str]:

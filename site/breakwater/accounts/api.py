@@ -10,13 +10,14 @@ from breakwater.api import json_body, require_json_for_writes
 from breakwater.database.consistency import consistency
 from breakwater.errors import ApiError
 from breakwater.extensions import db
-from breakwater.ratelimit import login_limit
+from breakwater.ratelimit import login_attempt, login_limit, register_limit
 
 bp = Blueprint("auth_api", __name__, url_prefix="/api/auth")
 require_json_for_writes(bp)
 
 
 @bp.post("/register")
+@register_limit()
 def register():
     data = json_body()
     user = services.create_user(
@@ -40,7 +41,8 @@ def register():
 @consistency("strong")  # credentials are checked against the primary: a fresh account can log in at once
 def login():
     data = json_body()
-    user = services.authenticate(db.session, data.get("name"), data.get("password"))
+    with login_attempt(data.get("name")):
+        user = services.authenticate(db.session, data.get("name"), data.get("password"))
     login_user(user)
     from flask_wtf.csrf import generate_csrf
 

@@ -11,7 +11,7 @@ from breakwater.accounts.session import login_user, logout_user
 from breakwater.database.consistency import consistency
 from breakwater.errors import ApiError
 from breakwater.extensions import db
-from breakwater.ratelimit import login_limit
+from breakwater.ratelimit import login_attempt, login_limit, register_limit
 
 bp = Blueprint("accounts", __name__)
 
@@ -27,6 +27,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@register_limit()
 def register():
     if request.method == "POST":
         try:
@@ -53,7 +54,8 @@ def register():
 def login():
     if request.method == "POST":
         try:
-            user = services.authenticate(db.session, request.form.get("name"), request.form.get("password"))
+            with login_attempt(request.form.get("name")):
+                user = services.authenticate(db.session, request.form.get("name"), request.form.get("password"))
         except ApiError as exc:
             return render_template(
                 "accounts/login.html", error=exc.message, name=request.form.get("name", "")

@@ -23,6 +23,7 @@ import uuid
 
 import redis
 from flask import Blueprint, current_app, jsonify, request, session
+from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
 from breakwater.accounts.session import current_user
@@ -100,6 +101,10 @@ def _user_rate() -> str:
     return current_app.extensions["breakwater.settings"]["FLASH_USER_RATE"]
 
 
+def _address_rate() -> str:
+    return current_app.extensions["breakwater.settings"]["FLASH_ADDRESS_RATE"]
+
+
 def _sold_out_here() -> bool:
     sale_id = (request.view_args or {}).get("sale_id")
     return sale_id is not None and current_app.extensions["breakwater.flash.soldout"].is_sold_out(sale_id)
@@ -170,7 +175,8 @@ def _order_response(order_id: str, status: str, code: int, replayed: bool):
 
 
 @bp.post("/flash/<int:sale_id>/orders")
-@limiter.limit(_user_rate, key_func=_user_key, exempt_when=_known_answer_here)
+@limiter.limit(_user_rate, key_func=_user_key, exempt_when=_known_answer_here, scope="flash-buyer")
+@limiter.limit(_address_rate, key_func=get_remote_address, exempt_when=_known_answer_here, scope="flash-address")
 def place_order(sale_id: int):
     uid = _buyer_id()
     if uid is None:

@@ -73,6 +73,7 @@ def init_request_logging(app: Flask) -> None:
                 "request",
                 extra={
                     "fields": {
+                        "client": request.remote_addr,  # the visitor, as the edge and the origin settled it
                         "method": request.method,
                         "path": request.path,
                         "status": response.status_code,
