@@ -8,7 +8,7 @@ import yaml
 
 from breakwater.settings import ROOT, SETTINGS, env_name
 from breakwater.stack.layout import Layout
-from breakwater.stack.render import programs
+from breakwater.stack.render import EDGE_SIZING, programs
 
 
 def compose() -> dict:
@@ -119,8 +119,13 @@ def test_compose_edge_matches_the_local_edge(tmp_path):
     from breakwater.settings import Settings
 
     local = next(p for p in programs(Layout(Settings.load({}))) if p.name == "edge")
-    for flag in ("-F", "default_grace=0", "thread_pools=1", "thread_pool_min=10"):
-        assert flag in local.command and flag in edge["command"]
+    compose_args = [re.sub(r"\$\{BREAKWATER_[A-Z_]+:-([^}]*)\}", r"\1", a) for a in edge["command"]]
+    sizing = [f"{param}={Settings.load({})[name]}" for param, name in EDGE_SIZING.items()]
+    for flag in ("-F", "default_grace=0", *sizing):
+        assert flag in local.command.split() and flag in compose_args, flag
+    # each sizing parameter follows its own setting in compose, with the setting's default
+    for param, name in EDGE_SIZING.items():
+        assert any(a.startswith(f"{param}=${{BREAKWATER_{name}:-") for a in edge["command"]), param
 
     out = tmp_path / "edge.vcl"
     cmd = services["edge-config"]["command"]

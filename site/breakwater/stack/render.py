@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -75,6 +76,28 @@ def worker_class_args(s) -> list[str]:
     if worker_class == "gevent":
         return ["--worker-class", "gevent", "--worker-connections", str(s.int("WEB_GEVENT_CONNECTIONS"))]
     return ["--worker-class", "sync", "--threads", "1"]
+
+
+#: varnishd parameters that size the edge, each from its BREAKWATER_EDGE_* setting (docker-compose.yml passes the same)
+EDGE_SIZING = {
+    "thread_pools": "EDGE_THREAD_POOLS",
+    "thread_pool_min": "EDGE_THREAD_POOL_MIN",
+    "thread_pool_max": "EDGE_THREAD_POOL_MAX",
+    "workspace_client": "EDGE_WORKSPACE_CLIENT",
+    "workspace_backend": "EDGE_WORKSPACE_BACKEND",
+    "listen_depth": "EDGE_LISTEN_DEPTH",
+}
+
+
+def edge_sizing_args(s) -> list[str]:
+    """``-p name=value`` for each of the edge's sizing parameters (thread pools, workspaces, listen queue)."""
+    values = {param: s[setting].strip() for param, setting in EDGE_SIZING.items()}
+    for param, value in values.items():
+        if not re.fullmatch(r"[0-9]+[kKmM]?" if param.startswith("workspace_") else r"[0-9]+", value):
+            raise StackError(f"BREAKWATER_{EDGE_SIZING[param]}={value!r} is not a valid varnishd {param}.")
+    if int(values["thread_pool_min"]) > int(values["thread_pool_max"]):
+        raise StackError("BREAKWATER_EDGE_THREAD_POOL_MIN must not be above BREAKWATER_EDGE_THREAD_POOL_MAX.")
+    return [arg for param, value in values.items() for arg in ("-p", f"{param}={value}")]
 
 
 def programs(layout: Layout) -> list[Program]:
@@ -184,11 +207,8 @@ def programs(layout: Layout) -> list[Program]:
         # varnish/vcache users could not reach a private state directory.
         "-j",
         "none",
-        # A small local node: few threads, quick start.
-        "-p",
-        "thread_pools=1",
-        "-p",
-        "thread_pool_min=10",
+        # Sized for a sudden crowd (BREAKWATER_EDGE_THREAD_POOLS and the rest; `make bench-spike` measures it).
+        *edge_sizing_args(s),
     ]
     progs.append(
         Program(
