@@ -138,11 +138,12 @@ def test_a_worker_killed_mid_task_runs_it_again_once(own_worker, redis_client):
     assert victim in children
     os.kill(victim, signal.SIGKILL)
     killed_at = time.time()  # the probe stamps its starts with time.time() too
-    wait_for(lambda: probe_state(redis_client, key)["done"], timeout=60, interval=0.05, what="the redelivered task")
+    wait_for(lambda: probe_state(redis_client, key)["done"], timeout=90, interval=0.05, what="the redelivered task")
     # Redelivered at once, not after the broker's visibility timeout (an hour on Redis): counted from the kill
-    # to the second start. The bound is far below the timeout and far above a slow machine's few seconds.
+    # to the second start (a few seconds at most here); 30 s leaves a loaded machine room and is
+    # still a hundred times below the timeout.
     redelivered_after = probe_state(redis_client, key)["starts"][1]["at"] - killed_at
-    assert 0 < redelivered_after < 15.0, f"started again {redelivered_after:.1f} s after the kill"
+    assert 0 < redelivered_after < 30.0, f"started again {redelivered_after:.1f} s after the kill"
     # Delivered again once: every message of the queue has run to its end before the count.
     wait_drained(client, url, queue, f"{queue}@{os.uname().nodename}")
     state = probe_state(redis_client, key)
