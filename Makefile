@@ -122,5 +122,5 @@ format: install ## Apply ruff fixes and formatting
 clean: ## Remove the virtualenv and caches (keeps .stack/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-config-docs: install ## Regenerate .env.example and the README configuration table from settings.py
+config-docs: install ## Regenerate .env.example and the configuration table of docs/configuration.md from settings.py
 	$(BIN)/python -c "from breakwater.settings import write_docs; write_docs()"

@@ -1,7 +1,7 @@
 """Every ``BREAKWATER_*`` setting in one table.
 
-The stack launcher, the Flask app, the Celery worker, ``.env.example`` and the README's
-configuration table are all driven by :data:`SETTINGS`, so a variable cannot exist in one
+The stack launcher, the Flask app, the Celery worker, ``.env.example`` and the configuration
+table of docs/configuration.md are all driven by :data:`SETTINGS`, so a variable cannot exist in one
 place and be missing from another (a test checks the docs against this table).
 
 Values come from the process environment first, then from ``<state dir>/secrets.env``
@@ -634,9 +634,11 @@ def parse_address(text: str, setting: str) -> tuple[str, int]:
     return host, int(port)
 
 
-# Documentation generated from SETTINGS (`make config-docs`; tests/test_docs.py keeps it in sync).
-README_BEGIN = "<!-- settings-table:begin -->"
-README_END = "<!-- settings-table:end -->"
+# Documentation generated from SETTINGS (`make config-docs`; tests/test_docs.py keeps it in sync): the table
+# goes between these markers in CONFIG_DOC.
+CONFIG_DOC = ROOT / "docs" / "configuration.md"
+TABLE_BEGIN = "<!-- settings-table:begin -->"
+TABLE_END = "<!-- settings-table:end -->"
 
 
 def env_example() -> str:
@@ -672,12 +674,12 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
-def write_docs() -> None:
+def write_docs(doc: Path = CONFIG_DOC) -> None:
+    """.env.example, and the settings table between TABLE_BEGIN and TABLE_END in ``doc``."""
     (ROOT / ".env.example").write_text(env_example())
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    start, end = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
-    readme.write_text(text[:start] + "\n" + markdown_table() + "\n" + text[end:])
+    text = doc.read_text()
+    start, end = text.index(TABLE_BEGIN) + len(TABLE_BEGIN), text.index(TABLE_END)
+    doc.write_text(text[:start] + "\n" + markdown_table() + "\n" + text[end:])
 
 
 def _networks(raw: str, name: str) -> list[str]:
