@@ -12,7 +12,7 @@ SWAGGER_UI ?= 5
 SWAGGER_DIR := site/breakwater/static/vendor/swagger-ui
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench bench-publish bench-db bench-cache bench-static bench-queue bench-flash bench-workers locust cluster cluster-down test-cluster bench-cluster
+.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench bench-publish bench-db bench-cache bench-static bench-queue bench-flash bench-workers bench-spike locust cluster cluster-down test-cluster bench-cluster
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -96,6 +96,9 @@ bench-queue: deps ## Queue blocking and its cure, pools for I/O work, RabbitMQ v
 
 bench-flash: deps ## Flash sale: rejection path vs cached /api/home, gate vs database-only path, one burst (chart); BENCH_QUICK=1 for a smoke run
 	cd loadtests && ../$(BIN)/python bench_flash.py
+
+bench-spike: deps ## The edge under a sudden crowd: cold edge vs bare Varnish at 1,000 connections (wrk), a Locust spike of visitors (chart)
+	cd loadtests && ../$(BIN)/python bench_spike.py
 
 # Locust's web UI; LOCUST_ARGS adds options, e.g. LOCUST_ARGS="--host http://127.0.0.1:8081" for the edge
 LOCUST_ARGS ?=

@@ -2,8 +2,9 @@
 
 Starts one private stack for all runners (the union of the settings they ask for: the origin's microcache off,
 the flash sale's per-buyer and write limits raised), then runs bench_static, bench_cache, bench_db,
-bench_workers, bench_queue and bench_flash as subprocesses with BENCH_SHARED_STACK naming that stack (a runner
-whose settings the stack lacks starts its own), each writing loadtests/results/<name>.json as it does alone.
+bench_workers, bench_queue, bench_flash and bench_spike as subprocesses with BENCH_SHARED_STACK naming that stack
+(a runner whose settings the stack lacks starts its own; bench_spike always does: it restarts the edge), each
+writing loadtests/results/<name>.json as it does alone.
 The report (loadtests/report.py) goes to loadtests/results/<timestamp>/report.md and report.html, with charts,
 copies of every runner's report and raw files, each runner's log, and readme-table.md (the composite table
 `make bench-publish` puts in the README). loadtests/results/ is ignored by git; nothing tracked changes.
@@ -36,7 +37,7 @@ from report import Report
 
 HERE = Path(__file__).parent
 #: in this order: the stack is freshest for the homepage figures; the flash sale's buyers and orders come last
-RUNNERS = ["bench-static", "bench-cache", "bench-db", "bench-workers", "bench-queue", "bench-flash"]
+RUNNERS = ["bench-static", "bench-cache", "bench-db", "bench-workers", "bench-queue", "bench-flash", "bench-spike"]
 #: what the runners ask of a stack (bench_static: microcache off; bench_flash: its limits raised)
 SHARED_OVERRIDES = {
     "BREAKWATER_ORIGIN_MICROCACHE": "0",
@@ -50,8 +51,12 @@ SHARED_OVERRIDES = {
 
 #: BENCH_QUICK=1 runs these two lanes side by side, each runner after the other within its lane, so the whole
 #: check takes about three minutes. The lanes do not disturb each other's checks: only bench-static publishes
-#: (rebuilds, purges), and bench-queue's workers and queues are its own. Its figures are no measurement anyway.
-QUICK_LANES = [["bench-static", "bench-queue"], ["bench-cache", "bench-db", "bench-workers", "bench-flash"]]
+#: (rebuilds, purges), bench-queue's workers and queues are its own, and bench-spike has a stack of its own. Its
+#: figures are no measurement anyway.
+QUICK_LANES = [
+    ["bench-static", "bench-queue", "bench-spike"],
+    ["bench-cache", "bench-db", "bench-workers", "bench-flash"],
+]
 
 #: the composite table for the README, beside each report (`make bench-publish` puts it in the README)
 README_TABLE = "readme-table.md"

@@ -1,9 +1,10 @@
 """`make bench`'s one report: every runner's results/<name>.json composed into results/<timestamp>/report.md/.html.
 
 Sections follow issue 12: 1 homepage ladder, 2 region cascade, 3 flash sale, 4 router overhead, 5 queues,
-6 worker classes. Each table row is named for a reader (``static homepage (origin)``), shows the median req/s
-with its spread, p50/p95/p99 and failures, and its ratio to the section's baseline and (where one was measured)
-to the machine's ceiling. A runner that did not run, failed, or lacks a configuration leaves its rows out and
+6 worker classes; and issue 20: 7 the edge under a sudden crowd. Each table row is named for a reader
+(``static homepage (origin)``), shows the median req/s with its spread, p50/p95/p99 and failures, and its ratio to
+the section's baseline and (where one was measured) to the machine's ceiling. A runner that did not run, failed, or
+lacks a configuration leaves its rows out and
 says so; nothing is invented. Charts are PNGs drawn with matplotlib into charts/.
 """
 
@@ -69,6 +70,11 @@ ROUTER = [
     ("router, one replica, causal token", "bench-db", "router-1+token"),
     ("router, two replicas", "bench-db", "router-2"),
 ]
+CROWD = [
+    ("cold edge, 1,000 connections at once (wrk, gzip)", "bench-spike", "cold edge, 1,000 connections at once"),
+    ("bare Varnish 7.1, default settings, same page (anchor)", "bench-spike",
+     "bare Varnish 7.1, default settings, same page"),
+]  # fmt: skip
 WORKER_ROUTES = {
     "replica": "uncached replica read",
     "upstream": "50 ms local upstream",
@@ -412,6 +418,79 @@ class Report:
         self.chart("workers", "Worker classes (Locust)", all_rows)
         self.flags_as_checks("workers", all_rows)
 
+    # 7 ------------------------------------------------------------------
+    def crowd(self) -> None:
+        self.section(
+            "7. The edge under a sudden crowd",
+            ["bench-spike"],
+            "A cold edge (its program just restarted: empty cache, only its minimum threads) hit by 1,000 "
+            "connections at once (wrk, gzip, the homepage), beside a bare Varnish 7.1 with default settings serving "
+            "the same page from the same origin, interleaved rounds; then a Locust spike of visitors through the "
+            "edge (ten times as many within 10 s, then back), each from its own address, with the default limits. "
+            "Baseline: the bare Varnish.",
+        )
+        data = self.data.get("bench-spike")
+        if not data:
+            self.md += ["bench-spike left no results in this run."]
+            return
+        rows, missing = rows_for(CROWD, self.data)
+        bare = next((r for r in rows if r.name == CROWD[1][0]), None)
+        self.md += table(rows, bare, None)
+        self.missing(missing)
+        meta = data.get("meta", {})
+        crowd, sp = meta.get("cold_crowd", {}), meta.get("spike", {})
+        if crowd:
+            ratio_ok = crowd["p99_ratio"] <= crowd["goal"]
+            self.add_targets(
+                [
+                    (
+                        "Cold edge's p99 / bare Varnish's p99 at 1,000 connections (issue 20): "
+                        f"{crowd['p99_ratio']:.2f} (goal at most {crowd['goal']:g}; {crowd['edge_p99_ms']:.0f} vs "
+                        f"{crowd['bare_p99_ms']:.0f} ms): **{'met' if ratio_ok else 'NOT met'}**",
+                        ratio_ok,
+                    )
+                ]
+            )
+            edge_name = CROWD[0][2]
+            self.add_check(
+                "crowd: the cold edge had 0 timeouts and 0 errors at 1,000 connections",
+                crowd["timeouts"].get(edge_name, 0) == 0 and crowd["errors"].get(edge_name, 0) == 0,
+                f"timeouts {crowd['timeouts'].get(edge_name)}, errors {crowd['errors'].get(edge_name)} "
+                f"(bare Varnish: {crowd['timeouts'].get(CROWD[1][2])}, {crowd['errors'].get(CROWD[1][2])})",
+            )
+        problems = [f"{r.name}: {p}" for r in rows for p in sorted({p for run in r.summary.runs for p in run.problems})]
+        self.add_check("crowd: both Varnishes served the origin's gzip homepage from cache", not problems,
+                       "; ".join(problems) or f"{sum(len(r.summary.runs) for r in rows)} runs")  # fmt: skip
+        spike_row = ""
+        if sp:
+            share = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+            self.md += [
+                "",
+                f"Spike through the edge (Locust, each visitor from its own address): {sp['shape']['base']:.0f} to "
+                f"{sp['peak_users']} visitors within {sp['shape']['ramp']:.0f} s and back; {sp['requests']} requests, "
+                f"{sp['failures']} failed, p50 {sp['p50_ms']} ms, p99 {sp['p99_ms']} ms; reached the origin "
+                f"{share(sp['origin_share'])}, the app {share(sp['app_share'])} (edge restarted empty just before).",
+            ]
+            self.add_check("spike: 0 failed requests through the edge with the default limits", sp["failures"] == 0,
+                           f"{sp['failures']} of {sp['requests']}")  # fmt: skip
+            spike_row = (
+                f"| spike through the edge: {sp['shape']['base']:.0f} to {sp['peak_users']} visitors in "
+                f"{sp['shape']['ramp']:.0f} s (Locust; req/s: the busiest second) | {sp.get('peak_rps') or 0:.0f} | "
+                f"{sp['p99_ms']:.0f} | {sp['failures']} failed; {share(sp['origin_share'])} reached the origin, "
+                f"{share(sp['app_share'])} the app |"
+            )
+        raw = self.src / ("raw/bench-spike" if self.src != RESULTS else "bench-spike")
+        src = raw / "spike-timeline.png"
+        if src.exists():
+            shutil.copyfile(src, self.out / "charts" / "spike-timeline.png")
+            self.md += ["", "![Spike through the edge: p50/p99 per second](charts/spike-timeline.png)"]
+        base = bare.summary.median("p99") if bare else None
+        for r in sorted(rows, key=lambda r: r is not bare):  # the anchor first, the cold edge beside it
+            p99 = r.summary.median("p99")
+            self.headline.append(f"| {r.name} | {r.rps:.0f} | {p99:.0f} | p99 {ratio(p99, base)} of the anchor's |")
+        if spike_row:
+            self.headline.append(spike_row)
+
     def missing(self, items: list[str]) -> None:
         if items:
             self.md += ["", "Not in this run's results: " + "; ".join(items) + "."]
@@ -429,7 +508,7 @@ class Report:
 
     def build(self, quick: bool, total_seconds: float) -> Path:
         self.run_checks()
-        for step in (self.homepage, self.regions, self.flash, self.router, self.queues, self.workers):
+        for step in (self.homepage, self.regions, self.flash, self.router, self.queues, self.workers, self.crowd):
             try:
                 step()
             except Exception as exc:  # one runner's odd JSON must not cost the others' sections
