@@ -79,7 +79,7 @@ bench: deps ## Every benchmark on one private stack, one report in loadtests/res
 
 # The run to publish: a report folder (default: the newest full one in loadtests/results/), or bench-cluster
 RUN ?=
-bench-publish: install ## Copy one full `make bench` run (RUN=<folder>; RUN=bench-cluster) into docs/benchmarks/ and its tables into the README, to commit
+bench-publish: install ## Copy one full `make bench` run (RUN=<folder>; RUN=bench-cluster) into docs/benchmarks/ and its tables into docs/benchmarks.md, to commit
 	cd loadtests && ../$(BIN)/python publish.py $(RUN)
 
 bench-db: deps ## Measure the read/write router's overhead against one plain engine (writes loadtests/results/)

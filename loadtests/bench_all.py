@@ -7,7 +7,7 @@ bench_workers, bench_queue, bench_flash and bench_spike as subprocesses with BEN
 writing loadtests/results/<name>.json as it does alone.
 The report (loadtests/report.py) goes to loadtests/results/<timestamp>/report.md and report.html, with charts,
 copies of every runner's report and raw files, each runner's log, and readme-table.md (the composite table
-`make bench-publish` puts in the README). loadtests/results/ is ignored by git; nothing tracked changes.
+`make bench-publish` puts in docs/benchmarks.md). loadtests/results/ is ignored by git; nothing tracked changes.
 
 BENCH_QUICK=1: shorter runs and fewer repeats in every runner, two runners at a time (QUICK_LANES), all of it in
 loadtests/results/quick/ (a quick run never replaces a full run's results).
@@ -58,7 +58,7 @@ QUICK_LANES = [
     ["bench-cache", "bench-db", "bench-workers", "bench-flash"],
 ]
 
-#: the composite table for the README, beside each report (`make bench-publish` puts it in the README)
+#: the composite table, beside each report (`make bench-publish` copies it and puts it in docs/benchmarks.md)
 README_TABLE = "readme-table.md"
 
 #: A full `make bench` runs a few runners with shorter runs than they use alone (still three interleaved rounds),
@@ -196,7 +196,7 @@ def compose(out: Path, runs: dict[str, dict], total: float, stack_seconds=(0.0, 
     report = Report(out, runs, stack_seconds, src)
     quick = QUICK or report.quick
     path = report.build(quick, total)
-    # The README's composite table for this run, put there only by `make bench-publish` (a full run)
+    # The composite table for this run, put in docs/benchmarks.md only by `make bench-publish` (a full run)
     (out / README_TABLE).write_text(
         ("(BENCH_QUICK=1: short runs, fewer repeats; a check that everything works, not a measurement.)\n\n"
          if quick else "") + report.readme_table() + "\n"

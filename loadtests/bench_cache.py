@@ -15,7 +15,8 @@ Every run is checked to be what it claims: each response's X-Cache (hit/stale/mi
 redis-only, bypass for uncached, none for memory), the server's breakwater_cache_events_total, and
 the cache Redis's MGET count (near zero for cached, served by the local tier; one per request for
 redis-only). Writes loadtests/results/bench-cache.{md,json} and the raw Locust files in
-loadtests/results/bench-cache/ (BENCH_QUICK=1: loadtests/results/quick/); `make bench-publish` sets the README's table.
+loadtests/results/bench-cache/ (BENCH_QUICK=1: loadtests/results/quick/); `make bench-publish` sets its table in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations

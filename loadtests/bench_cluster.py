@@ -17,7 +17,7 @@ Then the time from the primary's death to the first accepted write: editors' sav
 primary's mariadbd is killed (its supervisor frozen), once with `breakwater db promote` run at once by hand
 (1-app-host cluster) and once with the watcher promoting after BREAKWATER_DB_FAILOVER_AFTER seconds (3 app hosts).
 Writes loadtests/results/bench-cluster.{md,json} and raw Locust files in loadtests/results/bench-cluster/;
-`make bench-publish RUN=bench-cluster` publishes it into docs/benchmarks/ and the README.
+`make bench-publish RUN=bench-cluster` publishes it into docs/benchmarks/ and docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ GET /api/auth/me on each configuration in turn with Locust, interleaved A B C D,
 Every run is checked against the servers' own counters: Com_select on each replica (the plain engine
 has no router metrics) and the router's breakwater_db_statements_total. Writes
 loadtests/results/bench-db.{md,json} and the raw Locust files in loadtests/results/bench-db/ (BENCH_QUICK=1:
-loadtests/results/quick/); `make bench-publish` sets the README's table.
+loadtests/results/quick/); `make bench-publish` sets its table in docs/benchmarks.md.
 """
 
 from __future__ import annotations

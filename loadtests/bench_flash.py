@@ -16,7 +16,7 @@
    attempts/s, p50/p95/p99, how fast each sells the stock, and the correctness check for both.
 
 BENCH_QUICK=1 shrinks every part (3 s runs, one round, small sales) so the whole runner takes about
-2 minutes, half of it the stack's start; its report says so and the README is left alone.
+2 minutes, half of it the stack's start; its report says so and no tracked file changes.
 
 The per-buyer rate limit (BREAKWATER_FLASH_USER_RATE) and Nginx's write limit
 (BREAKWATER_ORIGIN_WRITE_RATE/BURST) are raised for this private stack: Locust sends every request
@@ -272,7 +272,7 @@ def main() -> int:
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     # A quick run keeps its raw files apart, so it never wipes a full run's (the report and JSON are
-    # written as usual, marked quick; the README keeps the full run's figures).
+    # written as usual, marked quick; docs/benchmarks.md keeps the published run's figures).
     raw_name = "bench-flash-quick" if quick else "bench-flash"
     raw = raw_dir(raw_name)
     overrides = {**OVERRIDES, **({"BREAKWATER_PAGES_BUILD_ON_START": "0"} if quick else {})}
@@ -366,7 +366,7 @@ def main() -> int:
             "",
             f"**QUICK run** (BENCH_QUICK=1: {seconds}s per Locust run, {rounds} round, small sales and bursts, "
             f"{time.monotonic() - started:.0f} s in all): a check that the runner and the flash sale work, not a "
-            "measurement; `make bench-flash` without it gives the figures the README quotes. Raw files of this "
+            "measurement; `make bench-flash` without it gives figures to publish. Raw files of this "
             f"run: `{RESULTS_REL}/{raw_name}/`.",
         ]
     meta = {

@@ -28,7 +28,7 @@ one run on this machine:
 Server-side checks: the app's request counter (static and edge runs must not reach the app), its
 cache counters (hits for cached, bypasses for uncached) and Varnish's hit counter for the edge.
 Writes loadtests/results/bench-static.{md,json} and raw files in loadtests/results/bench-static/ (under
-BENCH_QUICK=1 in loadtests/results/quick/); `make bench-publish` puts a full run's table in the README.
+BENCH_QUICK=1 in loadtests/results/quick/); `make bench-publish` puts a full run's table in docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ shared between forked workers once). Checked on every response: X-Bench-Model na
 process really runs (process / thread / gevent), so a run under the wrong worker class fails its requests; and
 the slow upstream must have answered at least once per successful upstream request.
 Writes loadtests/results/bench-workers.{md,json} and raw Locust files in loadtests/results/bench-workers/ (under
-BENCH_QUICK=1 in loadtests/results/quick/); `make bench-publish` puts a full run's table in the README.
+BENCH_QUICK=1 in loadtests/results/quick/); `make bench-publish` puts a full run's table in docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Shared pieces of the benchmark runners: a private stack, extra app servers, Locust runs, reports.
 
-Rules from ../shared/design/load-testing.md: compare configurations side by side in one run,
+Rules (docs/benchmarks.md, "Method"): compare configurations side by side in one run,
 interleave them (A B B A ...), drop ramp-up (--reset-stats), report medians with spread and
 failure counts, and flag runs in which Locust itself ran out of CPU. Failed requests are not
 throughput; a configuration whose runs all ran out of Locust CPU, failed requests or did not pass
@@ -8,8 +8,8 @@ its server-side check is flagged, and so is every ratio built on it. Each run's 
 and log stay in results/<bench>/, beside the report.
 
 Results stay out of git: loadtests/results/ is ignored (a BENCH_QUICK=1 run writes to results/quick/, so it
-never replaces a full run's files), and no run writes the README. `make bench-publish` (publish.py) copies
-one full run's report, charts and JSON into docs/benchmarks/ and puts its tables in the README.
+never replaces a full run's files), and no run writes a tracked file. `make bench-publish` (publish.py) copies
+one full run's report, charts and JSON into docs/benchmarks/ and puts its tables in docs/benchmarks.md.
 
 Nothing a benchmark starts outlives it: every process it starts inherits BENCH_RUN_ID, and the process
 that set it (bench_all.py, or a runner started alone) kills whatever still carries it when it exits, also
@@ -524,20 +524,9 @@ def compare(label: str, a: Summary, b: Summary, *, fmt: str = "{:.3f}", extra: s
 
 
 def update_readme(name: str, report: str) -> None:
-    """A run leaves the README (and every tracked file) alone: `make bench-publish` puts a full run's tables
-    there (:func:`readme_block`)."""
-    print(f"{name}: the README is not changed by a run; `make bench-publish` publishes a full run", flush=True)
-
-
-def readme_block(name: str, body: str, readme: Path = ROOT / "README.md") -> bool:
-    """Put ``body`` between <!-- NAME:begin/end --> in the README; False when it has no such block."""
-    text = readme.read_text()
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    if begin not in text or end not in text:
-        return False
-    start, stop = text.index(begin) + len(begin), text.index(end)
-    readme.write_text(text[:start] + "\n" + body.strip() + "\n" + text[stop:])
-    return True
+    """A run leaves docs/benchmarks.md (and every tracked file) alone: `make bench-publish` puts a full run's
+    tables there (publish.py)."""
+    print(f"{name}: no tracked file is changed by a run; `make bench-publish` publishes a full run", flush=True)
 
 
 def write_report(
@@ -586,7 +575,7 @@ def publish_report(
     name: str, title: str, summaries: list[Summary], notes: list[str], comparisons: list[Comparison] = (),
     meta: dict | None = None,
 ) -> Path:  # fmt: skip
-    """write_report, then the report on stdout (the README is `make bench-publish`'s: see update_readme)."""
+    """write_report, then the report on stdout (docs/benchmarks.md is `make bench-publish`'s: see update_readme)."""
     path = write_report(name, title, summaries, notes, comparisons, meta)
     update_readme(name, path.read_text())
     print(path.read_text())

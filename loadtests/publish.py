@@ -1,9 +1,11 @@
 """`make bench-publish` (`RUN=...`): one full benchmark run becomes the committed reference in docs/benchmarks/.
 
 A run writes only to loadtests/results/ (ignored by git). This copies one full run's report (report.md, .html,
-.json), its charts and each runner's report and JSON into docs/benchmarks/, and puts its tables in the README
-(the composite table between <!-- bench:begin/end -->, each runner's between <!-- bench-NAME:begin/end -->).
-The raw files (Locust CSV/JSON/logs, wrk output, runner logs) stay with the run and are not published.
+.json), its charts, its composite table (readme-table.md) and each runner's report and JSON into docs/benchmarks/,
+then writes the tables of what is published there into docs/benchmarks.md (the composite table between
+<!-- bench:begin/end -->, each runner's between <!-- bench-NAME:begin/end -->; a runner without its block gets one
+at the end). The raw files (Locust CSV/JSON/logs, wrk output, runner logs) stay with the run and are not
+published. tests/test_docs.py checks that docs/benchmarks.md holds what :func:`doc_blocks` makes of docs/benchmarks/.
 
 RUN is a report folder (default: the newest full one in loadtests/results/) or a runner published alone
 (`bench-cluster`: loadtests/results/bench-cluster.md and .json). A BENCH_QUICK=1 run, or a run of only some
@@ -14,18 +16,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
 from pathlib import Path
 
 from bench_all import README_TABLE, RUNNERS
-from benchlib import PUBLISHED, RESULTS_ROOT, ROOT, readme_block
+from benchlib import PUBLISHED, RESULTS_ROOT, ROOT
 from report_parts import html
 
 REPORT_FILES = ("report.md", "report.html", "report.json")
 #: runners that `make bench` does not run (root, network namespaces): published alone, RUN=bench-cluster
 ALONE = ("bench-cluster",)
+#: the page whose tables `make bench-publish` sets (the method around them is written by hand)
+BENCHMARKS_DOC = ROOT / "docs" / "benchmarks.md"
 
 
 class Refused(Exception):
@@ -49,7 +54,7 @@ def full_runs() -> list[Path]:
 
 
 def check_run(folder: Path) -> None:
-    """Raise Refused unless ``folder`` holds a full run of every runner with its README table."""
+    """Raise Refused unless ``folder`` holds a full run of every runner with its composite table."""
     shown = _shown(folder)
     if not (folder / "report.json").is_file():
         raise Refused(f"{shown} holds no report.json: name a report folder of loadtests/results/ (or bench-cluster).")
@@ -107,14 +112,49 @@ def published_report(text: str) -> str:
 
 
 def runner_body(text: str) -> str:
-    """A runner's report for its README block: without its title line."""
+    """A runner's report for its block: without its title line."""
     return text.split("\n", 2)[2].strip()
 
 
-def publish_run(folder: Path, docs: Path, readme: Path) -> list[Path]:
+def composite_table(text: str, docs: Path, doc: Path) -> str:
+    """The run's composite table with its links to the report pointed at the published copy, relative to ``doc``."""
+    rel = Path(os.path.relpath(docs, doc.parent)).as_posix()
+    text = re.sub(r"\[[^\]]*/report\.md\]\([^)]*\)", lambda _: f"[{_shown(docs)}/report.md]({rel}/report.md)", text)
+    return re.sub(r"\(\[HTML\]\([^)]*\)\)", lambda _: f"([HTML]({rel}/report.html))", text)
+
+
+def doc_blocks(docs: Path, doc: Path) -> dict[str, str]:
+    """What ``doc`` holds between its markers, made from the published run in ``docs`` alone: the composite
+    table (``bench``), then each published runner's report without its title, in the runners' order."""
+    blocks = {}
+    if (docs / README_TABLE).exists():
+        blocks["bench"] = composite_table((docs / README_TABLE).read_text(), docs, doc).strip()
+    order = [*RUNNERS, *ALONE]
+    for md in sorted(docs.glob("bench-*.md"), key=lambda p: (order.index(p.stem) if p.stem in order else 99, p.stem)):
+        blocks[md.stem] = runner_body(md.read_text())
+    return blocks
+
+
+def set_block(doc: Path, name: str, body: str) -> None:
+    """Put ``body`` between <!-- NAME:begin/end --> in ``doc``, appending the block (under a heading) if missing."""
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in text or end not in text:
+        text = text.rstrip("\n") + f"\n\n### `make {name}`\n\n{begin}\n{end}\n"
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    doc.write_text(text[:start] + "\n" + body.strip() + "\n" + text[stop:])
+
+
+def write_doc(docs: Path, doc: Path) -> None:
+    """Every block of ``doc`` from what ``docs`` holds now (see :func:`doc_blocks`)."""
+    for name, body in doc_blocks(docs, doc).items():
+        set_block(doc, name, body)
+
+
+def publish_run(folder: Path, docs: Path, doc: Path) -> list[Path]:
     check_run(folder)
     docs.mkdir(parents=True, exist_ok=True)
-    for name in (*REPORT_FILES, *(f"{n}.{ext}" for n in RUNNERS for ext in ("md", "json"))):
+    for name in (*REPORT_FILES, README_TABLE, *(f"{n}.{ext}" for n in RUNNERS for ext in ("md", "json"))):
         (docs / name).unlink(missing_ok=True)
     shutil.rmtree(docs / "charts", ignore_errors=True)
     shutil.copytree(folder / "charts", docs / "charts")
@@ -126,16 +166,12 @@ def publish_run(folder: Path, docs: Path, readme: Path) -> list[Path]:
         text = published_text((folder / f"{name}.md").read_text())
         (docs / f"{name}.md").write_text(text)
         shutil.copyfile(folder / f"{name}.json", docs / f"{name}.json")
-        readme_block(name, runner_body(text), readme)
-    rel = _shown(docs)
-    table = (folder / README_TABLE).read_text()
-    table = re.sub(r"\[[^\]]*/report\.md\]\([^)]*\)", f"[{rel}/report.md]({rel}/report.md)", table)
-    table = re.sub(r"\(\[HTML\]\([^)]*\)\)", f"([HTML]({rel}/report.html))", table)
-    readme_block("bench", table, readme)
+    shutil.copyfile(folder / README_TABLE, docs / README_TABLE)
+    write_doc(docs, doc)
     return sorted(p for p in docs.rglob("*") if p.is_file())
 
 
-def publish_alone(name: str, docs: Path, readme: Path) -> list[Path]:
+def publish_alone(name: str, docs: Path, doc: Path) -> list[Path]:
     md, data = RESULTS_ROOT / f"{name}.md", RESULTS_ROOT / f"{name}.json"
     if not (md.exists() and data.exists()):
         raise Refused(f"loadtests/results/ holds no {name}.md and .json: run `make {name}` first.")
@@ -145,7 +181,7 @@ def publish_alone(name: str, docs: Path, readme: Path) -> list[Path]:
     text = published_text(md.read_text())
     (docs / f"{name}.md").write_text(text)
     shutil.copyfile(data, docs / f"{name}.json")
-    readme_block(name, runner_body(text), readme)
+    write_doc(docs, doc)
     return [docs / f"{name}.md", docs / f"{name}.json"]
 
 
@@ -153,11 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("run", nargs="?", default="", help="a report folder, or bench-cluster (default: newest full)")
     parser.add_argument("--docs", type=Path, default=PUBLISHED, help="where to publish (default docs/benchmarks)")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="the README whose tables to set")
+    parser.add_argument("--doc", type=Path, default=BENCHMARKS_DOC, help="the page whose tables to set")
     args = parser.parse_args(argv)
     try:
         if args.run.removeprefix("bench-") in {a.removeprefix("bench-") for a in ALONE}:
-            files = publish_alone("bench-" + args.run.removeprefix("bench-"), args.docs, args.readme)
+            files = publish_alone("bench-" + args.run.removeprefix("bench-"), args.docs, args.doc)
             source = f"loadtests/results/bench-{args.run.removeprefix('bench-')}.md"
         else:
             if args.run:
@@ -168,14 +204,14 @@ def main(argv: list[str] | None = None) -> int:
                 if not runs:
                     raise Refused("loadtests/results/ holds no full run: run `make bench` without QUICK=1 first.")
                 folder = runs[-1]
-            files = publish_run(folder.resolve(), args.docs, args.readme)
+            files = publish_run(folder.resolve(), args.docs, args.doc)
             source = _shown(folder)
     except Refused as why:
         print(f"bench-publish: {why}", file=sys.stderr)
         return 2
-    docs, readme = _shown(args.docs), _shown(args.readme)
-    print(f"Published {source} into {docs} ({len(files)} files) and its tables into {readme};")
-    print(f"commit them: git add {docs} {readme} && git commit")
+    docs, doc = _shown(args.docs), _shown(args.doc)
+    print(f"Published {source} into {docs} ({len(files)} files) and its tables into {doc};")
+    print(f"commit them: git add {docs} {doc} && git commit")
     return 0
 
 
