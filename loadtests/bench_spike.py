@@ -45,6 +45,7 @@ from benchlib import (
     SHARED_STACK,
     BenchFolder,
     RunResult,
+    SharedStack,
     Summary,
     delta,
     knob,
@@ -104,6 +105,11 @@ def counters(workdir: Path) -> dict[str, float]:
     data = json.loads(out)
     found = data.get("counters", data)  # varnishstat 7 nests them
     return {k.removeprefix("MAIN."): float(v["value"]) for k, v in found.items() if "value" in v}
+
+
+def moved_counters(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Every counter's change, zeros included (a 0 for sess_dropped is a finding); gauges (threads) as they are."""
+    return {k: v if k == "threads" else v - before.get(k, 0.0) for k, v in sorted(after.items())}
 
 
 def restart_edge(stack) -> float:
@@ -213,7 +219,7 @@ def cold_crowd(stack, folder: Path, raw: Path, rounds: int, seconds: int, connec
                 before = counters(workdir)
                 run_id = f"wrk-r{r}-{'edge' if config == EDGE else 'bare'}"
                 result = run_wrk(config, url, seconds, connections, threads, raw, run_id, r)
-                moved = delta(before, counters(workdir))
+                moved = moved_counters(before, counters(workdir))
                 result.checks.update({f"varnish_{k}": v for k, v in moved.items()})
                 hits = moved.get("cache_hit", 0)
                 if hits < result.requests - connections:  # the first wave may wait on the one miss
@@ -321,7 +327,7 @@ def spike(stack, raw: Path, shape: dict[str, str]) -> dict:
     seconds = time.monotonic() - started
     prefix.with_suffix(".log").write_text(proc.stderr)
     time.sleep(1.5)  # the last requests' log lines
-    vmoved = delta(vbefore, counters(stack.layout.edge_workdir))
+    vmoved = moved_counters(vbefore, counters(stack.layout.edge_workdir))
     amoved = delta(abefore, scrape(app))
     origin_lines, origin_paths = log_requests(access_log, offset)
     stats_file = next((c for c in (prefix.with_suffix(".json"), prefix) if c.exists()), None)
@@ -333,7 +339,10 @@ def spike(stack, raw: Path, shape: dict[str, str]) -> dict:
     recorded = json.loads(timeline_file.read_text()) if timeline_file.exists() else {}
     timeline = recorded.get("seconds", [])
     probes = origin_paths.get("/healthz", 0)
-    origin_visitors = origin_lines - probes
+    # Emitted pages are in the origin's access log only with BREAKWATER_ORIGIN_LOG_STATIC=1 (this runner's own
+    # stack); on another stack the edge's fetches from it (Varnish's backend_req) count instead.
+    counted_by = "its access log" if s.flag("ORIGIN_LOG_STATIC") else "Varnish's backend_req"
+    origin_visitors = origin_lines - probes if s.flag("ORIGIN_LOG_STATIC") else int(vmoved.get("backend_req", 0))
     app_visitors, app_endpoints = app_requests(amoved)
     edge_requests = vmoved.get("client_req", 0)
     all_times: dict[float, int] = {}
@@ -359,6 +368,7 @@ def spike(stack, raw: Path, shape: dict[str, str]) -> dict:
         "edge_requests": edge_requests,
         "edge": vmoved,
         "origin_requests": origin_visitors,
+        "origin_counted_by": counted_by,
         "origin_probe_requests": probes,
         "origin_requests_by_path": dict(sorted(origin_paths.items(), key=lambda kv: -kv[1])[:20]),
         "app_requests": app_visitors,
@@ -447,8 +457,13 @@ def main() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
     raw = raw_dir(NAME)
     # A stack of its own even under `make bench`: the edge is restarted, and the limits must be the defaults.
+    # BENCH_SPIKE_STACK (a JSON file of a running stack's environment, the test suite's) uses that one instead.
     os.environ.pop(SHARED_STACK, None)
-    stack, tmp = start_private_stack(overrides={"BREAKWATER_ORIGIN_LOG_STATIC": "1"})
+    given = os.environ.get("BENCH_SPIKE_STACK", "")
+    if given:
+        stack, tmp = SharedStack(json.loads(Path(given).read_text())), BenchFolder()
+    else:
+        stack, tmp = start_private_stack(overrides={"BREAKWATER_ORIGIN_LOG_STATIC": "1"})
     folder = BenchFolder()
     try:
         s = stack.settings
@@ -480,8 +495,9 @@ def main() -> int:
         f"{sp['requests']} requests, "
         f"**{sp['failures']} failed** (goal 0), p50 {sp['p50_ms']} ms, p99 {sp['p99_ms']} ms over the run. "
         f"Reached the origin: **{_pct(sp['origin_share'])}** ({sp['origin_requests']} of the edge's "
-        f"{sp['edge_requests']:.0f} client requests; its access log, the edge's {sp['origin_probe_requests']} health "
-        f"probes left out; Varnish's backend_req +{sp['edge'].get('backend_req', 0):.0f}); reached the app: "
+        f"{sp['edge_requests']:.0f} client requests; {sp['origin_counted_by']}, the edge's "
+        f"{sp['origin_probe_requests']} health probes left out; Varnish's backend_req "
+        f"+{sp['edge'].get('backend_req', 0):.0f}); reached the app: "
         f"**{_pct(sp['app_share'])}** ({sp['app_requests']:.0f}; its request counter, /healthz and /metrics left "
         f"out). The edge was restarted (empty) just before: the origin's share is the first fetch of each URL. "
         f"Per second: `{RESULTS_REL}/{NAME}/spike-timeline.json`, chart "
