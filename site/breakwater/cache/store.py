@@ -1,6 +1,6 @@
 """The cache store.
 
-Rules (see ../shared/design/caching-static.md):
+Rules (see docs/cache.md):
 
 * Values are bytes (usually a JSON document) in one Redis string with a small header recording the
   generations they were computed under and their soft expiry; keys carry the configured prefix.
