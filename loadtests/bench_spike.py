@@ -438,7 +438,7 @@ def _pct(share: float | None) -> str:
 
 # ---------------------------------------------------------------------- main
 def main() -> int:
-    rounds = knob("BENCH_ROUNDS", 4, 1)
+    rounds = knob("BENCH_ROUNDS", 5, 1)
     wrk_seconds = knob("BENCH_WRK_SECONDS", 8, 2)
     connections = int(os.environ.get("BENCH_CONNECTIONS", "1000"))
     wrk_threads = int(os.environ.get("BENCH_WRK_THREADS", "2"))
