@@ -1,11 +1,16 @@
-"""/healthz and /metrics, through Nginx like a visitor or a load balancer would see them."""
+"""/healthz and /metrics through Nginx, as the operator reads them: /healthz's details with the operator token
+(``http`` is a visitor of its own), /metrics from 127.0.0.1. What visitors see: tests/test_exposure.py."""
 
 from __future__ import annotations
+
+import requests
+
+from operator_token import ops_headers
 
 
 def test_healthz_through_nginx_reports_three_nodes_replicating(http, origin, stack):
     stack.wait_healthy(timeout=60)  # earlier tests restart services; give them time to settle
-    resp = http.get(f"{origin}/healthz", timeout=10)
+    resp = http.get(f"{origin}/healthz", headers=ops_headers(stack.settings), timeout=10)
     assert resp.status_code == 200
     assert resp.headers["Server"].startswith("nginx")
     body = resp.json()
@@ -26,7 +31,7 @@ def test_healthz_through_nginx_reports_three_nodes_replicating(http, origin, sta
 
 def test_metrics_are_prometheus_text(http, origin):
     http.get(f"{origin}/api/auth/me", timeout=5)
-    resp = http.get(f"{origin}/metrics", timeout=5)
+    resp = requests.get(f"{origin}/metrics", timeout=5)  # from 127.0.0.1, the operator's network
     assert resp.status_code == 200
     assert resp.headers["Content-Type"].startswith("text/plain")
     assert 'breakwater_http_requests_total{endpoint="auth_api.me",method="GET",status="401"}' in resp.text

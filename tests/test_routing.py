@@ -6,6 +6,7 @@ import uuid
 from collections import Counter
 
 import pytest
+import requests
 from sqlalchemy import literal_column, select, text
 
 from breakwater.accounts.models import Role, User
@@ -174,13 +175,13 @@ def test_metrics_count_routing_reasons(http, origin, unique_name):
     def statements(body: str, node: str, *reasons: str) -> float:
         return sum(metric_value(body, "breakwater_db_statements_total", node=node, reason=r) for r in reasons)
 
-    before = http.get(f"{origin}/metrics", timeout=5).text
+    before = requests.get(f"{origin}/metrics", timeout=5).text  # from 127.0.0.1, the operator's network
     assert http.post(f"{origin}/api/auth/register", json={"name": unique_name, "password": "long enough"}).ok
     with http.__class__() as anonymous:
         anonymous.cookies.update(http.cookies)
         for _ in range(4):
             assert anonymous.get(f"{origin}/api/auth/me", timeout=5).status_code == 200
-    after = http.get(f"{origin}/metrics", timeout=5).text
+    after = requests.get(f"{origin}/metrics", timeout=5).text
     assert statements(after, "primary", "write") >= statements(before, "primary", "write") + 1
     # Replicas may still be rejoining after an earlier test (hysteresis): then the reads fell back.
     read_labels = {"replica1": ("read", "causal_wait"), "replica2": ("read", "causal_wait")}

@@ -165,6 +165,12 @@ SETTINGS: tuple[Setting, ...] = (
         "other peer's forwarded headers are ignored. Empty = HOST and loopback.",
         scope="app",
     ),
+    Setting(
+        "ORIGIN_OPERATOR_NETWORK",
+        "127.0.0.1",
+        "Addresses or networks (comma separated) of the operator's machines: the origin answers /metrics and "
+        "/healthz's details only to them, and only when they call it directly (never through the edge or a CDN).",
+    ),
     Setting("RABBITMQ_PORT", "5682", "AMQP port of the stack's own RabbitMQ node (the default Celery broker)."),
     Setting("RABBITMQ_DIST_PORT", "25682", "Erlang distribution port of that node (rabbitmqctl talks to it)."),
     Setting("RABBITMQ_PASSWORD", "", "Password of the RabbitMQ user `breakwater` (generated).", secret=True),
@@ -207,7 +213,13 @@ SETTINGS: tuple[Setting, ...] = (
         "1",
         "Set 0 to run without Flower, the Celery monitor (test stacks do: it turns on task events in every worker).",
     ),
-    Setting("FLOWER_PORT", "5555", "Flower (the Celery monitor) on HOST only."),
+    Setting(
+        "FLOWER_PORT",
+        "5555",
+        "Flower (the Celery monitor) on HOST only; when HOST is not loopback (a cluster) it asks for the user "
+        "`breakwater` and FLOWER_PASSWORD.",
+    ),
+    Setting("FLOWER_PASSWORD", "", "Flower's password for the user `breakwater` (generated).", secret=True),
     Setting("SMTP_PORT", "2525", "Port of the local SMTP sink (stores mail under STATE_DIR/mail)."),
     Setting(
         "SMTP_URL", "", "Where notifications are sent; empty = the local sink, `none` = send no mail.", scope="app"
@@ -303,6 +315,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("REGISTER_RATE", "10/hour", "Accounts registered per client address (Flask-Limiter syntax).", scope="app"),
     Setting("SECRET_KEY", "", "Flask session signing key (generated).", secret=True, scope="app"),
+    Setting(
+        "OPS_TOKEN",
+        "",
+        "Operator token (generated): `Authorization: Bearer <token>` gets /healthz's details from anywhere (and "
+        "/metrics from an app server itself); without it only ORIGIN_OPERATOR_NETWORK and the app's loopback do.",
+        secret=True,
+        scope="app",
+    ),
     Setting("EDITOR_NAME", "editor", "Editor account created by the seed step."),
     Setting("EDITOR_PASSWORD", "", "Seed editor password (generated, printed by make run).", secret=True),
     Setting("STATIC_DIR", str(ROOT / "static_build"), "Folder of emitted pages (the CDN origin root).", scope="app"),
@@ -588,6 +608,12 @@ class Settings:
         """The front servers whose X-Forwarded-For the app believes (validated addresses or networks)."""
         raw = self._values["APP_TRUSTED_PROXIES"].strip() or f"{self._values['HOST']},127.0.0.1,::1"
         return _networks(raw, "APP_TRUSTED_PROXIES")
+
+    @property
+    def origin_operator_network(self) -> list[str]:
+        """The operator's addresses or networks: the only direct callers the origin answers /metrics."""
+        raw = self._values["ORIGIN_OPERATOR_NETWORK"].strip() or "127.0.0.1"
+        return _networks(raw, "ORIGIN_OPERATOR_NETWORK")
 
     @property
     def edge_purge_acl(self) -> list[str]:

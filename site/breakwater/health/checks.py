@@ -1,11 +1,13 @@
-"""Probe every dependency with short timeouts, concurrently, so /healthz never hangs."""
+"""Probe every dependency with short timeouts, concurrently, so /healthz never hangs; at most once a second per
+process, so a flood of /healthz costs nothing (:func:`cached_health_report`)."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from flask import current_app
 from sqlalchemy import text
@@ -13,8 +15,14 @@ from sqlalchemy import text
 from breakwater.database.engine import NodeEngines
 from breakwater.extensions import db
 from breakwater.health.gtid import transactions_behind
+from breakwater.observability.health_metrics import HEALTH_CHECKS
 
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="healthz")
+#: seconds a round of checks answers every /healthz of this process
+REPORT_TTL = 1.0
+_lock = threading.Lock()
+_last: tuple[float, dict, bool] | None = None  # (monotonic time it finished, report, can_serve)
+_running: Future | None = None  # the round in flight, which callers meanwhile wait for
 
 
 def check_node(node: NodeEngines) -> dict:
@@ -136,3 +144,31 @@ def health_report() -> tuple[dict, bool]:
     report["status"] = "ok" if not problems else ("degraded" if can_serve else "down")
     report["problems"] = problems
     return report, can_serve
+
+
+def cached_health_report() -> tuple[dict, bool]:
+    """:func:`health_report`, run at most once per REPORT_TTL in this process: callers within a second of the
+    last round get its answer, and callers while a round runs wait for that round instead of starting another.
+    The report is shared: do not change it."""
+    global _last, _running
+    with _lock:
+        if _last is not None and time.monotonic() - _last[0] < REPORT_TTL:
+            return _last[1], _last[2]
+        running = _running
+        if running is None:
+            _running = mine = Future()
+    if running is not None:
+        return running.result(timeout=30)
+    try:
+        HEALTH_CHECKS.inc()
+        result = health_report()
+    except BaseException as exc:
+        with _lock:
+            _running = None
+        mine.set_exception(exc)
+        raise
+    with _lock:
+        _last = (time.monotonic(), *result)
+        _running = None
+    mine.set_result(result)
+    return result

@@ -273,7 +273,10 @@ class Stack:
                         f"{name} crashed while starting; last lines of its log:\n{self.supervisor.tail(name)}"
                     )
             try:
-                with urllib.request.urlopen(url, timeout=5) as resp:
+                # The operator token: the problems are shown to the operator only, and in a cluster this machine
+                # is not on the origin's operator network.
+                request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.settings['OPS_TOKEN']}"})
+                with urllib.request.urlopen(request, timeout=5) as resp:
                     body = json.load(resp)
                     if body.get("status") == "ok" and self._edge_sees_origin():
                         return body

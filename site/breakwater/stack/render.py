@@ -266,6 +266,7 @@ def origin_options(s: Settings) -> dict[str, object]:
         "write_burst": s.int("ORIGIN_WRITE_BURST"),
         "media_body_max": s.int("MEDIA_MAX_BYTES") + 1024 * 1024,
         "trusted_proxies": s.origin_trusted_proxies,
+        "operator_network": s.origin_operator_network,
     }
 
 
