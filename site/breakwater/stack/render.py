@@ -371,18 +371,41 @@ def queue_programs(layout: Layout) -> list[Program]:
     progs.append(
         Program("beat", "celery beat (outbox relay)", shlex.join(beat), None, autostart=False, priority=310, host=data)
     )
+    if s.flag("FLOWER"):
+        progs.append(flower_program(layout, data))
+    return progs
+
+
+def flower_program(layout: Layout, host: Host | None) -> Program:
+    """Flower shows every task's arguments (buyers' names and addresses among them): on a loopback HOST it
+    listens there; on any other address (a cluster's data host) it asks for the user ``breakwater`` and
+    FLOWER_PASSWORD, passed in its environment (a command line is visible to every user in `ps`). Without a
+    generated password yet it stays on loopback."""
+    s = layout.settings
+    address, environment = s["HOST"], ""
+    if not _loopback(address):
+        if s["FLOWER_PASSWORD"]:
+            password = s["FLOWER_PASSWORD"].replace("%", "%%")  # supervisord expands %(...)s
+            environment = _env_line({"FLOWER_BASIC_AUTH": f"breakwater:{password}"})
+        else:
+            address = "127.0.0.1"
     flower = [
         _bin("celery"), "-A", "breakwater.worker", "flower",
-        f"--address={s['HOST']}", f"--port={s.int('FLOWER_PORT')}", "--persistent=False",
+        f"--address={address}", f"--port={s.int('FLOWER_PORT')}", "--persistent=False",
     ]  # fmt: skip
-    if s.flag("FLOWER"):
-        progs.append(
-            Program(
-                "flower", "queue monitor", shlex.join(flower), s.int("FLOWER_PORT"), autostart=False, priority=320,
-                host=data,
-            )
-        )  # fmt: skip
-    return progs
+    return Program(
+        "flower", "queue monitor", shlex.join(flower), s.int("FLOWER_PORT"), autostart=False, priority=320,
+        environment=environment, host=host, address=address if address != s["HOST"] else "",
+    )  # fmt: skip
+
+
+def _loopback(address: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
 
 
 def worker_program(layout: Layout, program: str, queue: str, pool: str, concurrency: int, host) -> Program:
