@@ -8,6 +8,7 @@
   network, to loopback callers of the app itself, and to ``Authorization: Bearer <BREAKWATER_OPS_TOKEN>``.
   Its checks run at most once a second per process, however many callers there are.
 * Flower listens on loopback or asks for a password, in every layout (one machine, the cluster, compose).
+* The cluster's purge ACL names the hosts that purge and nobody else.
 
 Sources other than 127.0.0.1 are loopback addresses of their own (Linux lets a socket bind any of 127.0.0.0/8).
 """
@@ -32,7 +33,7 @@ from requests.adapters import HTTPAdapter
 from breakwater.settings import ROOT, Settings
 from breakwater.stack.layout import Layout
 from breakwater.stack.ports import accepts, free_ports
-from breakwater.stack.render import programs, render_nginx
+from breakwater.stack.render import programs, render_edge, render_nginx
 
 #: what anonymous callers may see of /healthz
 STATUS_ONLY = {"status"}
@@ -277,3 +278,29 @@ def test_flower_is_on_loopback_or_asks_for_a_password_in_every_layout(tmp_path):
     assert _exposed_without_auth(" ".join(service["command"]), service["environment"]) is None, service
     assert service["environment"]["FLOWER_BASIC_AUTH"] == "breakwater:${BREAKWATER_FLOWER_PASSWORD:?set it in .env}"
     assert all(p.startswith("127.0.0.1:") for p in service["ports"]), service["ports"]
+
+
+# ---------------------------------------------------------------------------------------------------- purge ACL
+def test_the_clusters_purge_acl_names_only_the_hosts_that_purge(tmp_path):
+    from breakwater.queues.routing import ROUTES
+    from breakwater.stack import Stack
+    from breakwater.stack.cluster_cli import cluster_env
+
+    assert ROUTES["breakwater.pages.purge"] == "purge"  # only the purge workers send PURGE
+    st = Stack(cluster_env(4, {"BREAKWATER_STATE_DIR": str(tmp_path / "state")}), echo=lambda _m: None)
+    c = st.layout.cluster
+    purgers = [host.address for _name, queue, host in st.layout.workers() if queue == "purge"]
+    assert purgers == [h.address for h in c.app_hosts]
+    assert st.settings.edge_purge_acl == purgers
+    vcl = render_edge(backend="10.0.0.1:8080", purge_acl=st.settings.edge_purge_acl, grace=10, edge_dir="/x")
+    acl = re.search(r"acl purgers \{(.*?)\}", vcl, re.S).group(1)
+    entries = re.findall(r'"([^"]+)"', acl)
+    assert sorted(entries) == sorted(purgers)
+    assert "/" not in acl, acl  # no network: not the bridge, not the visitors' gateway
+    assert not {c.gateway, c.edge_host.address, c.data_host.address} & set(entries), entries
+    # An operator's own list still wins.
+    own = Stack(
+        cluster_env(4, {"BREAKWATER_STATE_DIR": str(tmp_path / "s2"), "BREAKWATER_EDGE_PURGE_ACL": "10.1.1.1"}),
+        echo=lambda _m: None,
+    )
+    assert own.settings.edge_purge_acl == ["10.1.1.1"]

@@ -145,6 +145,15 @@ class Layout:
                 placed.append((f"worker-{q}" if i == 0 else f"worker-{q}-{host.name}", q, host))
         return placed
 
+    def purging_hosts(self) -> list[Host]:
+        """The cluster hosts that send PURGE to the edge: those running a ``purge`` worker (every app host); the
+        edge's purge ACL names them and nobody else (not the bridge network, whose gateway is the visitors')."""
+        hosts: list[Host] = []
+        for _program, queue, host in self.workers():
+            if queue == "purge" and host is not None and host not in hosts:
+                hosts.append(host)
+        return hosts
+
     @property
     def primary(self) -> Node:
         return self.nodes[0]

@@ -50,7 +50,8 @@ class Stack:
                 HOST=cluster.data_host.address,
                 EDGE_URL=self.settings["EDGE_URL"] or edge,
                 CDN_PURGE_URLS=self.settings["CDN_PURGE_URLS"] or edge + "/",
-                EDGE_PURGE_ACL=self.settings["EDGE_PURGE_ACL"] or str(cluster.network),
+                EDGE_PURGE_ACL=self.settings["EDGE_PURGE_ACL"]
+                or ",".join(h.address for h in self.layout.purging_hosts()),
                 ORIGIN_TRUSTED_PROXIES=self.settings["ORIGIN_TRUSTED_PROXIES"] or cluster.edge_host.address,
             )
             self.layout = Layout(self.settings)
