@@ -31,6 +31,7 @@ import gzip
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -221,6 +222,7 @@ def cold_crowd(stack, folder: Path, raw: Path, rounds: int, seconds: int, connec
                 result = run_wrk(config, url, seconds, connections, threads, raw, run_id, r)
                 moved = moved_counters(before, counters(workdir))
                 result.checks.update({f"varnish_{k}": v for k, v in moved.items()})
+                result.checks["varnish_threads_at_start"] = before.get("threads", 0.0)  # ready when wrk began
                 hits = moved.get("cache_hit", 0)
                 if hits < result.requests - connections:  # the first wave may wait on the one miss
                     result.problems.append(f"check: {hits:.0f} cache hits for {result.requests} requests")
@@ -252,7 +254,21 @@ def p99_figures(summaries: dict[str, Summary]) -> dict:
     ratio = edge_p99 / bare_p99 if bare_p99 else float("nan")
     timeouts = {k: int(sum(r.checks["timeouts"] for r in v.runs)) for k, v in summaries.items()}
     errors = {k: int(sum(r.checks["errors"] for r in v.runs)) for k, v in summaries.items()}
+
+    def median_check(summary: Summary, key: str) -> float:
+        return statistics.median(r.checks.get(key, 0.0) for r in summary.runs)
+
+    mechanism = {
+        name: {
+            "threads_at_start": median_check(summary, "varnish_threads_at_start"),
+            "threads_created": median_check(summary, "varnish_threads_created"),
+            "sess_queued": median_check(summary, "varnish_sess_queued"),
+            "sess_dropped": sum(r.checks.get("varnish_sess_dropped", 0.0) for r in summary.runs),
+        }
+        for name, summary in summaries.items()
+    }
     return {
+        "mechanism": mechanism,
         "edge_p99_ms": round(edge_p99, 1),
         "bare_p99_ms": round(bare_p99, 1),
         "edge_p99_spread_ms": [round(x, 1) for x in edge.spread("p99")],
@@ -488,6 +504,14 @@ def main() -> int:
         f"timeouts edge {crowd['timeouts'][EDGE]}, bare {crowd['timeouts'][BARE]}; errors edge "
         f"{crowd['errors'][EDGE]}, bare {crowd['errors'][BARE]}. Goal: at most {P99_GOAL}x, 0 timeouts, 0 errors: "
         f"{verdict}.",
+        "",
+        "Why (medians per run, Varnish's counters): "
+        + "; ".join(
+            f"{name}: {m['threads_at_start']:.0f} worker threads when wrk began, {m['threads_created']:.0f} created "
+            f"during the run, {m['sess_queued']:.0f} sessions queued for a thread, {m['sess_dropped']:.0f} dropped"
+            for name, m in crowd["mechanism"].items()
+        )
+        + ".",
         "",
         f"**Spike through the edge**: {sp['shape']['base']:.0f} visitors, {sp['peak_users']} within "
         f"{sp['shape']['ramp']:.0f} s, held {sp['shape']['hold']:.0f} s, back within {sp['shape']['ramp']:.0f} s "
