@@ -8,6 +8,7 @@ from pathlib import Path
 
 from breakwater.settings import Settings
 from breakwater.stack.cluster import DATA_HOST_QUEUES, Cluster, Host
+from breakwater.stack.users import RunAs, run_as
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class Layout:
         self.celery = self.state / "celery"  # worker and beat pid files, beat's schedule
         self.mail = self.state / "mail"  # what the SMTP sink received
         self.cluster = Cluster(settings)
+        #: who the services run as (the service user when started as root; a test may render for another)
+        self.run_as: RunAs = run_as()
 
     @property
     def nodes(self) -> list[Node]:

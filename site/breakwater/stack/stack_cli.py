@@ -28,14 +28,21 @@ def stack() -> None:
 @click.option("--no-install", is_flag=True, help="Only report missing programs; never run apt-get.")
 @click.option("--browser", is_flag=True, help="Also chromium, for the browser tests.")
 def stack_check(no_install: bool, browser: bool) -> None:
-    """Make sure mariadbd, redis-server, nginx, varnishd + xkey (and chromium with --browser) are installed."""
+    """Make sure mariadbd, redis-server, nginx, varnishd + xkey (and chromium with --browser) are installed; as
+    root also the unprivileged system user the services run as, able to reach the interpreter and the state."""
+    from breakwater.settings import Settings
+    from breakwater.stack.layout import Layout
     from breakwater.stack.programs import ensure_browser, ensure_programs
+    from breakwater.stack.users import prepare
 
     try:
         for prog, path in ensure_programs(install=not no_install).items():
             click.echo(f"{prog:<20} {path}")
         if browser:
             click.echo(f"{'chromium':<20} {ensure_browser(install=not no_install)}")
+        layout = Layout(Settings.load())
+        prepare(layout, install=not no_install, echo=click.echo)
+        click.echo(f"{'services run as':<20} {layout.run_as.name}")
     except StackError as exc:
         _fail(str(exc))
 
