@@ -160,10 +160,10 @@ def _replay(record: str, digest: str, sale_id: int):
 
 
 def _accepted(sale_id: int, order_id: str, replayed: bool = False):
-    return _order_response(order_id, "pending", 202, replayed)
+    return _order_response(sale_id, order_id, "pending", 202, replayed)
 
 
-def _order_response(order_id: str, status: str, code: int, replayed: bool):
+def _order_response(sale_id: int, order_id: str, status: str, code: int, replayed: bool):
     """202 (the gate accepted it) or 201 (the database-only path wrote it), pointing at the order."""
     body = {"order_id": order_id, "status": status, "status_url": f"/api/orders/{order_id}"}
     response = jsonify(body)
@@ -171,7 +171,28 @@ def _order_response(order_id: str, status: str, code: int, replayed: bool):
     response.headers["Location"] = body["status_url"]
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
+    remember_order(response, sale_id)
     return response
+
+
+ORDERS_COOKIE = "bw_fo"
+ORDERS_COOKIE_SALES = 32  # the most recent sales named; an older sale's replay is answered by its marker
+
+
+def remember_order(response, sale_id: int) -> None:
+    """Name the sale in the browser's ``bw_fo`` cookie (``12.15``): the sales it has an order in. Nginx passes
+    this browser's attempts on those sales to the app even while a marker says the sale is closed
+    (flash/markers.py), so a retry of an accepted order (same Idempotency-Key) still gets its 202 replayed.
+    It lives as long as the gate's idempotency records (a day), is read by Nginx only, and grants nothing: a
+    forged one only buys its sender the app's answer instead of Nginx's, the same answer."""
+    from breakwater.flash.gate import IDEM_TTL
+
+    ids = [i for i in request.cookies.get(ORDERS_COOKIE, "").split(".") if i.isdigit() and i != str(sale_id)]
+    value = ".".join([*ids[-(ORDERS_COOKIE_SALES - 1) :], str(sale_id)])
+    response.set_cookie(
+        ORDERS_COOKIE, value, max_age=IDEM_TTL, path="/api/flash", httponly=True, samesite="Lax",
+        secure=current_app.extensions["breakwater.settings"].flag("COOKIE_SECURE"),
+    )  # fmt: skip
 
 
 @bp.post("/flash/<int:sale_id>/orders")
@@ -220,7 +241,7 @@ def _place_in_database(sale_id: int, uid: int, key: str, body: dict):
         order_id, status, replayed = purchase(
             db.session, sale_id, uid, key, quantity, address, current_app.extensions.get("breakwater.notify_order")
         )
-    return _order_response(order_id, status, 201, replayed)
+    return _order_response(sale_id, order_id, status, 201, replayed)
 
 
 def _place_through_gate(sale_id: int, uid: int, key: str, body: dict):

@@ -113,3 +113,12 @@ def flash_reconcile(sale_id: int | None) -> None:
             reports = {sale_id: reconcile(database.session, services.gate(), sale, enqueue_write, min_age_s=0)}
     for sid, report in reports.items():
         click.echo(f"sale {sid}: {json.dumps(report, ensure_ascii=False)}")
+
+
+@group.command("markers")
+def flash_markers() -> None:
+    """Keep each sale's state.json and rejection marker in the static folder (the flash-markers program)."""
+    from breakwater import create_app
+    from breakwater.flash.markers import Markers
+
+    Markers(create_app(_cli()._settings())).run()

@@ -2,7 +2,8 @@
 
 Every change commits first; then the gate learns the new window, limit or stock (a raise mid-sale
 sells the new units at once), and the sale's cached data and static page are invalidated (rebuilt by
-the pages worker after the commit).
+the pages worker after the commit). A change to a sale answers once the origin's markers show it (a sold-out
+or ended sale reopened; :mod:`.markers`), a second at most.
 """
 
 from __future__ import annotations
@@ -79,4 +80,5 @@ def update_sale(sale_id: int):
         db.session.commit()
         services.load_gate(sale, stock_if_missing=sale.stock.stock)
         services.gate().add_stock(sale.id, delta)
+        services.await_origin(sale.id)  # the origin's markers show the change before the editor hears back
         return jsonify({"sale": sale.to_json()})

@@ -86,6 +86,7 @@ def update_sale(sale_id: int):
             db.session.commit()
             services.load_gate(sale, stock_if_missing=sale.stock.stock)
             services.gate().add_stock(sale.id, delta)
+            services.await_origin(sale.id)  # the origin's markers show the change before the editor hears back
             flash(f"Sale {sale.id} saved.")
         except ApiError as exc:
             db.session.rollback()

@@ -152,6 +152,14 @@ def load_gate(sale: FlashSale, stock_if_missing: int | None = None) -> None:
     gate().load(sale.id, epoch_ms(sale.starts_at), epoch_ms(sale.ends_at), sale.per_user_limit, remaining)
 
 
+def await_origin(sale_id: int) -> bool:
+    """After an editor's change reached the gate: wait (a second at most) until the origin's markers show it
+    (:func:`breakwater.flash.markers.await_markers`), so the next buyer finds the sale as the editor left it."""
+    from breakwater.flash.markers import await_markers
+
+    return await_markers(gate().client, sale_id)
+
+
 def status(session: Session, sale: FlashSale) -> dict:
     counts = dict(
         session.execute(

@@ -4,7 +4,8 @@
 address in ``BREAKWATER_CLUSTER_NETWORK``:
 
 - host 1, the data host: the MariaDB primary, both Redis servers, RabbitMQ, the SMTP sink, the Nginx origin, the
-  ``pages`` worker (emitted pages land on the origin's disk), beat and Flower;
+  ``pages`` worker (emitted pages land on the origin's disk), ``flash-markers`` (each sale's state file and
+  rejection marker, which the origin reads from the same disk), beat and Flower;
 - hosts 2 .. N-1, the app hosts: one gunicorn each, the replicas spread over them, and a worker for every other
   queue; the last app host also runs the automatic-failover watcher, so that it outlives the primary's host;
 - host N, the edge host: Varnish.
@@ -91,7 +92,7 @@ class Cluster:
         hosts = []
         for i in range(1, self.count + 1):
             if i == 1:
-                roles = ("mariadb primary", "redis", "rabbitmq", "origin", "pages worker", "beat")
+                roles = ("mariadb primary", "redis", "rabbitmq", "origin", "pages worker", "flash markers", "beat")
             elif i == self.count:
                 roles = ("edge",)
             else:

@@ -30,7 +30,7 @@ from breakwater.stack.secrets import ensure_secrets
 from breakwater.stack.supervisor import Supervisor, read_pid
 
 #: started once the data is in place, after every gunicorn instance (app, app2, ...) and every worker
-LATE_PROGRAMS = ("beat", "flower", "nginx", "edge")
+LATE_PROGRAMS = ("beat", "flower", "flash-markers", "nginx", "edge")
 
 
 class Stack:

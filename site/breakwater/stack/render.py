@@ -158,6 +158,10 @@ def programs(layout: Layout) -> list[Program]:
             )
         )
     progs += queue_programs(layout)
+    # Each flash sale's state file and rejection marker, written into the static folder the origin serves (so on
+    # the origin's host); Nginx answers sold-out, ended and not-started purchases from them (flash/markers.py).
+    markers = shlex.join([_bin("breakwater"), "flash", "markers"])
+    progs.append(Program("flash-markers", "flash sale states", markers, None, autostart=False, priority=350, host=data))
     if s.float("DB_FAILOVER_AFTER") > 0:
         watch = [_bin("breakwater"), "db", "watch"]
         watcher = c.watcher_host if c.enabled else None  # not on the primary's host: it must outlive it
@@ -267,7 +271,25 @@ def origin_options(s: Settings) -> dict[str, object]:
         "media_body_max": s.int("MEDIA_MAX_BYTES") + 1024 * 1024,
         "trusted_proxies": s.origin_trusted_proxies,
         "operator_network": s.origin_operator_network,
+        "flash_rejections": flash_rejections(),
     }
+
+
+def flash_rejections() -> list[tuple[str, int, str]]:
+    """(marker file, status, JSON body) of each purchase attempt the origin answers from a sale's marker
+    (flash/markers.py): the app's own answer, from REJECTIONS in flash/api.py in error_response's shape and
+    Flask's compact JSON (the template adds the newline jsonify ends with). Ended before not started before
+    sold out, the gate's order; a sale has one marker at most anyway."""
+    import json
+
+    from breakwater.flash.api import REJECTIONS
+
+    out = []
+    for code in ("ended", "not_started", "sold_out"):
+        status, message = REJECTIONS[code]
+        body = json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":"))
+        out.append((f"closed-{code}", status, body.replace("\\", "\\\\").replace("'", "\\'")))
+    return out
 
 
 def app_upstreams(layout: Layout) -> list[str]:
