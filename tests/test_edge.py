@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 
 from breakwater.edge.purge import PurgeError, purge
 from breakwater.settings import Settings
+from breakwater.stack import users
 from breakwater.stack.layout import Layout
 from breakwater.stack.ports import free_ports
 from breakwater.stack.render import _write, programs, render_edge
@@ -252,6 +253,8 @@ def scripted(tmp_path_factory):
             edge_dir=str(layout.edge),
         ),
     )
+    users.prepare(layout)  # as root the edge's child runs as the service user: it reads the VCL there
+    users.secure_state(layout)
     command = next(p for p in programs(layout) if p.name == "edge").command
     log = (state / "varnishd.log").open("w")
     proc = subprocess.Popen(shlex.split(command), stdout=log, stderr=subprocess.STDOUT)

@@ -119,19 +119,18 @@ class Layout:
             raise ValueError(f"BREAKWATER_WEB_INSTANCES={count} must be at least 1.")
         if self.cluster.enabled:  # WEB_INSTANCES per app host would only crowd two cores further
             return [
-                AppInstance(
-                    "app" if i == 1 else f"app{i}",
-                    s.int("APP_PORT"),
-                    self.state / ("gunicorn.pid" if i == 1 else f"gunicorn-app{i}.pid"),
-                    *self._at(host),
-                )
+                AppInstance("app" if i == 1 else f"app{i}", s.int("APP_PORT"), self._gunicorn_pid(i), *self._at(host))
                 for i, host in enumerate(self.cluster.app_hosts, start=1)
             ]
-        first = AppInstance("app", s.int("APP_PORT"), self.state / "gunicorn.pid", s["HOST"])
+        first = AppInstance("app", s.int("APP_PORT"), self._gunicorn_pid(1), s["HOST"])
         return [first] + [
-            AppInstance(f"app{i}", first.port + i - 1, self.state / f"gunicorn-app{i}.pid", s["HOST"])
-            for i in range(2, count + 1)
+            AppInstance(f"app{i}", first.port + i - 1, self._gunicorn_pid(i), s["HOST"]) for i in range(2, count + 1)
         ]
+
+    def _gunicorn_pid(self, i: int) -> Path:
+        """In the instance's own folder, which the service user writes (the state folder is root's)."""
+        name = "app" if i == 1 else f"app{i}"
+        return self.state / "run" / name / ("gunicorn.pid" if i == 1 else f"gunicorn-{name}.pid")
 
     def workers(self) -> list[tuple[str, str, Host | None]]:
         """(program name, queue, host) of every Celery worker: one per queue on one machine; in a cluster the

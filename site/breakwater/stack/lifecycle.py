@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -20,12 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from breakwater.settings import Settings, env_name
-from breakwater.stack import mariadb
+from breakwater.stack import mariadb, users
 from breakwater.stack.errors import StackError
 from breakwater.stack.layout import Layout
 from breakwater.stack.ports import accepts, port_in_use
 from breakwater.stack.programs import ensure_programs
-from breakwater.stack.render import _bin, programs, render_all
+from breakwater.stack.render import _bin, _write, programs, render_all
 from breakwater.stack.secrets import ensure_secrets
 from breakwater.stack.supervisor import Supervisor, read_pid
 
@@ -144,14 +145,17 @@ class Stack:
     def up(self, install: bool = True, echo_steps: bool = True) -> None:
         say = self.echo if echo_steps else (lambda _msg: None)
         self.preflight(install=install)
+        users.prepare(self.layout, install=install, echo=say)  # as root: the service user, and its way in
         if self.layout.cluster.enabled:
             say(f"creating {self.layout.cluster.count} hosts (network namespaces) on {self.layout.cluster.network}")
             self.layout.cluster.up()
         ensure_secrets(self.layout.state)
         self._load()  # pick up the generated secrets
         render_all(self.layout)
+        users.secure_state(self.layout)
+        run = self.layout.run_as
         with ThreadPoolExecutor(len(self.layout.nodes)) as pool:  # mariadb-install-db, one per node at once
-            created = list(pool.map(mariadb.init_datadir, self.layout.nodes))
+            created = list(pool.map(lambda node: mariadb.init_datadir(node, run), self.layout.nodes))
         for node, made in zip(self.layout.nodes, created, strict=True):
             if made:
                 say(f"created data directory for {node.name}")
@@ -212,7 +216,9 @@ class Stack:
             mariadb.bootstrap_primary(self.layout)
             for node in self.layout.replicas:
                 mariadb.configure_replica(self.layout, node)
-            self.layout.bootstrapped_marker.write_text("ok\n")
+            _write(self.layout.bootstrapped_marker, "ok\n", 0o644)
+        if self.layout.run_as.switch:  # the failover watcher administers as the service user
+            mariadb.ensure_socket_account(self.layout, self.layout.run_as.name)
         mariadb.wait_replicas_caught_up(self.layout)
 
     def _wait_rabbitmq(self, timeout: float = 90.0) -> None:
@@ -256,9 +262,14 @@ class Stack:
         """``breakwater ARGS`` against this stack, in a process of its own: creating an app in this one
         would point the process-wide ``db`` at this stack, behind the back of any app the caller (a test
         session, a benchmark) already runs."""
+        as_user = {}
+        if self.layout.run_as.switch:  # as the services: the static build writes the service user's folder
+            pw = pwd.getpwnam(self.layout.run_as.name)
+            as_user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": [], "umask": 0o027, "cwd": "/"}
         result = subprocess.run(
-            [_bin("breakwater"), *args], env=self.settings.child_env(), capture_output=True, text=True, timeout=600
-        )
+            [_bin("breakwater"), *args], env=self.settings.child_env(), capture_output=True, text=True, timeout=600,
+            **as_user,
+        )  # fmt: skip
         if result.returncode != 0:
             raise StackError(f"{what} failed: {(result.stderr or result.stdout).strip()[-600:]}")
         return result.stdout.strip()

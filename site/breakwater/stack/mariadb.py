@@ -1,12 +1,14 @@
 """MariaDB nodes: data directories, users and GTID replication.
 
 Administration goes through each node's unix socket as the operating-system user that owns
-the stack (``unix_socket`` authentication), so no administrator password exists anywhere.
+the stack (``unix_socket`` authentication), so no administrator password exists anywhere. Started as root, the
+servers run as the service user (:mod:`breakwater.stack.users`), which gets a socket account of its own for the
+failover watcher; root keeps administering through root's.
 """
 
 from __future__ import annotations
 
-import getpass
+import pwd
 import subprocess
 import time
 from contextlib import closing
@@ -17,24 +19,33 @@ from breakwater.settings import Settings
 from breakwater.stack.errors import StackError
 from breakwater.stack.layout import Layout, Node
 from breakwater.stack.programs import which
+from breakwater.stack.users import RunAs, current_user
 
 
-def init_datadir(node: Node) -> bool:
-    """Create the system tables for a node once; returns True when it was created now."""
+def init_datadir(node: Node, run: RunAs | None = None) -> bool:
+    """Create the system tables for a node once, as the user the server runs as; returns True when it was
+    created now. Root's socket account stays the invoker's (root administers through it)."""
     if (node.datadir / "mysql").is_dir():
         return False
     node.datadir.mkdir(parents=True, exist_ok=True)
     (node.dir / "tmp").mkdir(exist_ok=True)
+    as_user = {}
+    if run is not None and run.switch:
+        pw = pwd.getpwnam(run.name)
+        as_user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
     result = subprocess.run(
         [
             which("mariadb-install-db") or "mariadb-install-db",
             f"--defaults-file={node.cnf}",
             "--auth-root-authentication-method=socket",
-            f"--auth-root-socket-user={getpass.getuser()}",
+            f"--auth-root-socket-user={current_user()}",
             "--skip-test-db",
         ],
         capture_output=True,
         text=True,
+        cwd=node.dir,
+        umask=0o027,
+        **as_user,
     )
     if result.returncode != 0:
         raise StackError(
@@ -45,9 +56,21 @@ def init_datadir(node: Node) -> bool:
 
 
 def admin(node: Node, timeout: float = 2.0) -> pymysql.Connection:
-    return pymysql.connect(
-        unix_socket=str(node.socket), user=getpass.getuser(), connect_timeout=timeout, autocommit=True
-    )
+    """An administrator connection through the node's socket as the OS user this process runs as."""
+    return pymysql.connect(unix_socket=str(node.socket), user=current_user(), connect_timeout=timeout, autocommit=True)
+
+
+def ensure_socket_account(layout: Layout, name: str) -> None:
+    """``name``@localhost identified by the unix socket, with every privilege, on the primary (replicated): the
+    failover watcher runs as the service user and promotes through the nodes' sockets. It grants nothing that
+    user does not have already: it owns the data directories."""
+    with closing(admin(layout.primary)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM mysql.global_priv WHERE User = %s AND Host = 'localhost'", (name,))
+        if cur.fetchone()[0]:
+            return
+        account = f"{_q(conn, name)}@'localhost'"
+        cur.execute(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED VIA unix_socket")
+        cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION")
 
 
 def wait_ready(node: Node, timeout: float = 60.0, alive=lambda: True) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
+import contextlib
 import os
 import re
 import shlex
@@ -17,6 +17,7 @@ from breakwater.stack.cluster import Host
 from breakwater.stack.errors import StackError
 from breakwater.stack.layout import Layout
 from breakwater.stack.programs import nginx_mime_types, rabbitmq_bin, which
+from breakwater.stack.users import ROOT_STARTED, hand_over
 
 _TEMPLATE_DIRS = [ROOT / "nginx", ROOT / "db" / "replication", Path(__file__).parent / "templates"]
 _env = Environment(loader=FileSystemLoader([str(d) for d in _TEMPLATE_DIRS]), undefined=StrictUndefined)
@@ -42,17 +43,39 @@ class Program:
     stopasgroup: bool = True
     host: Host | None = None  # in a cluster: the host (network namespace) it runs on
     address: str = ""  # where it listens (`breakwater stack status` checks the port there); empty = HOST
+    #: the OS user it runs as when the stack starts as root (filled in by :func:`programs`; see
+    #: :mod:`breakwater.stack.users`); empty: as supervisord runs
+    user: str = ""
+    group: str = ""
 
     @property
     def launch(self) -> str:
-        """The command supervisord runs: inside its host's network namespace in a cluster."""
-        return f"ip netns exec {self.host.netns} {self.command}" if self.host else self.command
+        """The command supervisord runs: inside its host's network namespace in a cluster, switched to its user
+        there by ``setpriv`` (``ip netns exec`` needs root; both exec in place: supervisord's pid stays the
+        program's); on one machine supervisord switches (``user =``)."""
+        if not self.host:
+            return self.command
+        switch = f"setpriv --reuid={self.user} --regid={self.group} --init-groups -- " if self.user else ""
+        return f"ip netns exec {self.host.netns} {switch}{self.command}"
+
+    @property
+    def env_line(self) -> str:
+        """Its supervisord ``environment``: a switched program's USER, LOGNAME and HOME are its user's (HOME its
+        own folder: the service user has none)."""
+        if not self.user:
+            return self.environment
+        own = {"USER": self.user, "LOGNAME": self.user}
+        if "HOME=" not in self.environment:
+            own["HOME"] = self.directory
+        return ",".join(filter(None, [self.environment, _env_line(own)]))
 
 
 def _write(path: Path, text: str, mode: int = 0o600) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with contextlib.suppress(FileNotFoundError):  # a folder the service user writes: never write through a link
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
@@ -207,10 +230,10 @@ def programs(layout: Layout) -> list[Program]:
         "default_grace=0",
         "-P",
         str(layout.edge / "varnishd.pid"),
-        # The stack runs every service as the invoking user (nginx, MariaDB too); the unix jail's
-        # varnish/vcache users could not reach a private state directory.
+        # Started as root: the manager drops to the service user and jails the child as that user too (the
+        # varnish/vcache users could not reach the private state folder); otherwise it runs as the invoker.
         "-j",
-        "none",
+        f"unix,user={layout.run_as.name},workuser={layout.run_as.name}" if layout.run_as.switch else "none",
         # Sized for a sudden crowd (BREAKWATER_EDGE_THREAD_POOLS and the rest; `make bench-spike` measures it).
         *edge_sizing_args(s),
     ]
@@ -230,6 +253,10 @@ def programs(layout: Layout) -> list[Program]:
     folders = program_folders(layout)
     for prog in progs:
         prog.directory = prog.directory or str(folders.get(prog.name, layout.state / "run" / prog.name))
+    if layout.run_as.switch:
+        for prog in progs:
+            if prog.name not in ROOT_STARTED:
+                prog.user, prog.group = layout.run_as.name, layout.run_as.group
     return progs
 
 
@@ -513,15 +540,16 @@ def render_nodes(layout: Layout) -> None:
                 host=n.address,
                 server_id=n.server_id,
                 semisync_timeout_ms=s.int("DB_SEMISYNC_TIMEOUT_MS"),
-                os_user=getpass.getuser(),
+                os_user=layout.run_as.name,
                 buffer_pool="64M",
             ),
         )
+        hand_over(n.cnf, layout.run_as)  # the server reads it as the service user
 
 
 def render_all(layout: Layout) -> list[Program]:
     s = layout.settings
-    os_user = getpass.getuser()
+    run = layout.run_as
     for d in layout.dirs():
         d.mkdir(parents=True, exist_ok=True)
     render_nodes(layout)
@@ -551,7 +579,7 @@ def render_all(layout: Layout) -> list[Program]:
             nginx_dir=str(layout.nginx),
             access_log=str(layout.logs / "nginx-access.log"),
             settings=s,
-            os_user=os_user if os.geteuid() == 0 else "",
+            os_user=f"{run.name} {run.group}" if run.switch else "",  # the workers'; the master binds as root
         ),
     )
     _write(

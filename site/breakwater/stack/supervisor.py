@@ -47,7 +47,8 @@ class Supervisor:
     def start_daemon(self, env: dict[str, str]) -> None:
         """Start supervisord (it daemonizes itself) and wait for its control socket."""
         cmd = [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.layout.supervisor_conf)]
-        result = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=self.layout.state)
+        # umask before it opens its own log (the config's umask applies once it runs): nobody else reads the logs
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=self.layout.state, umask=0o027)
         if result.returncode != 0:
             output = (result.stderr or result.stdout).strip()[-300:]
             raise StackError(f"supervisord did not start ({output}); see {self.layout.logs}/supervisord.log.")
