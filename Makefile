@@ -28,7 +28,7 @@ install: $(STAMP) ## Create .venv and install the project with its dev tools
 	@# PYTHONDONTWRITEBYTECODE set (as on CI machines) Python would compile them again in each one.
 	@$(BIN)/python -m compileall -q -j 0 site tests loadtests >/dev/null
 
-deps: install ## Install missing system programs (MariaDB, Redis, Nginx, Varnish + varnish-modules) with apt-get
+deps: install ## Install missing system programs (MariaDB, Redis, Nginx, Varnish + varnish-modules) with apt-get; as root the services' user breakwater
 	$(BIN)/breakwater stack check
 
 run: deps ## Start the whole stack in the foreground and stream its logs (Ctrl-C stops it)

@@ -41,7 +41,7 @@ from breakwater.database import causal
 from breakwater.stack.errors import StackError
 from breakwater.stack.layout import Layout, Node
 from breakwater.stack.mariadb import _q, admin
-from breakwater.stack.render import render_nodes
+from breakwater.stack.render import _write, render_nodes
 
 
 @dataclass
@@ -217,10 +217,9 @@ def rejoin(layout: Layout, name: str, echo: Callable[[str], None] = print, wait:
 
 
 def _write_topology(layout: Layout, primary: str, fenced: list[str], epoch: int) -> None:
-    path = layout.topology_file
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"primary": primary, "fenced": fenced, "epoch": epoch, "at": time.time()}) + "\n")
-    tmp.replace(path)
+    # the service user's folder (the watcher writes it too): never through a link planted there
+    text = json.dumps({"primary": primary, "fenced": fenced, "epoch": epoch, "at": time.time()}) + "\n"
+    _write(layout.topology_file, text, 0o644)
 
 
 def watch(
