@@ -1,11 +1,11 @@
 """`make bench-flash`: the flash sale's rejection path against the cached homepage data, and one burst.
 
 1. **Rejection path**: with Locust (FastHttpUser, interleaved rounds), through the stack's Nginx origin
-   (microcache off) to its gunicorn: purchase attempts on a sold-out sale (409 ``sold_out``, decided by
-   the in-process sold-out flag) and on a sale every buyer has already bought their one unit of (409
-   ``limit_reached``, decided by the per-process memo of buyers at their limit after one gate call
-   per buyer and process), against the cached ``GET /api/home``.
-   Target: each rejection path sustains at least 0.7 of ``/api/home``'s req/s.
+   (microcache off) to its gunicorn: purchase attempts on a sold-out sale (409 ``sold_out``, answered by
+   the origin from the sale's marker, part 4; by the in-process sold-out flag until it is there) and on a
+   sale every buyer has already bought their one unit of (409 ``limit_reached``, decided by the per-process
+   memo of buyers at their limit after one gate call per buyer and process), against the cached
+   ``GET /api/home``. Target: each rejection path sustains at least 0.7 of ``/api/home``'s req/s.
 2. **One burst**: BENCH_BURST_BUYERS buyers (2 attempts each, shuffled) against a sale of
    BENCH_BURST_STOCK units; every 100 ms the gate's stock key and the primary's confirmed count are
    sampled, so accepted/s at the gate and orders written/s by the ``orders`` queue are compared (the
@@ -14,6 +14,11 @@
    against two gunicorns alike but for BREAKWATER_FLASH_PURCHASE_PATH (``gate`` / ``database``:
    ``SELECT ... FOR UPDATE`` on the stock row, the order written before the 201), interleaved:
    attempts/s, p50/p95/p99, how fast each sells the stock, and the correctness check for both.
+4. **Sold out, answered upstream** (flash_upstream.py): with wrk, a signed-in buyer's POST on a sold-out sale,
+   answered by the Nginx origin from the sale's marker, against the static homepage through the same origin,
+   interleaved in the same run. Goal: at least 0.5 of the homepage's req/s; checked: not one attempt reaches
+   gunicorn.
+
 
 BENCH_QUICK=1 shrinks every part (3 s runs, one round, small sales) so the whole runner takes about
 2 minutes, half of it the stack's start; its report says so and no tracked file changes.
@@ -47,6 +52,10 @@ from benchlib import (
     update_readme,
     write_report,
 )
+from flash_upstream import check_line as upstream_check_line
+from flash_upstream import knobs as upstream_knobs
+from flash_upstream import notes as upstream_notes
+from flash_upstream import sold_out_upstream
 from flashlib import (
     BUY_SCENARIO,
     burst_rates,
@@ -288,6 +297,8 @@ def main() -> int:
         summaries, comparisons, checks, extra = rejection_path(
             app, stack, buyers[: rejection_buyers + 1], raw, Path(tmp.name), users, seconds, rounds
         )
+        print(f"sold out, answered upstream (wrk) ... ({time.monotonic() - started:.0f} s)", flush=True)
+        upstream = sold_out_upstream(app, stack, buyers[:2], raw, **upstream_knobs(quick, rounds))  # part 4
         print(f"purchase paths ... ({time.monotonic() - started:.0f} s)", flush=True)
         path_summaries, path_comparison, path_checks, path_runs = purchase_paths(
             app, stack, buyers[rejection_buyers + 1 :][:rush_buyers], raw, Path(tmp.name), users, seconds, rounds,
@@ -304,6 +315,9 @@ def main() -> int:
     comparisons.append(path_comparison)
     checks += path_checks
     checks.append(b["check"])
+    up_summaries, up_comparison, up_checks, up_figures = upstream
+    summaries += up_summaries
+    comparisons.append(up_comparison)
     load_after = os.getloadavg()[0]
     path_lines = purchase_notes(path_runs, path_summaries, rush_stock, rush_buyers, users, seconds)
     answers = ", ".join(f"{k}: {v}" for k, v in sorted(b["answers"].items()))
@@ -314,8 +328,9 @@ def main() -> int:
         f"(home, sold_out, limit_reached, then reversed), through the stack's Nginx origin to its gunicorn, the "
         f"origin microcache off (BREAKWATER_ORIGIN_MICROCACHE=0) so /api/home is served by the app's cache, not "
         f"by Nginx. {rejection_buyers} signed-in buyers (bulk-inserted, session cookies signed with the app's "
-        "key); each attempt has a fresh Idempotency-Key. sold_out: a 1-unit sale already bought, decided by the "
-        "in-process sold-out flag (checked: the gate script barely ran); limit_reached: a 1,000,000-unit sale "
+        "key); each attempt has a fresh Idempotency-Key. sold_out: a 1-unit sale already bought, answered by the "
+        "origin from the sale's marker (see the part answered upstream below; the in-process sold-out flag until "
+        "it is there; checked: the gate script barely ran); limit_reached: a 1,000,000-unit sale "
         "each buyer already bought their one unit of, answered from the web process's memo of buyers at their "
         "limit (each process asks the gate once per buyer, then forgets only on an `unlimit` event or after "
         "60 s; checked: the gate script ran for few attempts). Both still read the buyer's idempotency record "
@@ -352,6 +367,7 @@ def main() -> int:
         "and the `orders` worker share the 2 cores, and the worker writes at the lower rate; once the attempts "
         "end it speeds up. Accepted requests wait in the gate (`pending`) meanwhile; none is lost (checks below).",
         "",
+        *upstream_notes(up_figures, up_comparison),
         *path_lines,
         f"Machine: {os.cpu_count()} cores shared with whatever else runs; load average (1 min) {load_before:.1f} "
         f"at the start, {load_after:.1f} at the end of the run.",
@@ -359,6 +375,7 @@ def main() -> int:
         "Correctness, every sale of the run (checked once its accepted requests were written):",
         "",
         *[f"- {check_line(c)}" for c in checks],
+        *[f"- {upstream_check_line(c)}" for c in up_checks],
         "",
     ]
     if quick:
@@ -374,6 +391,7 @@ def main() -> int:
         "quick": quick, "elapsed_s": round(time.monotonic() - started, 1),
         "load_average_start_end": [round(load_before, 2), round(load_after, 2)],
         "raw_dir": f"{RESULTS_REL}/{raw_name}",
+        "upstream": {**up_figures, "checks": up_checks},
         "purchase_paths": {
             "stock": rush_stock, "buyers": rush_buyers, "runs": path_runs,
             "per_path": {
@@ -385,12 +403,15 @@ def main() -> int:
             "all_checks_pass": all(c["ok"] for c in path_checks),
         },
     }  # fmt: skip
-    title = "Flash sale: the rejection path vs cached /api/home, the gate vs a database-only path, one burst"
+    title = (
+        "Flash sale: the rejection path vs cached /api/home, sold out answered upstream, the gate vs a "
+        "database-only path, one burst"
+    )
     path = write_report("bench-flash", title + (" (QUICK run)" if quick else ""), summaries, notes, comparisons, meta)
     if not quick:
         update_readme("bench-flash", path.read_text())
     print(path.read_text())
-    return 0 if all(c["ok"] for c in checks) else 1
+    return 0 if all(c["ok"] for c in checks + up_checks) else 1
 
 
 if __name__ == "__main__":

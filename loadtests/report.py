@@ -16,6 +16,9 @@ import sys
 from pathlib import Path
 
 from benchlib import RESULTS, ROOT
+from flash_upstream import HOME as UPSTREAM_HOME
+from flash_upstream import SOLD_OUT as UPSTREAM_SOLD_OUT
+from flash_upstream import check_line as upstream_check_line
 from flashlib import peak_shaved_text
 from report_parts import (
     Check,
@@ -267,12 +270,15 @@ class Report:
         # A purchase path's row says what its attempts/s counted: mostly sold-out rejections, with the shares.
         path_runs = data.get("meta", {}).get("purchase_paths", {}).get("runs", [])
         rows = [
-            Row(purchase_label(name, path_runs), s) for name in data.get("configs", {}) if (s := summary_of(data, name))
+            Row(purchase_label(name, path_runs), s)
+            for name in data.get("configs", {})
+            if not name.startswith("upstream: ") and (s := summary_of(data, name))
         ]
         base = rows[0] if rows else None
         self.md += table(rows, base, None)
         self.md += ["", *(f"- {c['text']}" for c in data.get("comparisons", []))]
         self.chart("flash", "Flash sale (Locust)", rows)
+        upstream = self.flash_upstream(data)
         burst = data.get("meta", {}).get("burst")
         if burst:
             self.md += [
@@ -286,7 +292,8 @@ class Report:
         if src.exists():
             shutil.copyfile(src, self.out / "charts" / "flash-burst.png")
             self.md += ["", "![Flash burst: accepted vs written](charts/flash-burst.png)"]
-        for extra in sorted(set(data.get("meta", {})) - {"users", "seconds", "rounds", "overrides", "burst", "checks"}):
+        known = {"users", "seconds", "rounds", "overrides", "burst", "checks", "upstream"}
+        for extra in sorted(set(data.get("meta", {})) - known):
             self.md += ["", f"`{extra}`: `{json.dumps(data['meta'][extra])[:400]}`"]
         for check in data.get("meta", {}).get("checks", []):
             detail = ", ".join(
@@ -303,12 +310,55 @@ class Report:
             )
             self.add_check(f"flash sale {check.get('sale_id')}: no oversell, limit kept, no duplicates",
                            bool(check.get("ok")), detail)  # fmt: skip
-        self.flags_as_checks("flash", rows)
+        self.flags_as_checks("flash", rows + upstream)
+        for r in upstream[1:]:
+            self.headline.append(
+                f"| flash: {r.name} | {r.rps:.0f} | {r.summary.median('p99'):.0f} | "
+                f"{ratio(r.rps, upstream[0].rps)} vs {upstream[0].name} |"
+            )
         for r in rows:
             self.headline.append(
                 f"| flash: {r.name} | {r.rps:.0f} | {r.summary.median('p99'):.0f} | "
                 f"{ratio(r.rps, base.rps if base else None)} vs {base.name if base else '-'} |"
             )
+
+    def flash_upstream(self, data: dict) -> list[Row]:
+        """bench-flash's part 4: the sold-out POST the origin answers from the sale's marker against the static
+        homepage through the same origin (wrk, the same run); its target and its check."""
+        rows = [
+            Row(label, s)
+            for label, config in (("static homepage (origin, wrk)", UPSTREAM_HOME),
+                                  ("sold_out POST answered by the origin's marker (wrk)", UPSTREAM_SOLD_OUT))
+            if (s := summary_of(data, config))
+        ]  # fmt: skip
+        if not rows:
+            self.md += ["", "Sold out answered upstream: not in these results (bench-flash before issue 21)."]
+            return rows
+        self.md += [
+            "",
+            "Sold out, answered upstream: a signed-in buyer's purchase attempt on a sold-out sale, answered by the "
+            "Nginx origin from the sale's marker without gunicorn, against the emitted homepage from the same origin "
+            "(wrk, interleaved in the same run; baseline: the homepage):",
+            "",
+            *table(rows, rows[0], None),
+        ]
+        find = {r.name: r for r in rows}.get
+        self.add_targets(
+            [
+                target(
+                    "Sold-out POST answered by the origin / static homepage through the origin (wrk)",
+                    find("sold_out POST answered by the origin's marker (wrk)"),
+                    find("static homepage (origin, wrk)"),
+                    0.5,
+                )
+            ]
+        )
+        for check in data.get("meta", {}).get("upstream", {}).get("checks", []):
+            self.add_check(
+                "flash: sold-out attempts answered upstream, none reached gunicorn", bool(check.get("ok")),
+                upstream_check_line(check),
+            )  # fmt: skip
+        return rows
 
     # 4 ------------------------------------------------------------------
     def router(self) -> None:
