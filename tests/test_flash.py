@@ -7,97 +7,43 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 
+from flash_helpers import (
+    ADDRESS,
+    BREAKWATER,
+    buy,
+    cli_env,
+    client_for,
+    gate_stock,
+    iso,
+    make_buyers,
+    make_sale,
+    orders_of,
+    read_as,
+    wait_written,
+)
 from routing_helpers import held_replication, wait_for, worker_children
-
-ADDRESS = {"region_code": "110101", "detail": "东长安街 1 号", "name": "张三", "phone": "13800138000"}
-BREAKWATER = str(Path(sys.executable).parent / "breakwater")
-
-
-def iso(delta_s: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=delta_s)).isoformat()
 
 
 @pytest.fixture(scope="module")
 def buyers(app):
-    """300 visitors with session cookies (inserted in bulk and signed with the app's key: logging 300
-    people in through the password hash would take half a minute and test nothing here)."""
-    from breakwater.accounts.models import Role, User
-    from breakwater.extensions import db
-
-    prefix = "b" + uuid.uuid4().hex[:6]
-    with app.app_context(), db.primary():
-        hashed = db.session.scalars(select(User.password_hash).limit(1)).one()
-        db.session.execute(
-            insert(User), [{"name": f"{prefix}-{i}", "password_hash": hashed, "role": Role.VISITOR} for i in range(300)]
-        )
-        db.session.commit()
-        ids = list(db.session.scalars(select(User.id).where(User.name.like(f"{prefix}-%")).order_by(User.id)))
-    serializer = app.session_interface.get_signing_serializer(app)
-    return [(uid, serializer.dumps({"uid": uid, "_permanent": True})) for uid in ids]
-
-
-def make_sale(stock: int, starts: float = -1, ends: float = 600, limit: int = 1) -> int:
-    env = {**os.environ}
-    result = subprocess.run(
-        [BREAKWATER, "flash", "create", "--product", "秒杀商品 " + uuid.uuid4().hex[:6], "--stock", str(stock),
-         "--starts", iso(starts), "--ends", iso(ends), "--limit", str(limit)],
-        capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return int(result.stdout.strip().splitlines()[-1])
+    """300 signed-in visitors, each sending from an address of its own (flash_helpers.buy)."""
+    return make_buyers(app, 300)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _stack_env(stack):
-    """The CLI reads the test stack's settings from the environment."""
-    saved = dict(os.environ)
-    os.environ.update({k: v for k, v in stack.settings.child_env().items() if k.startswith("BREAKWATER_")})
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-def buy(origin, cookie, sale_id, key=None, body=None, timeout=30):
-    return requests.post(
-        f"{origin}/api/flash/{sale_id}/orders",
-        json=body or {"quantity": 1, "address": ADDRESS},
-        headers={"Idempotency-Key": key or uuid.uuid4().hex},
-        cookies={"bw_session": cookie},
-        timeout=timeout,
-    )
-
-
-def orders_of(db_app, sale_id):
-    from breakwater.extensions import db
-
-    with db_app.app_context(), db.primary():
-        rows = db.session.execute(
-            text("SELECT user_id, status, quantity FROM flash_orders WHERE sale_id = :s"), {"s": sale_id}
-        ).all()
-        stock = db.session.execute(text("SELECT stock FROM flash_stock WHERE sale_id = :s"), {"s": sale_id}).scalar()
-        db.session.rollback()
-    return rows, stock
-
-
-def gate_stock(app, sale_id):
-    return int(app.extensions["breakwater.redis"].get(f"bw:{{flash:{sale_id}}}:stock"))
-
-
-def wait_written(app, sale_id, timeout=90):
-    gate = app.extensions["breakwater.flash.gate"]
-    wait_for(lambda: not gate.pending(sale_id), timeout=timeout, interval=0.2, what="every accepted order written")
+    with cli_env(stack):
+        yield
 
 
 def wait_drained(app, settings, queue: str, timeout: float = 60) -> None:
@@ -133,13 +79,15 @@ def wait_drained(app, settings, queue: str, timeout: float = 60) -> None:
 
 
 def test_a_thousand_attempts_by_300_buyers_sell_exactly_the_stock(app, origin, buyers):
+    """Each buyer from an address of its own, three or four attempts each (FLASH_USER_RATE allows five a
+    second), the default limits: nobody within their own limit is refused (no 429)."""
     sale_id = make_sale(stock=50)
     attempts = [buyers[i % len(buyers)][1] for i in range(1000)]
 
     with ThreadPoolExecutor(max_workers=48) as pool:
         statuses = list(pool.map(lambda c: buy(origin, c, sale_id).status_code, attempts))
     counts = {s: statuses.count(s) for s in set(statuses)}
-    assert set(counts) <= {202, 409, 429}, counts
+    assert set(counts) <= {202, 409}, counts
     assert counts[202] == 50, counts
     wait_written(app, sale_id)
     rows, db_stock = orders_of(app, sale_id)
@@ -178,9 +126,10 @@ def test_idempotency_key_replays_rejects_a_different_body_and_an_in_flight_dupli
     app.extensions["breakwater.redis"].set(idem_key(sale_id, uid, busy), f"inflight {body_hash(body)}", ex=30)
     dup = buy(origin, cookie, sale_id, busy, body=body)
     assert dup.status_code == 409 and dup.json()["error"]["code"] == "request_in_flight"
-    missing = requests.post(
-        f"{origin}/api/flash/{sale_id}/orders", json=body, cookies={"bw_session": cookie}, timeout=10
-    )
+    with client_for(origin, cookie) as client:
+        missing = client.post(
+            f"{origin}/api/flash/{sale_id}/orders", json=body, cookies={"bw_session": cookie}, timeout=10
+        )
     assert missing.status_code == 400 and missing.json()["error"]["code"] == "missing_idempotency_key"
     wait_written(app, sale_id)
     rows, _ = orders_of(app, sale_id)
@@ -224,10 +173,11 @@ def test_rejections_are_clear_and_write_nothing(app, origin, buyers):
     for i, (body, status, code) in enumerate(cases):  # a buyer each: the per-buyer rate limit counts every try
         resp = buy(origin, buyers[100 + i][1], sale_id, body=body)
         assert (resp.status_code, resp.json()["error"]["code"]) == (status, code), body
-    anonymous = requests.post(
-        f"{origin}/api/flash/{sale_id}/orders", json={"quantity": 1, "address": ADDRESS},
-        headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=10,
-    )  # fmt: skip
+    with client_for(origin) as client:
+        anonymous = client.post(
+            f"{origin}/api/flash/{sale_id}/orders", json={"quantity": 1, "address": ADDRESS},
+            headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=10,
+        )  # fmt: skip
     assert anonymous.status_code == 401
     assert buy(origin, buyers[110][1], 987654).status_code == 404
     assert buy(origin, cookie, sale_id).status_code == 202
@@ -278,10 +228,10 @@ def test_order_status_is_the_buyers_own_and_read_causally(app, stack, origin, bu
         accepted = buy(origin, owner, sale_id)
         assert accepted.status_code == 202, accepted.text
         order_id, status_path = accepted.json()["order_id"], accepted.json()["status_url"]
-        first = requests.get(origin + status_path, cookies={"bw_session": owner}, timeout=10)
+        first = read_as(origin + status_path, owner)
         assert first.status_code == 200, first.text
         assert first.json()["order"] == {"id": order_id, "sale_id": sale_id, "quantity": 1, "status": "pending"}
-        assert requests.get(origin + status_path, cookies={"bw_session": stranger}, timeout=10).status_code == 404
+        assert read_as(origin + status_path, stranger).status_code == 404
         # The worker writes it while both replicas apply nothing (and stay in this process's rotation): the
         # buyer's next read starts on a replica without the order and must still find it, confirmed.
         with held_replication(app.extensions["breakwater.db"], node_admin):
@@ -296,7 +246,7 @@ def test_order_status_is_the_buyers_own_and_read_causally(app, stack, origin, bu
             assert routes[0].startswith("replica") and "primary" in routes, routes  # the replica had not got it
     finally:
         stack.supervisor.start("worker-orders")  # nothing happens if it runs
-    mine = requests.get(f"{origin}/api/orders", cookies={"bw_session": owner}, timeout=10).json()["orders"]
+    mine = read_as(f"{origin}/api/orders", owner).json()["orders"]
     assert (order_id, "confirmed") in [(o["id"], o["status"]) for o in mine], mine
 
 
@@ -371,7 +321,7 @@ def test_redis_restarted_without_its_data_mid_sale_never_oversells_and_reconcile
             while not stop.is_set():
                 for path in paths:
                     try:
-                        resp = requests.get(origin + path, cookies={"bw_session": early[0][1]}, timeout=10)
+                        resp = read_as(origin + path, early[0][1])
                         reads.append((path, resp.status_code))
                     except requests.RequestException as exc:
                         reads.append((path, repr(exc)))
@@ -435,11 +385,12 @@ def test_redis_restarted_without_its_data_mid_sale_never_oversells_and_reconcile
         assert int(client.get(f"bw:{{flash:{sale_id}}}:u:{uid}") or 0) == 1
     # A browser with an order here carries bw_fo, set on its 202: its attempts pass the sold-out marker on to the
     # app (flash/markers.py), whose answer is the buyer's limit.
-    again = requests.post(
-        f"{origin}/api/flash/{sale_id}/orders", json={"quantity": 1, "address": ADDRESS},
-        headers={"Idempotency-Key": uuid.uuid4().hex}, cookies={"bw_session": early[0][1], "bw_fo": str(sale_id)},
-        timeout=30,
-    )  # fmt: skip
+    with client_for(origin, early[0][1]) as client:  # from that buyer's own address
+        again = client.post(
+            f"{origin}/api/flash/{sale_id}/orders", json={"quantity": 1, "address": ADDRESS},
+            headers={"Idempotency-Key": uuid.uuid4().hex}, cookies={"bw_session": early[0][1], "bw_fo": str(sale_id)},
+            timeout=30,
+        )  # fmt: skip
     assert again.json()["error"]["code"] == "limit_reached"
     assert buy(origin, buyers[190][1], sale_id).json()["error"]["code"] == "sold_out"
     status = subprocess.run([BREAKWATER, "flash", "status", str(sale_id)], capture_output=True, text=True)
