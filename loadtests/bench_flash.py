@@ -19,13 +19,14 @@
    interleaved in the same run. Goal: at least 0.5 of the homepage's req/s; checked: not one attempt reaches
    gunicorn.
 
-
 BENCH_QUICK=1 shrinks every part (3 s runs, one round, small sales) so the whole runner takes about
 2 minutes, half of it the stack's start; its report says so and no tracked file changes.
 
-The per-buyer rate limit (BREAKWATER_FLASH_USER_RATE) and Nginx's write limit
-(BREAKWATER_ORIGIN_WRITE_RATE/BURST) are raised for this private stack: Locust sends every request
-from one address and a few hundred buyers, which the defaults would answer with 429s. Correctness is
+Every limit keeps its default (Nginx's writes per address, the app's FLASH_USER_RATE per buyer and
+FLASH_ADDRESS_RATE per address): each simulated buyer sends from a 127/8 address of its own
+(scenarios/source_addresses.py), in Locust (scenarios/flash_buyers.py: a buyer's own connection, at most
+BENCH_BUYER_RATE attempts a second) and in the burst's threads (a new connection per attempt), so the load
+is many buyers within their own limits, as in a real rush; a 429 is a failed request. Correctness is
 checked for every sale: confirmed == stock sold, nobody over the limit, no duplicate order ids, gate
 stock == database stock once drained.
 """
@@ -71,16 +72,15 @@ from flashlib import (
     purchase_paths,
     sql,
     wait_drained,
+    write_buyers,
 )
 
 HERE = Path(__file__).parent
 GET_SCENARIO = HERE / "scenarios" / "get_path.py"
-OVERRIDES = {
-    "BREAKWATER_FLASH_USER_RATE": "100000/second",
-    "BREAKWATER_ORIGIN_WRITE_RATE": "100000r/s",
-    "BREAKWATER_ORIGIN_WRITE_BURST": "100000",
-    "BREAKWATER_ORIGIN_MICROCACHE": "0",
-}
+OVERRIDES = {"BREAKWATER_ORIGIN_MICROCACHE": "0"}  # every limit at its default: one address per buyer instead
+#: attempts a second per buyer on the rejection path: within Nginx's 20 r/s per address (the app's limits do
+#: not count a sold_out or limit_reached answered from the web process's memory)
+REJECTION_BUYER_RATE = "15"
 
 
 # ---------------------------------------------------------------------- part 1: rejection path
@@ -105,8 +105,7 @@ def rejection_path(app, stack, buyers, raw: Path, tmpdir: Path, users: int, seco
         raise RuntimeError(f"{len(bad)} first purchases on the limit sale not accepted: {bad[:5]}")
     if not wait_drained(app, limit_sale):
         raise RuntimeError("the limit sale's orders were not written in time")
-    cookies = tmpdir / "cookies.txt"
-    cookies.write_text("\n".join(c for _, c in buyers) + "\n")
+    cookies = write_buyers(tmpdir / "buyers.txt", buyers)
     home = requests.get(origin + "/api/home", timeout=10)
     home = requests.get(origin + "/api/home", timeout=10)  # warm
     xcache = home.headers.get("X-Cache")
@@ -116,9 +115,10 @@ def rejection_path(app, stack, buyers, raw: Path, tmpdir: Path, users: int, seco
     configs = [
         ("home cached", GET_SCENARIO, home_env),
         ("flash sold_out", BUY_SCENARIO, {"BENCH_COOKIES_FILE": str(cookies), "BENCH_SALE_ID": str(sold_out_sale),
-                                          "BENCH_EXPECT": "409:sold_out"}),
+                                          "BENCH_EXPECT": "409:sold_out", "BENCH_BUYER_RATE": REJECTION_BUYER_RATE}),
         ("flash limit_reached", BUY_SCENARIO, {"BENCH_COOKIES_FILE": str(cookies), "BENCH_SALE_ID": str(limit_sale),
-                                               "BENCH_EXPECT": "409:limit_reached"}),
+                                               "BENCH_EXPECT": "409:limit_reached",
+                                               "BENCH_BUYER_RATE": REJECTION_BUYER_RATE}),
     ]  # fmt: skip
     summaries = {name: Summary(name) for name, _, _ in configs}
     for r in range(rounds):
@@ -328,22 +328,24 @@ def main() -> int:
         f"(home, sold_out, limit_reached, then reversed), through the stack's Nginx origin to its gunicorn, the "
         f"origin microcache off (BREAKWATER_ORIGIN_MICROCACHE=0) so /api/home is served by the app's cache, not "
         f"by Nginx. {rejection_buyers} signed-in buyers (bulk-inserted, session cookies signed with the app's "
-        "key); each attempt has a fresh Idempotency-Key. sold_out: a 1-unit sale already bought, answered by the "
-        "origin from the sale's marker (see the part answered upstream below; the in-process sold-out flag until "
-        "it is there; checked: the gate script barely ran); limit_reached: a 1,000,000-unit sale "
-        "each buyer already bought their one unit of, answered from the web process's memo of buyers at their "
-        "limit (each process asks the gate once per buyer, then forgets only on an `unlimit` event or after "
-        "60 s; checked: the gate script ran for few attempts). Both still read the buyer's idempotency record "
-        "(one Redis GET), so a retry of an accepted order gets its 202. Any other answer (a 202, a 429) is a "
-        "failed request.",
+        f"key) dealt out to the users, each on a connection of its own from a 127/8 address of its own and at most "
+        f"{REJECTION_BUYER_RATE} attempts a second; each attempt has a fresh Idempotency-Key. sold_out: a 1-unit "
+        "sale already bought, answered by the origin from the sale's marker (see the part answered upstream "
+        "below; the in-process sold-out flag until it is there; checked: the gate script barely ran); "
+        "limit_reached: a 1,000,000-unit sale each buyer already bought their one unit of, answered from the web "
+        "process's memo of buyers at their limit (each process asks the gate once per buyer, then forgets only "
+        "on an `unlimit` event or after 60 s; checked: the gate script ran for few attempts). Both still read "
+        "the buyer's idempotency record (one Redis GET), so a retry of an accepted order gets its 202. Any other "
+        "answer (a 202, a 429) is a failed request.",
         "",
-        "**Limits raised for this private stack** (overrides): BREAKWATER_FLASH_USER_RATE=100000/second (default "
-        "5/second per buyer) and BREAKWATER_ORIGIN_WRITE_RATE=100000r/s, BREAKWATER_ORIGIN_WRITE_BURST=100000 "
-        "(default 20r/s, burst 40 per address): every Locust request comes from 127.0.0.1 and each buyer sends "
-        "many attempts a second, so the defaults would measure 429s instead of the sale.",
+        "**Default limits** (none raised): Nginx's writes per address (20 r/s, burst 40), the app's "
+        "FLASH_USER_RATE per buyer (5/second) and FLASH_ADDRESS_RATE per address (20/second). Every simulated "
+        "buyer sends from a 127/8 address of its own (never 127.0.0.1, the edge's), within its own limits: the "
+        "load is many buyers, as in a real rush, and a 429 would be a failed request.",
         "",
         f"**Burst** ({b['buyers']} buyers x 2 attempts = {b['attempts']}, shuffled, stock {b['stock']}, limit 1, "
-        f"{b['client_threads']} client threads with requests through Nginx): the attempts took {b['burst_seconds']} s "
+        f"{b['client_threads']} client threads with requests through Nginx, each attempt on a new connection from "
+        f"its buyer's own address): the attempts took {b['burst_seconds']} s "
         f"({b['attempts_per_s']}/s); answers {answers}. The gate had accepted all {b['stock']} units "
         f"{b['accepted_at_gate_s']} s after the first attempt; the orders queue had written them all after "
         f"{b['all_written_s']} s.",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import requests
 from benchlib import AppServer, Summary, compare, run_locust
+from scenarios import source_addresses
 from sqlalchemy import insert, select, text
 
 HERE = Path(__file__).parent
@@ -62,18 +63,34 @@ def make_buyers(app, n: int) -> list[tuple[int, str]]:
     return [(uid, serializer.dumps({"uid": uid, "_permanent": True})) for uid in ids]
 
 
-_local = threading.local()
+_addresses: dict[str, str] = {}
+_addresses_lock = threading.Lock()
+
+
+def address_of(cookie: str) -> str:
+    """The buyer's own source address (source_addresses.py): a fresh 127/8 one at its first attempt, the same
+    one afterwards, in this runner and in the Locust runs it hands the buyer to (``write_buyers``)."""
+    with _addresses_lock:
+        if cookie not in _addresses:
+            _addresses[cookie] = source_addresses.fresh_address()
+        return _addresses[cookie]
+
+
+def write_buyers(path: Path, buyers: list[tuple[int, str]]) -> Path:
+    """The buyers for scenarios/flash_buyers.py: a line per buyer, its cookie and its source address."""
+    path.write_text("".join(f"{cookie} {address_of(cookie)}\n" for _, cookie in buyers))
+    return path
 
 
 def buy(origin: str, cookie: str, sale_id: int) -> tuple[float, int, str, str]:
-    """One attempt; (monotonic time answered, status, error code, order id)."""
-    session = getattr(_local, "session", None) or requests.Session()
-    _local.session = session
-    session.cookies.clear()  # a kept-alive connection per thread, but no cookie jar: one buyer per request
-    resp = session.post(
-        f"{origin}/api/flash/{sale_id}/orders", json=BODY,
-        headers={"Idempotency-Key": uuid.uuid4().hex, "Cookie": f"bw_session={cookie}"}, timeout=60,
-    )  # fmt: skip
+    """One attempt by the buyer of ``cookie``, on a connection of its own from the buyer's own address (a
+    buyer arriving in a rush); (monotonic time answered, status, error code, order id)."""
+    source = address_of(cookie) if source_addresses.on_loopback(origin) else None
+    with source_addresses.session(source) if source else requests.Session() as session:
+        resp = session.post(
+            f"{origin}/api/flash/{sale_id}/orders", json=BODY,
+            headers={"Idempotency-Key": uuid.uuid4().hex, "Cookie": f"bw_session={cookie}"}, timeout=60,
+        )  # fmt: skip
     data = resp.json() if resp.headers.get("Content-Type", "").startswith("application/json") else {}
     code = (data.get("error") or {}).get("code", "") or ("" if resp.status_code == 202 else resp.text[:60])
     return time.monotonic(), resp.status_code, code, data.get("order_id", "")
@@ -236,8 +253,7 @@ def purchase_paths(app, stack, buyers, raw: Path, tmpdir: Path, users: int, seco
     the orders queue writes; database: SELECT ... FOR UPDATE on the stock row and the order written
     before the 201), interleaved. Every 100 ms the units sold so far are sampled (the gate's stock key,
     or the stock row on the primary), for how fast each path sells the stock."""
-    cookies = tmpdir / "rush-cookies.txt"
-    cookies.write_text("\n".join(c for _, c in buyers) + "\n")
+    cookies = write_buyers(tmpdir / "rush-buyers.txt", buyers)
     workers, threads = stack.settings.int("WEB_WORKERS"), stack.settings.int("WEB_THREADS")
     servers = {
         path: AppServer(f"flash-{path}", stack, {"BREAKWATER_FLASH_PURCHASE_PATH": path}, workers=workers,
@@ -274,7 +290,7 @@ def purchase_paths(app, stack, buyers, raw: Path, tmpdir: Path, users: int, seco
                 thread = threading.Thread(target=sampler, daemon=True)
                 thread.start()
                 env = {
-                    "BENCH_COOKIES_FILE": str(cookies), "BENCH_SALE_ID": str(sale_id), "BENCH_ROTATE": "1",
+                    "BENCH_COOKIES_FILE": str(cookies), "BENCH_SALE_ID": str(sale_id), "BENCH_BUYER_RATE": "3",
                     "BENCH_OUTCOMES_FILE": str(outcomes),
                     # Attempts still running when the time is up finish and are counted (their orders
                     # exist either way; the check compares every answered order id with the database).
@@ -334,8 +350,10 @@ def purchase_notes(runs: list[dict], summaries: list[Summary], stock: int, buyer
 
     lines = [
         f"**Purchase paths** (`BREAKWATER_FLASH_PURCHASE_PATH`, a setting for this comparison only): per run a fresh "
-        f"sale of {stock} units, limit 1, Locust FastHttpUser x{users} for {seconds}s, every attempt by the next "
-        f"of {buyers} signed-in buyers in turn (fresh Idempotency-Key each), straight to one of two gunicorns "
+        f"sale of {stock} units, limit 1, Locust FastHttpUser x{users} for {seconds}s, {buyers} signed-in buyers "
+        "dealt out to the users and each user's buyers trying in turn, each buyer on a connection of its own from "
+        "a 127/8 address of its own, at most 3 attempts a second (fresh Idempotency-Key each; the app's limits "
+        "per buyer and per address at their defaults), straight to one of two gunicorns "
         "started alike on the same stack (the stack's web settings, no Nginx in front), interleaved (gate, "
         "database, then reversed). gate: the Lua gate answers 202 and the `orders` queue writes; database: "
         "every attempt takes `SELECT ... FOR UPDATE` on the sale's stock row on the primary and writes the "

@@ -22,8 +22,9 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-import requests
 from sqlalchemy import select, text
+
+from visitors import visitor
 
 LOADTESTS = Path(__file__).resolve().parents[1] / "loadtests"
 SECONDS = 9
@@ -58,7 +59,7 @@ def flash_check():
 
 @pytest.fixture(scope="module")
 def api(origin, editor_token):
-    with requests.Session() as session:
+    with visitor() as session:  # the editor, from an address of its own
         session.headers["Authorization"] = f"Bearer {editor_token}"
 
         def call(method: str, path: str, **kwargs) -> dict:

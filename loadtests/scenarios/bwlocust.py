@@ -21,6 +21,11 @@ import gevent
 import gevent.lock
 from locust import events
 
+try:
+    from . import source_addresses
+except ImportError:
+    import source_addresses
+
 DATA_ROOT_RE = re.compile(r'data-root="([^"]+)"')
 SENTINEL = "<!--bw:end-->"  # every complete page ends with it (breakwater.pages)
 DISCOVERY_TTL = 60.0  # seconds before the list of articles and categories is read again
@@ -222,6 +227,16 @@ def district_code(client) -> str:
     if not code:
         raise RuntimeError("the site lists no region: is the stack seeded?")
     return code
+
+
+def own_address(session) -> str:
+    """The session's connections (a Locust FastHttpSession, e.g. a user's ``self.client``) leave from a
+    127/8 address of their own (source_addresses.py): the stack's per-address limits, at their defaults,
+    see one client per simulated person, never the whole load generator as one. Hosts off this machine's
+    loopback are reached from the machine's own address. Call before the session's first request."""
+    address = source_addresses.fresh_address()
+    source_addresses.bind(session, address)
+    return address
 
 
 def editor_login(client, environment, name: str = "/api/auth/login (editor)") -> str:

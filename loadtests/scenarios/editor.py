@@ -44,6 +44,7 @@ class Editor(FastHttpUser):
         return float(bwlocust.option(self.environment, "editor_pace", 10.0)) * random.uniform(0.5, 1.5)
 
     def on_start(self) -> None:
+        bwlocust.own_address(self.client)  # an editor's writes pass Nginx's write limit per address like anyone's
         self.tag = uuid.uuid4().hex[:6]
         self.serial = itertools.count(1)
         self.articles: dict[int, str] = {}  # id -> slug of the articles this editor made
@@ -57,6 +58,7 @@ class Editor(FastHttpUser):
             base_url=self.edge or self.host, request_event=self.environment.events.request, user=self,
             network_timeout=10.0, connection_timeout=10.0,
         )  # fmt: skip
+        bwlocust.own_address(self.anonymous)
         self.csrf = bwlocust.editor_login(self.client, self.environment)
         bwlocust.SITE.ensure(self.client)
         self.create_ad()

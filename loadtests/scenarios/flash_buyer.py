@@ -17,9 +17,11 @@ and checks the sale in the database (``--flash-db-url``, see flash_check.py): no
 limit per buyer, no duplicate orders, no accepted order lost, plus the gate's stock equal to the
 database's. Each is a CHECK row in the statistics; a broken one is a failure and makes Locust exit 1.
 
-From one address the origin's per-address limits apply (``BREAKWATER_ORIGIN_LOGIN_RATE``, 10/min by
-default): a refused login is counted as ``/api/auth/login [429]`` and the buyer keeps the session its
-registration gave it. Raise those settings for big runs, or point ``--host`` at the app.
+Each buyer (and the editor that sets the sale up) connects from a 127/8 address of its own
+(source_addresses.py) when the stack is on this machine, so the per-address limits keep their defaults and
+see one client per buyer: Nginx's login limit (10/min, burst 5) and write limit (20 r/s, burst 40), the
+app's registrations (10/hour) and purchases (FLASH_ADDRESS_RATE) per address. A refused login would still
+be counted as ``/api/auth/login [429]`` and the buyer would keep the session its registration gave it.
 
     locust -f loadtests/scenarios/flash_buyer.py --host http://127.0.0.1:8080 -u 50 -r 50
 """
@@ -64,6 +66,7 @@ class Run:
         with self.lock:
             if self.sale is None:
                 self.editor = FastHttpSession(base_url=host, request_event=environment.events.request, user=None)
+                bwlocust.own_address(self.editor)
                 self.csrf = bwlocust.editor_login(self.editor, environment, "flash setup: editor login")
                 sale_id = int(bwlocust.option(environment, "flash_sale", 0) or 0) or self.create(environment)
                 self.sale = client.get(f"/api/flash/{sale_id}", name="/api/flash/[id]").json()["sale"]
@@ -119,6 +122,7 @@ class FlashBuyer(FastHttpUser):
     wait_time = between(2, 5)  # once done, a buyer looks at the sale now and then
 
     def on_start(self) -> None:
+        self.address = bwlocust.own_address(self.client)  # one buyer, one address
         self.orders: list[tuple[str, float]] = []  # (order id, monotonic time of its 202)
         self.sale = RUN.setup(self.environment, self.client, self.host)
         self.path = f"/api/flash/{self.sale['id']}"

@@ -32,6 +32,7 @@ class Visitor(FastHttpUser):
         return random.uniform(longest / 6, longest)
 
     def on_start(self) -> None:
+        bwlocust.own_address(self.client)  # each visitor from an address of its own
         bwlocust.SITE.ensure(self.client)
 
     def page(self, path: str, name: str) -> None:
