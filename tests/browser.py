@@ -8,6 +8,11 @@ Register from tests/conftest.py with ``pytest_plugins = ["browser"]`` (or ``from
   When the test fails, a screenshot is saved in the test's ``tmp_path`` and its path, the page URL and any
   JavaScript errors are added to the failure report.
 
+Chromium cannot choose its source address, so the browser is one visitor at the machine's own address
+(127.0.0.1) while every other test client has an address of its own (tests/visitors.py). The limits keep
+their defaults; a page that is answered 429 (rate limited) anywhere fails its test at teardown, so a browser
+test never passes on a refusal it did not look for.
+
 Needs ``apt-get install -y chromium`` and ``.venv/bin/pip install playwright`` (no ``playwright install``).
 Missing pieces make the tests fail, not skip. Playwright's sync API cannot run inside a running asyncio loop.
 """
@@ -84,7 +89,9 @@ def page(browser, request, tmp_path: Path):
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     new_page = context.new_page()
     js_errors: list[str] = []
+    limited: list[str] = []
     new_page.on("pageerror", lambda error: js_errors.append(f"pageerror: {error}"))
+    new_page.on("response", lambda r: limited.append(f"{r.request.method} {r.url}") if r.status == 429 else None)
     new_page.on("console", lambda msg: js_errors.append(f"console.error: {msg.text}") if msg.type == "error" else None)
     request.node.stash[_PAGE_KEY] = (new_page, tmp_path, js_errors)
     try:
@@ -92,6 +99,8 @@ def page(browser, request, tmp_path: Path):
     finally:
         request.node.stash[_PAGE_KEY] = None
         context.close()
+    if limited:
+        pytest.fail(f"the browser was rate limited (429): {', '.join(limited)}", pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -13,6 +13,7 @@ import requests
 from breakwater.stack import Stack
 from breakwater.stack.mariadb import admin
 from stack_helpers import scratch_dir, stack_env
+from visitors import visitor
 
 pytest_plugins = ["browser"]
 
@@ -83,7 +84,9 @@ def edge(settings) -> str:
 
 @pytest.fixture()
 def http() -> requests.Session:
-    with requests.Session() as session:
+    """A visitor: a session whose connections come from a 127/8 address of its own (tests/visitors.py), so
+    that its requests count against its own per-address limits, never against another test's."""
+    with visitor() as session:
         yield session
 
 
@@ -118,8 +121,9 @@ def editor_token(app, settings) -> str:
 
 @pytest.fixture()
 def editor_api(origin, editor_token):
-    """``editor_api(method, path, json=...)`` against /api/editor with the bearer token."""
-    session = requests.Session()
+    """``editor_api(method, path, json=...)`` against /api/editor with the bearer token. The editor is an
+    operator, but its writes pass Nginx's write limit per address like anyone's: an address of its own."""
+    session = visitor()
     session.headers["Authorization"] = f"Bearer {editor_token}"
 
     def call(method: str, path: str, **kwargs):

@@ -10,6 +10,7 @@ import requests
 from sqlalchemy import text
 
 from routing_helpers import wait_for
+from visitors import visitor
 
 ARTICLE = {"title": "Test article", "summary": "A summary", "category": "tech", "body": "Hello **world**"}
 
@@ -141,7 +142,7 @@ def test_who_may_edit(origin, http, unique_name, db):
 
 
 def test_session_writes_need_the_csrf_token(origin, settings, db, slug):
-    with requests.Session() as s:
+    with visitor() as s:  # the editor signed in from an address of its own
         login = s.post(f"{origin}/api/auth/login", timeout=10,
                        json={"name": settings["EDITOR_NAME"], "password": settings["EDITOR_PASSWORD"]})  # fmt: skip
         assert login.status_code == 200

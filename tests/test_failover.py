@@ -18,6 +18,7 @@ from sqlalchemy import select
 from breakwater.accounts.models import Role, User
 from breakwater.database.monitor import ReplicationMonitor
 from routing_helpers import admin_sql, fresh_causality, frozen_monitor, local_statements, wait_caught_up, wait_for
+from visitors import visitor
 
 pytestmark = pytest.mark.slow
 
@@ -143,18 +144,19 @@ def test_lagging_replica_is_taken_out_by_the_lag_bound(db, node_admin):
 
 
 class Reader(threading.Thread):
-    """Streams GET /api/auth/me with one session until stopped, recording every outcome."""
+    """Streams GET /api/auth/me with one visitor's session (its cookies, its address) until stopped, recording
+    every outcome."""
 
-    def __init__(self, origin: str, cookies):
+    def __init__(self, origin: str, cookies, address: str):
         super().__init__(daemon=True)
-        self.origin, self.cookies = origin, cookies
+        self.origin, self.cookies, self.address = origin, cookies, address
         self.stop = threading.Event()
         self.statuses: Counter = Counter()
         self.routes: Counter = Counter()
         self.errors: list[str] = []
 
     def run(self) -> None:
-        with requests.Session() as s:
+        with visitor(self.address) as s:
             s.cookies.update(self.cookies)
             while not self.stop.is_set():
                 try:
@@ -177,7 +179,7 @@ def _router_view(http, origin, name: str) -> dict:
 def test_replica_killed_during_reads_no_request_fails(stack, http, origin, db, unique_name):
     assert http.post(f"{origin}/api/auth/register", json={"name": unique_name, "password": "long enough"}).ok
     wait_caught_up(db)
-    reader = Reader(origin, http.cookies)
+    reader = Reader(origin, http.cookies, http.address)
     reader.start()
     try:
         wait_for(lambda: reader.routes["replica1"] and reader.routes["replica2"], what="reads on both replicas")

@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from breakwater.openapi import description
+from visitors import visitor
 
 SCHEMA = schemathesis.openapi.from_dict(description())
 EXAMPLES = int(os.environ.get("BREAKWATER_FUZZ_EXAMPLES", "4"))
@@ -128,8 +129,9 @@ def test_inputs_schemathesis_found_crashing_the_api_are_clear_400s_and_409s(orig
         raw = json.dumps(body)  # ensure_ascii: the lone surrogate goes out as the escape \ud800
         response = editor_api("POST", path, data=raw, headers={"Content-Type": "application/json"})
         assert (response.status_code, response.json()["error"]["code"]) == (status, code), (path, body)
-    login = requests.post(f"{origin}/api/auth/login", data=b'{"name": "a\\ud800", "password": "p"}',
-                          headers={"Content-Type": "application/json"}, timeout=10)  # fmt: skip
+    with visitor() as client:
+        login = client.post(f"{origin}/api/auth/login", data=b'{"name": "a\\ud800", "password": "p"}',
+                            headers={"Content-Type": "application/json"}, timeout=10)  # fmt: skip
     assert (login.status_code, login.json()["error"]["code"]) == (400, "invalid_json")
     assert editor_api("POST", "/preview", json={"body": "x 😀"}).status_code == 200  # a surrogate pair is fine
     other = editor_api("POST", "/flash/products", json={"name": unique_name + "-2", "price_cents": 1}).json()["product"]
@@ -147,7 +149,7 @@ def scratch(app, origin, editor_token):
     from breakwater.accounts.models import Role, User
     from breakwater.extensions import db
 
-    api = requests.Session()
+    api = visitor()  # the editor, from an address of its own
     api.headers["Authorization"] = f"Bearer {editor_token}"
     tag = uuid.uuid4().hex[:8]
 
@@ -198,7 +200,10 @@ def _run(case, origin, scratch, keep_causal_token=False, **kwargs):
         # rest stay as drawn (mostly: not found).
         if name in ids and isinstance(value, int) and value % 3 != 2:
             case.path_parameters[name] = ids[name][value % len(ids[name])]
-    case.call_and_validate(base_url=origin, checks=CHECKS, timeout=30, **kwargs)
+    # Each case a visitor of its own (a fresh source address): the per-address limits (Nginx's login and
+    # write limits, the app's) keep their defaults and never answer for an earlier case.
+    with visitor() as session:
+        case.call_and_validate(base_url=origin, session=session, checks=CHECKS, timeout=30, **kwargs)
 
 
 # One pytest item per operation, parametrized here rather than by ``SCHEMA.parametrize()``: under

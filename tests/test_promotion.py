@@ -19,6 +19,7 @@ import requests
 from breakwater.stack.mariadb import admin
 from fault_recorder import FaultRecorder
 from routing_helpers import wait_for
+from visitors import visitor
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent / "breakwater"
@@ -31,7 +32,8 @@ def _cli(stack, *args: str) -> subprocess.CompletedProcess:
 
 
 class Writers(threading.Thread):
-    """Registers users back to back; remembers which registrations were acknowledged (201)."""
+    """Registers users back to back, each a new visitor from an address of its own (REGISTER_RATE allows an
+    address ten accounts an hour); remembers which registrations were acknowledged (201)."""
 
     def __init__(self, origin: str):
         super().__init__(daemon=True)
@@ -41,21 +43,21 @@ class Writers(threading.Thread):
         self.errors: list[str] = []  # what was raised when no status came back (status 0)
 
     def run(self) -> None:
-        with requests.Session() as http:
-            while not self.stop.is_set():
-                name = "w" + uuid.uuid4().hex[:12]
-                try:
+        while not self.stop.is_set():
+            name = "w" + uuid.uuid4().hex[:12]
+            try:
+                with visitor() as http:
                     status = http.post(
                         f"{self.origin}/api/auth/register", json={"name": name, "password": "long enough"}, timeout=10
                     ).status_code
-                except requests.RequestException as exc:
-                    status = 0
-                    self.errors.append(type(exc).__name__)
-                self.statuses.append((time.monotonic(), status))
-                if status == 201:
-                    self.acked.append(name)
-                elif status:
-                    time.sleep(0.05)
+            except requests.RequestException as exc:
+                status = 0
+                self.errors.append(type(exc).__name__)
+            self.statuses.append((time.monotonic(), status))
+            if status == 201:
+                self.acked.append(name)
+            elif status:
+                time.sleep(0.05)
 
 
 def _names_on(node, names: list[str], database: str) -> set[str]:
@@ -157,7 +159,8 @@ def test_primary_killed_promote_rejoin_and_switch_back(stack, origin, settings):
 
     def write_ok() -> bool:
         name = "b" + uuid.uuid4().hex[:12]
-        return requests.post(f"{origin}/api/auth/register", json={"name": name, "password": "long enough"}).ok
+        with visitor() as http:  # a new visitor each time
+            return http.post(f"{origin}/api/auth/register", json={"name": name, "password": "long enough"}).ok
 
     def every_process_back() -> bool:  # writes on the primary, both replicas in rotation, in every web process
         return all(write_ok() for _ in range(6)) and all(
