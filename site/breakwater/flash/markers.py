@@ -6,7 +6,8 @@ cluster, where the static folder is) keeps, for every sale, in ``STATIC_DIR/flas
 * ``state.json``: ``{"sale_id", "state", "stock_left", "stock_total", "starts_at", "ends_at", "server_time"}``,
   ``state`` one of ``upcoming``, ``live``, ``sold_out``, ``ended``, times ISO 8601 UTC. Written atomically (a
   temp file in the same folder, then ``os.replace``; no fsync: it is rebuilt from the gate on every start),
-  at once on every change and at least every second while the sale is upcoming or live. Nginx serves it
+  at once on every change and every half second while the sale is upcoming or live (so never more than a
+  second apart, whenever the last event-driven write fell between two rounds). Nginx serves it
   ``Cache-Control: public, max-age=1`` (the edge keeps it for that second); the sale page reads it for the
   live stock and the countdown.
 * a rejection marker, at most one: ``closed-not_started`` (upcoming), ``closed-sold_out``, ``closed-ended``.
@@ -25,8 +26,8 @@ The state follows the gate's order of checks: before the window ``upcoming``, af
   once: a sell-out is marked, and a raise or extension reopens the sale, within milliseconds.
 * **stock**: the gate's stock key (the database's stock when the gate has none, e.g. after Redis lost its
   data, as ``GET /api/flash/<id>`` does; with ``BREAKWATER_FLASH_PURCHASE_PATH=database`` always the
-  database's, since the gate is not used then). Re-read every second for every sale not ended, so a missed
-  event (a reconnect, a reconcile that repairs the counters) costs at most a second.
+  database's, since the gate is not used then). Re-read every half second for every sale not ended, so a
+  missed event (a reconnect, a reconcile that repairs the counters) costs at most that.
 * **window boundaries**: this program's clock; it sleeps until the next start or end of any sale (the wait on
   the event channel times out then), so ``closed-not_started`` goes at the start and ``closed-ended``
   appears at the end, within milliseconds. The window itself is the gate's (what decides the orders), the
@@ -40,7 +41,7 @@ editor's request counts an edit of the sale (``...:edits``), announces it (``edi
 second, until this program says it has applied that edit (``...:markers``, written once the files are; see
 :func:`await_markers`). So a buyer who tries right after an editor raised the stock or extended the window
 meets the reopened sale, not a marker a few milliseconds behind. It waits only while this program runs (its
-heartbeat key, :data:`ALIVE`, refreshed every second).
+heartbeat key, :data:`ALIVE`, refreshed every half second).
 
 On start every sale's files are rebuilt from the database and the gate. On SIGTERM (``make down``, a
 restart by supervisord) every marker is removed before it exits: without this program Nginx passes every
@@ -73,10 +74,10 @@ log = logging.getLogger(__name__)
 #: state -> its rejection marker (``live`` has none)
 MARKERS = {"upcoming": "closed-not_started", "sold_out": "closed-sold_out", "ended": "closed-ended"}
 ALL_MARKERS = tuple(MARKERS.values())
-REFRESH_SECONDS = 1.0  # stock re-read and state.json rewritten for every sale not ended
+REFRESH_SECONDS = 0.5  # stock re-read, and state.json rewritten, for every sale not ended
 SCAN_SECONDS = 3.0  # the set of sales re-read from a replica
 RECENT = timedelta(days=1)  # periodic scans: sales that ended less than this ago, or end later
-ALIVE = "bw:flash:markers:alive"  # set (3 s) by the program every second: editors wait for it only while it runs
+ALIVE = "bw:flash:markers:alive"  # set (3 s) at every round: editors wait for the program only while it runs
 ALIVE_SECONDS = 3
 
 
@@ -294,7 +295,7 @@ class Markers:
         left = self.stock_left(sale)
         state = state_at(int(now * 1000), starts, ends, left)
         key = (state, left, sale.total, starts, ends)
-        due = state in ("upcoming", "live") and now - sale.written_at >= REFRESH_SECONDS - 0.05
+        due = state in ("upcoming", "live") and now - sale.written_at >= REFRESH_SECONDS - 0.05  # < 1 s apart
         if not force and key == sale.written and not due:
             return
         previous = sale.written[0] if sale.written else None
@@ -410,7 +411,7 @@ class Markers:
                 self._complain("reading the sales from the database", None)
             except Exception as exc:
                 self._complain("reading the sales from the database", exc)
-            self.next_scan = now + (REFRESH_SECONDS if not self.gate_path else SCAN_SECONDS)
+            self.next_scan = now + (1.0 if not self.gate_path else SCAN_SECONDS)
         if now >= self.next_refresh:
             ms = int(now * 1000)
             # Not ended, never written, or the database's window differs from the gate's (an event missed)
