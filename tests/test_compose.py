@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 import yaml
@@ -168,3 +169,21 @@ def test_compose_scales_like_the_cluster_of_make_cluster():
     assert "ports" not in services["app"]  # replicas cannot share one host port
     per_queue = Counter(queue for _name, queue, _host in layout.workers())
     assert {q: replicas(f"worker-{q}") for q in per_queue} == dict(per_queue)
+
+
+def _default(value: str) -> str:
+    """``${NAME:-default}`` -> ``default``."""
+    match = re.fullmatch(r"\$\{[A-Z_]+:-(.*)\}", value)
+    assert match, value
+    return match.group(1)
+
+
+def test_each_hop_trusts_exactly_the_fixed_address_of_the_one_in_front():
+    services = compose()["services"]
+    nginx = services["nginx"]["networks"]["default"]["ipv4_address"]
+    edge = services["edge"]["networks"]["default"]["ipv4_address"]
+    assert _default(services["nginx-config"]["environment"]["BREAKWATER_ORIGIN_TRUSTED_PROXIES"]) == edge
+    assert _default(services["app"]["environment"]["BREAKWATER_APP_TRUSTED_PROXIES"]) == nginx
+    # Dynamic containers never get the proxies' addresses.
+    pool = compose()["networks"]["default"]["ipam"]["config"][0]["ip_range"]
+    assert not {ipaddress.ip_address(nginx), ipaddress.ip_address(edge)} & set(ipaddress.ip_network(pool))
