@@ -68,6 +68,7 @@ def test_status_json_lists_every_service_healthy(stack):
         "worker-orders",
         "worker-default",
         "beat",
+        "flash-markers",
         "nginx",
         "edge",
     }  # fmt: skip (no flower: the test stacks run without it, BREAKWATER_FLOWER=0)
