@@ -49,6 +49,12 @@ purchase to the app again (fails open), which answers the same, only more expens
 outlive the knowledge that keeps it true. A crash (SIGKILL) leaves them as they were until supervisord
 starts it again (a second or two), which rebuilds them.
 
+Not at the edge: Varnish passes every POST on to the origin, as before. Answering there would need the sale's
+state at the edge (a copy of this file cached for its second, or a purge per change), which would hold a closed
+sale closed up to a second longer after an editor reopens it; a real CDN cannot read the origin's disk either.
+The origin's answer costs three stat()s and no gunicorn (`make bench-flash`, part 4: about the static homepage's
+rate), so the edge gains little by answering itself.
+
 Replays: a buyer retrying an accepted order with the same Idempotency-Key must get its 202 even after the
 sell-out. The app sets a cookie naming the sales the browser has orders in (``bw_fo``, see
 :func:`breakwater.flash.api.remember_order`), and Nginx lets such a buyer's attempts on those sales through
