@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -28,15 +29,27 @@ def fresh_address() -> str:
 
 
 class SourceAddressAdapter(HTTPAdapter):
-    """Connections leave from ``address`` (urllib3's ``source_address``)."""
+    """Connections to loopback leave from ``address`` (urllib3's ``source_address``). A 127/8 source cannot
+    reach another network (a cluster's namespace hosts): those connections leave from the machine's own
+    address, as the one visitor the machine is there."""
 
     def __init__(self, address: str, **kwargs):
         self.address = address
+        self.elsewhere = HTTPAdapter(**kwargs)
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args, **kwargs):
         kwargs["source_address"] = (self.address, 0)
         super().init_poolmanager(*args, **kwargs)
+
+    def send(self, request, *args, **kwargs):
+        if (urlsplit(request.url).hostname or "").startswith("127."):
+            return super().send(request, *args, **kwargs)
+        return self.elsewhere.send(request, *args, **kwargs)
+
+    def close(self):
+        self.elsewhere.close()
+        super().close()
 
 
 def visitor(address: str | None = None) -> requests.Session:
