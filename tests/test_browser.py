@@ -159,7 +159,7 @@ def test_a_buyer_registers_and_buys_on_the_sale_page(page, origin, editor_api):
     page.get_by_role("button", name="注册").click()
     page.goto(f"{origin}/flash/{sale['id']}")
     expect(page.get_by_role("heading", name=sale["product"]["name"])).to_be_visible()
-    expect(page.locator("[data-countdown]")).to_contain_text("抢购中")
+    expect(page.locator("[data-state-label]")).to_have_text("抢购中")
     expect(page.locator("[data-stock]")).to_have_text("3")
     page.get_by_label("省份").select_option("110000")
     page.get_by_label("城市").select_option("110100")

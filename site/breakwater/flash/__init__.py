@@ -33,5 +33,6 @@ def init_flash(app: Flask) -> None:
         csrf.exempt(bp)
         app.register_blueprint(bp)
     app.register_blueprint(views.bp)
+    app.extensions.setdefault("breakwater.after_invalidate", []).append(views.sales_changed)
     app.register_blueprint(editor_views.bp)
     import breakwater.flash.tasks  # noqa: F401  (registers the tasks)

@@ -6,15 +6,17 @@ API calls made by ``flash.js``.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from breakwater.accounts.session import current_user
 from breakwater.cache.http import cached_data
+from breakwater.database.consistency import consistency
 from breakwater.errors import ApiError
 from breakwater.extensions import db
 from breakwater.flash import services
-from breakwater.flash.models import FlashSale
+from breakwater.flash.models import FlashOrder, FlashSale, Product
 from breakwater.pages import registry
 from breakwater.pages.http import page_response
 from breakwater.pages.regions_data import root_url
@@ -43,3 +45,40 @@ def sale_pages(session: Session) -> list[str]:
 @registry.register_affected("flash:")
 def affected(session: Session, namespace: str) -> list[str]:
     return [f"/flash/{namespace.split(':', 1)[1]}"]
+
+
+@registry.register_affected("flashes")
+def homepage(session: Session, namespace: str) -> list[str]:
+    return ["/"]  # the homepage lists the current and upcoming sales
+
+
+def sales_changed(namespaces: tuple[str, ...], token: str, seq: int) -> None:
+    """After a commit that changed a sale (``flash:<id>``): the homepage's list of sales (``flashes``) too."""
+    if not any(ns.startswith("flash:") for ns in namespaces):
+        return
+    from breakwater.pages.tasks import queue_rebuild
+
+    # The rebuild schedules the next one at the next start or end of a sale (pages.tasks.schedule_ad_edge).
+    seq = current_app.extensions["breakwater.cache"].bump("flashes", token=token)
+    queue_rebuild(("flashes",), token, seq)
+
+
+@bp.get("/orders")
+@consistency("causal")
+def my_orders():
+    """我的订单: the signed-in buyer's orders (the rows GET /api/orders lists), never cached."""
+    user = current_user()
+    if user is None:
+        return redirect(url_for("accounts.login", next="/orders"))
+    rows = db.session.execute(
+        select(FlashOrder, Product.name)
+        .join(FlashSale, FlashSale.id == FlashOrder.sale_id)
+        .join(Product, Product.id == FlashSale.product_id)
+        .where(FlashOrder.user_id == user.id)
+        .order_by(FlashOrder.created_at.desc())
+        .limit(100)
+    ).all()
+    orders = [{**order.to_json(), "product": name} for order, name in rows]
+    response = make_response(render_template("flash/orders.html", orders=orders, user=user))
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

@@ -2,22 +2,53 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from breakwater.ads.services import slots_with_active_ads
-from breakwater.content.services import latest_by_category
+from breakwater.content.services import latest_by_category, utcnow
 
 SOFT_TTL = 30.0
-DEPS = ("articles", "ads")
+#: ``flashes`` moves with every change to a sale (flash.views.sales_changed) and at each sale's start and end
+DEPS = ("articles", "ads", "flashes")
+SALES_SHOWN = 8
+
+
+def current_sales(session: Session, now: datetime | None = None) -> tuple[list[dict], float | None]:
+    """Sales live or upcoming at ``now`` (live first, then by start), each with its state, and seconds until
+    the next start or end of any sale not ended (the homepage's next rebuild)."""
+    from breakwater.flash.models import FlashSale
+
+    now = now or utcnow()
+    rows = session.scalars(select(FlashSale).where(FlashSale.ends_at > now).order_by(FlashSale.starts_at)).all()
+    sales, edges = [], []
+    for sale in rows:
+        for edge in (sale.starts_at, sale.ends_at):
+            if edge > now:
+                edges.append((edge - now).total_seconds())
+        if sale.starts_at > now:
+            state = "upcoming"
+        elif sale.stock is not None and sale.stock.stock <= 0:
+            state = "sold_out"
+        else:
+            state = "live"
+        sales.append({**sale.to_json(), "state": state})
+    sales.sort(key=lambda s: (s["state"] == "upcoming", s["starts_at"]))
+    return sales[:SALES_SHOWN], (min(edges) if edges else None)
 
 
 def home_data(session: Session) -> dict:
     slots, next_edge = slots_with_active_ads(session)
+    sales, sale_edge = current_sales(session)
+    edges = [e for e in (next_edge, sale_edge) if e is not None]
     return {
         "slots": {slot["key"]: slot for slot in slots},
         "categories": latest_by_category(session),
-        # An ad window opening or closing must show without waiting for the soft TTL.
-        "next_change_in": next_edge,
+        "sales": sales,
+        # An ad window or a sale opening or closing must show without waiting for the soft TTL.
+        "next_change_in": min(edges) if edges else None,
     }
 
 

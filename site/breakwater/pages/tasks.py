@@ -125,20 +125,25 @@ def rebuild(self, namespaces: list[str] | None = None, token: str = "", seq: int
         from breakwater.queues.outbox import send_durably
 
         send_durably("breakwater.pages.purge", [urls, sorted(report.keys)])
-    if "/" in report.written or "ads" in wanted or not self.request.retries:
+    if "/" in report.written or "ads" in wanted or "flashes" in wanted or not self.request.retries:
         schedule_ad_edge()
     log.info("pages rebuilt: %s", report.to_json())
     return report.to_json()
 
 
 def schedule_ad_edge() -> None:
-    """One rebuild at the next moment an ad window opens or closes (if none is scheduled earlier)."""
+    """One rebuild at the next moment an ad window or a sale opens or closes (if none is scheduled earlier):
+    the homepage shows the ads and the sales of the moment."""
     from breakwater.ads.services import slots_with_active_ads
     from breakwater.extensions import db
+    from breakwater.home.services import current_sales
 
-    _slots, next_edge = slots_with_active_ads(db.session)
-    if next_edge is None:
+    _slots, ad_edge = slots_with_active_ads(db.session)
+    _sales, sale_edge = current_sales(db.session)
+    edges = [e for e in (ad_edge, sale_edge) if e is not None]
+    if not edges:
         return
+    next_edge = min(edges)
     at = time.time() + next_edge
     client = _broker()
     current = client.get(AD_EDGE)
@@ -150,11 +155,11 @@ def schedule_ad_edge() -> None:
 
 @shared_task(name="breakwater.pages.ad_window", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def ad_window() -> None:
-    """An ad window opened or closed: move the ads generation (the cached homepage data knew nothing
-    of the clock) and rebuild the homepage."""
+    """An ad window or a sale opened or closed: move the ads and sales generations (the cached homepage data
+    knew nothing of the clock) and rebuild the homepage."""
     _broker().delete(AD_EDGE)
-    seq = current_app.extensions["breakwater.cache"].bump("ads")
-    queue_rebuild(("ads",), "", seq)
+    seq = current_app.extensions["breakwater.cache"].bump("ads", "flashes")
+    queue_rebuild(("ads", "flashes"), "", seq)
 
 
 @shared_task(

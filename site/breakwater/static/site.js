@@ -23,6 +23,10 @@
       editor.textContent = "编辑后台";
       items.push(editor);
     }
+    const orders = document.createElement("a");
+    orders.href = "/orders";
+    orders.textContent = "我的订单";
+    items.push(orders);
     const who = document.createElement("span");
     who.className = "who";
     who.dataset.testid = "who";
@@ -59,8 +63,29 @@
     setInterval(() => show(current + 1), 5000);
   }
 
+  // The homepage's sales: the static copy is rebuilt at every start and end; a sell-out between them
+  // comes from each sale's state file (Nginx, cached a second), never from the app.
+  const SALE_LABELS = { upcoming: "即将开始", live: "抢购中", sold_out: "已售罄", ended: "已结束" };
+  async function saleStates() {
+    const cards = [...document.querySelectorAll("[data-sale]")].filter((c) => c.dataset.state !== "ended");
+    await Promise.all(cards.map(async (card) => {
+      try {
+        const response = await fetch("/flash/" + card.dataset.sale + "/state.json", { headers: { Accept: "application/json" } });
+        if (!response.ok) return;
+        const state = (await response.json()).state;
+        if (!SALE_LABELS[state]) return;
+        card.dataset.state = state;
+        card.querySelector("[data-state-label]").textContent = SALE_LABELS[state];
+      } catch (_) { /* keep the built state */ }
+    }));
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     account();
     document.querySelectorAll("[data-carousel]").forEach(carousel);
+    if (document.querySelector("[data-sale]")) {
+      saleStates();
+      setInterval(saleStates, 5000);
+    }
   });
 })();
