@@ -8,7 +8,8 @@ at the end). The raw files (Locust CSV/JSON/logs, wrk output, runner logs) stay 
 published. tests/test_docs.py checks that docs/benchmarks.md holds what :func:`doc_blocks` makes of docs/benchmarks/.
 
 RUN is a report folder (default: the newest full one in loadtests/results/) or a runner published alone
-(`bench-cluster`: loadtests/results/bench-cluster.md and .json). A BENCH_QUICK=1 run, or a run of only some
+(`bench-cluster`, or any runner its own target re-measured, e.g. `bench-spike`: loadtests/results/<name>.md and
+.json). A BENCH_QUICK=1 run, or a run of only some
 runners (BENCH_ONLY), is refused: it is no measurement to cite.
 """
 
@@ -192,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", type=Path, default=BENCHMARKS_DOC, help="the page whose tables to set")
     args = parser.parse_args(argv)
     try:
-        if args.run.removeprefix("bench-") in {a.removeprefix("bench-") for a in ALONE}:
+        # bench-cluster, or one runner re-measured by its own target (`make bench-spike`): published alone,
+        # beside the full run's other runners (each runner's report says when it was measured)
+        if args.run.removeprefix("bench-") in {a.removeprefix("bench-") for a in (*ALONE, *RUNNERS)}:
             files = publish_alone("bench-" + args.run.removeprefix("bench-"), args.docs, args.doc)
             source = f"loadtests/results/bench-{args.run.removeprefix('bench-')}.md"
         else:
