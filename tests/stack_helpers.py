@@ -61,6 +61,7 @@ def stack_env(state_dir: Path, replicas: int = 2) -> dict[str, str]:
     env["BREAKWATER_OUTBOX_GRACE"] = "2"
     env["BREAKWATER_DEBUG_ROUTES"] = "1"
     env["BREAKWATER_FLOWER"] = "0"  # its task events cost every worker CPU; nothing here reads them
+    env["BREAKWATER_PROMETHEUS"] = "0"  # tests/test_prometheus.py starts a stack of its own with it
     # Many tests check read-your-writes and X-Cache through the origin: no Nginx microcache here
     # (tests/test_origin.py starts its own Nginx with it).
     env["BREAKWATER_ORIGIN_MICROCACHE"] = "0"

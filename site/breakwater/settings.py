@@ -220,6 +220,20 @@ SETTINGS: tuple[Setting, ...] = (
         "`breakwater` and FLOWER_PASSWORD.",
     ),
     Setting("FLOWER_PASSWORD", "", "Flower's password for the user `breakwater` (generated).", secret=True),
+    Setting(
+        "PROMETHEUS",
+        "1",
+        "Set 0 to run without Prometheus and its exporters (the shared test stacks do; a cluster runs none yet).",
+    ),
+    Setting(
+        "PROMETHEUS_PORT", "9490", "Prometheus's port, on 127.0.0.1 only (its data in STATE_DIR/prometheus-server)."
+    ),
+    Setting(
+        "PROMETHEUS_EXPORTER_PORT",
+        "9491",
+        "First port of the exporters, on 127.0.0.1, one each from here up: mysqld per node, both Redis, Varnish.",
+    ),
+    Setting("PROMETHEUS_RETENTION", "2d", "How long Prometheus keeps its samples (--storage.tsdb.retention.time)."),
     Setting("SMTP_PORT", "2525", "Port of the local SMTP sink (stores mail under STATE_DIR/mail)."),
     Setting(
         "SMTP_URL", "", "Where notifications are sent; empty = the local sink, `none` = send no mail.", scope="app"

@@ -84,7 +84,9 @@ class Stack:
         ports += [(k, s.int(k)) for k in ("ORIGIN_PORT", "EDGE_PORT")]
         ports += [(k, s.int(k)) for k in ("RABBITMQ_PORT", "RABBITMQ_DIST_PORT", "SMTP_PORT")]
         ports += [("FLOWER_PORT", s.int("FLOWER_PORT"))] if s.flag("FLOWER") else []
-        return ports
+        from breakwater.stack.monitoring import ports as monitoring_ports
+
+        return ports + monitoring_ports(self.layout)
 
     @property
     def _web(self) -> list[str]:
@@ -92,6 +94,7 @@ class Stack:
         Nginx, the edge."""
         rendered = {p.name for p in programs(self.layout)}  # Flower only when BREAKWATER_FLOWER is on
         late = [p for p in LATE_PROGRAMS if p in rendered]
+        late += sorted(p for p in rendered if p.startswith("exporter-")) + ["prometheus"] * ("prometheus" in rendered)
         return [a.name for a in self.layout.apps] + [w for w, _q, _h in self.layout.workers()] + late
 
     def _pid_files(self) -> dict[str, Path]:

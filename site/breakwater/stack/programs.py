@@ -17,6 +17,12 @@ REQUIRED = {
     "nginx": "nginx-light",
     "varnishd": "varnish",
     "rabbitmq-server": "rabbitmq-server",
+    # Prometheus and the distribution's exporters (BREAKWATER_PROMETHEUS; stack/monitoring.py)
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "prometheus-mysqld-exporter": "prometheus-mysqld-exporter",
+    "prometheus-redis-exporter": "prometheus-redis-exporter",
+    "prometheus-varnish-exporter": "prometheus-varnish-exporter",
 }
 #: files that are not programs on PATH -> Debian package that provides them (the edge's xkey vmod)
 REQUIRED_FILES = {

@@ -250,6 +250,9 @@ def programs(layout: Layout) -> list[Program]:
             address=edge.address if edge else "",
         )
     )
+    from breakwater.stack.monitoring import monitoring_programs
+
+    progs += monitoring_programs(layout, Program, _env_line)  # BREAKWATER_PROMETHEUS: after the edge
     folders = program_folders(layout)
     for prog in progs:
         prog.directory = prog.directory or str(folders.get(prog.name, layout.state / "run" / prog.name))
@@ -600,6 +603,9 @@ def render_all(layout: Layout) -> list[Program]:
     )  # fmt: skip
     _write(layout.rabbitmq / "enabled_plugins", "[].\n")
     _write(layout.rabbitmq / "rabbitmq-env.conf", "# the stack passes every setting in the environment\n")
+    from breakwater.stack.monitoring import render_monitoring
+
+    render_monitoring(layout, _write)
     progs = programs(layout)
     for prog in progs:
         Path(prog.directory).mkdir(parents=True, exist_ok=True)

@@ -196,7 +196,26 @@ def stack_status(as_json: bool) -> None:
             )
         if st.supervisor.pid is not None:
             _echo_queues(st.settings)
+            _echo_targets(st.layout)
     sys.exit(0 if all(r["healthy"] for r in rows) else 1)
+
+
+def _echo_targets(layout) -> None:
+    """Prometheus's scrape targets and their health (BREAKWATER_PROMETHEUS)."""
+    from breakwater.stack import monitoring
+
+    if not monitoring.enabled(layout):
+        return
+    try:
+        rows = monitoring.targets(layout)
+    except (OSError, ValueError, KeyError) as exc:
+        click.secho(f"prometheus targets: Prometheus unreachable ({exc})", fg="red")
+        return
+    click.echo(f"prometheus targets (http://127.0.0.1:{layout.settings.int('PROMETHEUS_PORT')}/targets):")
+    for r in rows:
+        mark = click.style(r["health"], fg="green" if r["health"] == "up" else "red")
+        error = f"  {r['error']}" if r["error"] else ""
+        click.echo(f"  {r['job']:<10} {r['instance']:<18} {mark}{error}")
 
 
 def _echo_queues(settings) -> None:

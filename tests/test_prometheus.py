@@ -1,0 +1,83 @@
+"""Prometheus in the stack (BREAKWATER_PROMETHEUS): a stack of its own with it on, every target up within a
+minute, and `breakwater stack status` showing the targets' health."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+import requests
+
+from breakwater.stack.lifecycle import Stack
+from breakwater.stack.ports import free_ports, port_in_use
+from stack_helpers import scratch_dir, stack_env
+
+
+def _free_run(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports (the exporters take one each from there)."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000)
+        if not any(port_in_use("127.0.0.1", p) for p in range(base, base + count)):
+            return base
+    raise RuntimeError("no run of free ports")
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory):
+    with scratch_dir(tmp_path_factory, "prometheus") as state:
+        env = stack_env(state)
+        env["BREAKWATER_PROMETHEUS"] = "1"
+        env["BREAKWATER_PROMETHEUS_PORT"] = str(free_ports(1)[0])
+        env["BREAKWATER_PROMETHEUS_EXPORTER_PORT"] = str(_free_run(10))
+        env["BREAKWATER_PAGES_BUILD_ON_START"] = "0"
+        st = Stack(env, echo=lambda _msg: None)
+        try:
+            st.up(install=True, echo_steps=False)
+            yield st
+        finally:
+            st.down(quiet=True, kill=True)
+
+
+def _targets(st: Stack) -> list[dict]:
+    url = f"http://127.0.0.1:{st.settings.int('PROMETHEUS_PORT')}/api/v1/targets"
+    return requests.get(url, timeout=5).json()["data"]["activeTargets"]
+
+
+def test_prometheus_scrapes_every_tier_and_every_target_is_up_within_a_minute(monitored):
+    deadline = time.monotonic() + 60
+    while True:
+        targets = _targets(monitored)
+        down = [
+            (t["labels"]["job"], t["labels"].get("instance"), t.get("lastError"))
+            for t in targets
+            if t["health"] != "up"
+        ]
+        if not down or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not down, f"targets not up after a minute: {down}"
+    jobs = {t["labels"]["job"] for t in targets}
+    assert {"app", "mariadb", "redis", "varnish", "prometheus"} <= jobs
+    instances = {t["labels"]["instance"] for t in targets if t["labels"]["job"] == "mariadb"}
+    assert instances == {n.name for n in monitored.layout.nodes}
+    # the exporters really reach their servers (an exporter answers /metrics even when its server is gone)
+    query = f"http://127.0.0.1:{monitored.settings.int('PROMETHEUS_PORT')}/api/v1/query"
+    for expr, count in (("mysql_up", len(monitored.layout.nodes)), ("redis_up", 2), ("varnish_up", 1)):
+        deadline = time.monotonic() + 30
+        while True:
+            result = requests.get(query, params={"query": f"{expr} == 1"}, timeout=5).json()["data"]["result"]
+            if len(result) == count or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert len(result) == count, (expr, result)
+
+
+def test_status_lists_prometheus_and_its_targets(monitored):
+    from breakwater.stack import monitoring
+
+    rows = monitored.status()
+    assert any(r["name"] == "prometheus" and r["healthy"] for r in rows), rows
+    targets = monitoring.targets(monitored.layout)
+    assert {t["job"] for t in targets} >= {"app", "mariadb", "redis", "varnish"}
+    assert all(t["health"] in ("up", "down", "unknown") for t in targets)
