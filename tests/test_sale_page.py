@@ -180,3 +180,13 @@ def test_static_homepage_is_rebuilt_at_a_sales_start_and_end(origin, settings, n
     wait_for(lambda: state() == "upcoming", timeout=7, interval=0.1, what="the upcoming sale on the homepage")
     wait_for(lambda: state() == "live", timeout=12, interval=0.1, what="the homepage rebuilt at the start")
     wait_for(lambda: state() is None, timeout=10, interval=0.1, what="the homepage rebuilt at the end")
+
+
+@pytest.mark.parametrize("skew_h", [2, -3], ids=["fast", "slow"])
+def test_countdown_follows_the_servers_clock_not_the_visitors(page, origin, new_sale, skew_h):
+    """A visitor whose clock is hours off still sees the true countdown: the page corrects it with server_time."""
+    sale = new_sale(stock=2, starts=20, ends=3600)
+    page.clock.install(time=datetime.now(UTC) + timedelta(hours=skew_h))  # runs on from there
+    page.goto(f"{origin}/flash/{sale['id']}")
+    expect(page.locator("[data-state-label]")).to_have_text("即将开始")
+    expect(page.locator("[data-countdown]")).to_have_text(re.compile(r"距开始 00:00:(1\d|20)"))
