@@ -133,6 +133,9 @@ def test_header_navigation_scrolls_instead_of_cutting_off(contexts, origin):
         nav = page.locator("nav.cats")
         overflow = nav.evaluate("n => getComputedStyle(n).overflowX")
         assert overflow in ("auto", "scroll"), overflow
+        width = page.evaluate("window.innerWidth")
+        if width <= 720:  # a row of its own, not squeezed between the brand and the account links
+            assert nav.evaluate("n => n.clientWidth") >= 0.85 * width
         last = nav.locator("a").last  # 地区, the far end: reachable by scrolling the navigation itself
         last.scroll_into_view_if_needed()
         box, width = last.bounding_box(), page.evaluate("window.innerWidth")
