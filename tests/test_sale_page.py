@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from flash_helpers import buy, make_buyers, read_as
+from flash_helpers import buy, client_for, make_buyers, read_as
 from routing_helpers import wait_for
 
 
@@ -145,6 +145,11 @@ def test_orders_page_is_personal_at_the_origin_and_the_edge(origin, edge, app, n
     accepted = buy(origin, cookie, sale["id"])
     assert accepted.status_code == 202
     order_id = accepted.json()["order_id"]
+    # At once, written or not: the gate's accepted orders in the sales the bw_fo cookie names are listed too.
+    with client_for(origin, cookie) as client:
+        cookies = {"bw_session": cookie, "bw_fo": accepted.cookies["bw_fo"]}
+        first = client.get(f"{origin}/orders", cookies=cookies, timeout=10)
+    assert first.status_code == 200 and f'data-order="{order_id}"' in first.text
     for base in (origin, edge):
         wait_for(lambda b=base: order_id in read_as(f"{b}/orders", cookie).text, timeout=15, what="the order listed")
         assert order_id not in read_as(f"{base}/orders", other).text

@@ -6,7 +6,8 @@ API calls made by ``flash.js``.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, make_response, redirect, render_template, url_for
+import redis
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -79,6 +80,31 @@ def my_orders():
         .limit(100)
     ).all()
     orders = [{**order.to_json(), "product": name} for order, name in rows]
+    orders[:0] = _accepted_not_written(user.id, {o["id"] for o in orders})
     response = make_response(render_template("flash/orders.html", orders=orders, user=user))
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+def _accepted_not_written(user_id: int, known: set[str]) -> list[dict]:
+    """Orders the gate accepted that the worker has not written yet (``pending``), in the sales the browser's
+    ``bw_fo`` cookie names (the app sets it on every accepted order): so an order shows the moment it is taken."""
+    from breakwater.flash.api import ORDERS_COOKIE
+
+    sale_ids = [int(i) for i in request.cookies.get(ORDERS_COOKIE, "").split(".") if i.isdigit()][:10]
+    found = []
+    for sale_id in sale_ids:
+        try:
+            accepted = services.gate().pending(sale_id)
+        except redis.RedisError:  # the gate is unreachable: the database's rows alone
+            return found
+        mine = [(oid, p) for oid, p in accepted.items() if p.get("user_id") == user_id and oid not in known]
+        if not mine:
+            continue
+        sale = db.session.get(FlashSale, sale_id)
+        for order_id, payload in mine:
+            found.append({
+                "id": order_id, "sale_id": sale_id, "quantity": payload.get("quantity", 1), "status": "pending",
+                "product": sale.product.name if sale else f"#{sale_id}", "created_at": None, "failure": None,
+            })  # fmt: skip
+    return found
