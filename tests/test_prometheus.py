@@ -28,7 +28,7 @@ def monitored(tmp_path_factory):
     with scratch_dir(tmp_path_factory, "prometheus") as state:
         env = stack_env(state)
         env["BREAKWATER_PROMETHEUS"] = "1"
-        env["BREAKWATER_PROMETHEUS_PORT"] = str(free_ports(1)[0])
+        env["BREAKWATER_PROMETHEUS_PORT"], env["BREAKWATER_RABBITMQ_PROMETHEUS_PORT"] = map(str, free_ports(2))
         env["BREAKWATER_PROMETHEUS_EXPORTER_PORT"] = str(_free_run(10))
         env["BREAKWATER_PAGES_BUILD_ON_START"] = "0"
         st = Stack(env, echo=lambda _msg: None)
@@ -58,19 +58,22 @@ def test_prometheus_scrapes_every_tier_and_every_target_is_up_within_a_minute(mo
         time.sleep(1)
     assert not down, f"targets not up after a minute: {down}"
     jobs = {t["labels"]["job"] for t in targets}
-    assert {"app", "mariadb", "redis", "varnish", "prometheus"} <= jobs
+    assert {"app", "mariadb", "redis", "varnish", "rabbitmq", "prometheus"} <= jobs
     instances = {t["labels"]["instance"] for t in targets if t["labels"]["job"] == "mariadb"}
     assert instances == {n.name for n in monitored.layout.nodes}
     # the exporters really reach their servers (an exporter answers /metrics even when its server is gone)
     query = f"http://127.0.0.1:{monitored.settings.int('PROMETHEUS_PORT')}/api/v1/query"
-    for expr, count in (("mysql_up", len(monitored.layout.nodes)), ("redis_up", 2), ("varnish_up", 1)):
+    queues = len({q for _w, q, _h in monitored.layout.workers()})
+    checks = [("mysql_up == 1", len(monitored.layout.nodes)), ("redis_up == 1", 2), ("varnish_up == 1", 1)]
+    checks += [('count by (queue) (rabbitmq_queue_messages_ready{queue!~"celery.*|.*pidbox.*"})', queues)]
+    for expr, count in checks:
         deadline = time.monotonic() + 30
         while True:
-            result = requests.get(query, params={"query": f"{expr} == 1"}, timeout=5).json()["data"]["result"]
-            if len(result) == count or time.monotonic() > deadline:
+            result = requests.get(query, params={"query": expr}, timeout=5).json()["data"]["result"]
+            if len(result) >= count or time.monotonic() > deadline:
                 break
             time.sleep(1)
-        assert len(result) == count, (expr, result)
+        assert len(result) >= count, (expr, result)
 
 
 def test_status_lists_prometheus_and_its_targets(monitored):

@@ -233,6 +233,11 @@ SETTINGS: tuple[Setting, ...] = (
         "9491",
         "First port of the exporters, on 127.0.0.1, one each from here up: mysqld per node, both Redis, Varnish.",
     ),
+    Setting(
+        "RABBITMQ_PROMETHEUS_PORT",
+        "15692",
+        "RabbitMQ's built-in Prometheus endpoint (rabbitmq_prometheus), on 127.0.0.1, when PROMETHEUS is on.",
+    ),
     Setting("PROMETHEUS_RETENTION", "2d", "How long Prometheus keeps its samples (--storage.tsdb.retention.time)."),
     Setting("SMTP_PORT", "2525", "Port of the local SMTP sink (stores mail under STATE_DIR/mail)."),
     Setting(

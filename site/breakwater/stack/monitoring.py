@@ -3,8 +3,9 @@
 Prometheus listens on loopback (PROMETHEUS_PORT) and keeps its data in ``<state>/prometheus-server``; the
 exporters listen on loopback from PROMETHEUS_EXPORTER_PORT up, one port each (:func:`exporters`). It scrapes
 every gunicorn's /metrics (loopback callers are operators: health/access.py), one mysqld exporter per MariaDB
-node (the monitor user), one redis exporter per Redis server and the varnish exporter on the edge's working
-directory. A cluster (BREAKWATER_CLUSTER) runs none of them yet.
+node (the monitor user), one redis exporter per Redis server, the varnish exporter on the edge's working
+directory and RabbitMQ's own rabbitmq_prometheus endpoint per queue (RABBITMQ_PROMETHEUS_PORT). A cluster
+(BREAKWATER_CLUSTER) runs none of them yet.
 """
 
 from __future__ import annotations
@@ -89,11 +90,14 @@ def scrape_config(layout: Layout) -> dict:
     }
     for e in exporters(layout):
         jobs.setdefault(e.job, []).append({"targets": [f"{LOOPBACK}:{e.port}"], "labels": {"instance": e.target}})
+    # RabbitMQ's own endpoint, per queue (rabbitmq_prometheus: messages ready and unacked, consumers)
+    rabbitmq = {"targets": [f"{LOOPBACK}:{s.int('RABBITMQ_PROMETHEUS_PORT')}"], "labels": {"instance": "rabbitmq"}}
     jobs["prometheus"] = [{"targets": [f"{LOOPBACK}:{s.int('PROMETHEUS_PORT')}"]}]
     return {
         "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
         "rule_files": [str(RULES)] if RULES.exists() else [],
-        "scrape_configs": [{"job_name": job, "static_configs": targets} for job, targets in jobs.items()],
+        "scrape_configs": [{"job_name": job, "static_configs": targets} for job, targets in jobs.items()]
+        + [{"job_name": "rabbitmq", "metrics_path": "/metrics/per-object", "static_configs": [rabbitmq]}],
     }
 
 
@@ -152,9 +156,11 @@ def ports(layout: Layout) -> list[tuple[str, int]]:
     """The ports the monitoring programs listen on, for the stack's preflight check."""
     if not enabled(layout):
         return []
-    return [("PROMETHEUS_PORT", layout.settings.int("PROMETHEUS_PORT"))] + [
-        ("PROMETHEUS_EXPORTER_PORT", e.port) for e in exporters(layout)
-    ]
+    s = layout.settings
+    return [
+        ("PROMETHEUS_PORT", s.int("PROMETHEUS_PORT")),
+        ("RABBITMQ_PROMETHEUS_PORT", s.int("RABBITMQ_PROMETHEUS_PORT")),
+    ] + [("PROMETHEUS_EXPORTER_PORT", e.port) for e in exporters(layout)]
 
 
 def targets(layout: Layout, timeout: float = 3.0) -> list[dict]:

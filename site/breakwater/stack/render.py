@@ -551,6 +551,8 @@ def render_nodes(layout: Layout) -> None:
 
 
 def render_all(layout: Layout) -> list[Program]:
+    from breakwater.stack.monitoring import enabled as monitoring_enabled
+
     s = layout.settings
     run = layout.run_as
     for d in layout.dirs():
@@ -599,9 +601,10 @@ def render_all(layout: Layout) -> list[Program]:
         _env.get_template("rabbitmq.conf.j2").render(
             host=s["HOST"], port=s.int("RABBITMQ_PORT"), password=s["RABBITMQ_PASSWORD"],
             consumer_timeout_ms=(s.int("TASK_TIME_LIMIT") + s.int("WORKER_SHUTDOWN_TIMEOUT") + 600) * 1000,
+            prometheus_port=s.int("RABBITMQ_PROMETHEUS_PORT") if monitoring_enabled(layout) else 0,
         ),
     )  # fmt: skip
-    _write(layout.rabbitmq / "enabled_plugins", "[].\n")
+    _write(layout.rabbitmq / "enabled_plugins", "[rabbitmq_prometheus].\n" if monitoring_enabled(layout) else "[].\n")
     _write(layout.rabbitmq / "rabbitmq-env.conf", "# the stack passes every setting in the environment\n")
     from breakwater.stack.monitoring import render_monitoring
 
