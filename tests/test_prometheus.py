@@ -58,13 +58,18 @@ def test_prometheus_scrapes_every_tier_and_every_target_is_up_within_a_minute(mo
         time.sleep(1)
     assert not down, f"targets not up after a minute: {down}"
     jobs = {t["labels"]["job"] for t in targets}
-    assert {"app", "mariadb", "redis", "varnish", "rabbitmq", "prometheus"} <= jobs
+    assert {"app", "mariadb", "redis", "nginx", "varnish", "rabbitmq", "prometheus"} <= jobs
     instances = {t["labels"]["instance"] for t in targets if t["labels"]["job"] == "mariadb"}
     assert instances == {n.name for n in monitored.layout.nodes}
     # the exporters really reach their servers (an exporter answers /metrics even when its server is gone)
     query = f"http://127.0.0.1:{monitored.settings.int('PROMETHEUS_PORT')}/api/v1/query"
     queues = len({q for _w, q, _h in monitored.layout.workers()})
-    checks = [("mysql_up == 1", len(monitored.layout.nodes)), ("redis_up == 1", 2), ("varnish_up == 1", 1)]
+    checks = [
+        ("mysql_up == 1", len(monitored.layout.nodes)),
+        ("redis_up == 1", 2),
+        ("varnish_up == 1", 1),
+        ("nginx_up == 1", 1),
+    ]
     checks += [('count by (queue) (rabbitmq_queue_messages_ready{queue!~"celery.*|.*pidbox.*"})', queues)]
     for expr, count in checks:
         deadline = time.monotonic() + 30

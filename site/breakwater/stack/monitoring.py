@@ -71,6 +71,14 @@ def exporters(layout: Layout) -> list[Exporter]:
         )  # fmt: skip
     out.append(
         Exporter(
+            "exporter-nginx", "nginx", "nginx", port + len(out),
+            [which("prometheus-nginx-exporter") or "prometheus-nginx-exporter",
+             f"-nginx.scrape-uri=http://{nginx_status_listen(layout)}/stub_status", f"-web.listen-address={listen()}"],
+            {},
+        )
+    )  # fmt: skip
+    out.append(
+        Exporter(
             "exporter-edge", "varnish", "edge", port + len(out),
             [which("prometheus-varnish-exporter") or "prometheus-varnish-exporter",
              "-n", str(layout.edge_workdir), f"-web.listen-address={listen()}"],
@@ -78,6 +86,14 @@ def exporters(layout: Layout) -> list[Exporter]:
         )
     )  # fmt: skip
     return out
+
+
+def nginx_status_listen(layout: Layout) -> str:
+    """Where the origin's stub_status listens (loopback, the port after the exporters'); empty when off."""
+    if not enabled(layout):
+        return ""
+    s = layout.settings
+    return f"{LOOPBACK}:{s.int('PROMETHEUS_EXPORTER_PORT') + len(layout.nodes) + 4}"
 
 
 def scrape_config(layout: Layout) -> dict:
@@ -160,6 +176,7 @@ def ports(layout: Layout) -> list[tuple[str, int]]:
     return [
         ("PROMETHEUS_PORT", s.int("PROMETHEUS_PORT")),
         ("RABBITMQ_PROMETHEUS_PORT", s.int("RABBITMQ_PROMETHEUS_PORT")),
+        ("PROMETHEUS_EXPORTER_PORT", int(nginx_status_listen(layout).rpartition(":")[2])),  # the origin's stub_status
     ] + [("PROMETHEUS_EXPORTER_PORT", e.port) for e in exporters(layout)]
 
 

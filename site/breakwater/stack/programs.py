@@ -23,6 +23,7 @@ REQUIRED = {
     "prometheus-mysqld-exporter": "prometheus-mysqld-exporter",
     "prometheus-redis-exporter": "prometheus-redis-exporter",
     "prometheus-varnish-exporter": "prometheus-varnish-exporter",
+    "prometheus-nginx-exporter": "prometheus-nginx-exporter",
 }
 #: files that are not programs on PATH -> Debian package that provides them (the edge's xkey vmod)
 REQUIRED_FILES = {

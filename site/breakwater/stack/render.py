@@ -510,6 +510,7 @@ def render_nginx(
     settings: Settings,
     os_user: str = "",
     mime_types: str | None = None,
+    status_listen: str = "",
 ) -> str:
     """The origin configuration; also used by docker-compose through `breakwater stack render-nginx`."""
     if not upstreams:
@@ -523,6 +524,7 @@ def render_nginx(
         buffered_log=access_log.startswith("/") and not access_log.startswith("/dev/"),
         os_user=os_user,
         mime_types=mime_types or nginx_mime_types(),
+        status_listen=status_listen,
         **origin_options(settings),
     )
 
@@ -552,6 +554,7 @@ def render_nodes(layout: Layout) -> None:
 
 def render_all(layout: Layout) -> list[Program]:
     from breakwater.stack.monitoring import enabled as monitoring_enabled
+    from breakwater.stack.monitoring import nginx_status_listen
 
     s = layout.settings
     run = layout.run_as
@@ -585,6 +588,7 @@ def render_all(layout: Layout) -> list[Program]:
             access_log=str(layout.logs / "nginx-access.log"),
             settings=s,
             os_user=f"{run.name} {run.group}" if run.switch else "",  # the workers'; the master binds as root
+            status_listen=nginx_status_listen(layout),
         ),
     )
     _write(

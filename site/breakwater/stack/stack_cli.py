@@ -115,8 +115,9 @@ def _safe_echo(message: str) -> None:
 @click.option("--static-dir", required=True, help="Folder of emitted pages.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @click.option("--mime-types", default="/etc/nginx/mime.types", show_default=True)
+@click.option("--status-listen", default="", help="Also serve stub_status here (for the nginx exporter).")
 def stack_render_nginx(
-    upstreams: tuple[str, ...], listen: str, static_dir: str, output: str | None, mime_types: str
+    upstreams: tuple[str, ...], listen: str, static_dir: str, output: str | None, mime_types: str, status_listen: str
 ) -> None:
     """Print the Nginx origin configuration for another host (used by docker-compose).
 
@@ -133,6 +134,7 @@ def stack_render_nginx(
         access_log="/dev/stdout",
         settings=Settings.load(),
         mime_types=mime_types,
+        status_listen=status_listen,
     )
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
