@@ -21,9 +21,9 @@ pytest_plugins = ["browser"]
 #: two workers (``--dist loadfile --no-loadscope-reorder``) in this order, longest first, so that both
 #: finish at about the same time; files not listed follow in collection order.
 FILE_SECONDS = {
-    "test_queues.py": 88, "test_flash.py": 68, "test_openapi.py": 34, "test_promotion.py": 33,
+    "test_queues.py": 88, "test_flash.py": 68, "test_prometheus.py": 47, "test_openapi.py": 34, "test_promotion.py": 33,
     "test_browser.py": 23, "test_pages.py": 22, "test_edge.py": 20, "test_failover.py": 19,
-    "test_bench_spike.py": 19, "test_stack_programs.py": 17, "test_flash_upstream.py": 17, "test_prometheus.py": 17,
+    "test_bench_spike.py": 19, "test_stack_programs.py": 17, "test_flash_upstream.py": 17,
     "test_loadtests.py": 14, "test_redis_hung.py": 13, "test_cli.py": 13, "test_breaker.py": 12,
     "test_worker_classes.py": 10, "test_cache.py": 10, "test_visitor_limits.py": 10,
     "test_flash_database.py": 9, "test_origin.py": 8, "test_bench_hygiene.py": 8,

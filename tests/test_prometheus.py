@@ -89,3 +89,31 @@ def test_status_lists_prometheus_and_its_targets(monitored):
     targets = monitoring.targets(monitored.layout)
     assert {t["job"] for t in targets} >= {"app", "mariadb", "redis", "varnish"}
     assert all(t["health"] in ("up", "down", "unknown") for t in targets)
+
+
+def _firing(st: Stack, alert: str) -> list[dict]:
+    url = f"http://127.0.0.1:{st.settings.int('PROMETHEUS_PORT')}/api/v1/alerts"
+    alerts = requests.get(url, timeout=5).json()["data"]["alerts"]
+    return [a for a in alerts if a["labels"]["alertname"] == alert and a["state"] == "firing"]
+
+
+def _wait(predicate, timeout: float) -> float:
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, f"not within {timeout:.0f} s"
+        time.sleep(1)
+    return time.monotonic() - started
+
+
+def test_a_killed_replica_fires_the_node_down_alert_within_a_minute_and_it_clears_once_back(monitored):
+    replica = monitored.layout.replicas[0].name
+    assert not _firing(monitored, "MariaDBNodeDown")
+    monitored.supervisor.take_down(replica)
+    try:
+        fired = _wait(
+            lambda: any(a["labels"]["instance"] == replica for a in _firing(monitored, "MariaDBNodeDown")), 60
+        )
+    finally:
+        monitored.supervisor.bring_back(replica)
+    assert fired < 60
+    _wait(lambda: not _firing(monitored, "MariaDBNodeDown"), 60)
