@@ -17,26 +17,28 @@ SALES_SHOWN = 8
 
 
 def current_sales(session: Session, now: datetime | None = None) -> tuple[list[dict], float | None]:
-    """Sales live or upcoming at ``now`` (live first, then by start), each with its state, and seconds until
-    the next start or end of any sale not ended (the homepage's next rebuild)."""
+    """Sales live or upcoming at ``now``, each with its state, what a visitor can buy now first (the newest
+    sale first), then what opens next, sold-out sales last; and seconds until the next start or end of any
+    sale not ended (the homepage's next rebuild)."""
     from breakwater.flash.models import FlashSale
 
     now = now or utcnow()
     rows = session.scalars(select(FlashSale).where(FlashSale.ends_at > now).order_by(FlashSale.starts_at)).all()
-    sales, edges = [], []
+    ranked, edges = [], []
     for sale in rows:
         for edge in (sale.starts_at, sale.ends_at):
             if edge > now:
                 edges.append((edge - now).total_seconds())
+        started = sale.starts_at.timestamp()
         if sale.starts_at > now:
-            state = "upcoming"
+            state, key = "upcoming", (1, started)
         elif sale.stock is not None and sale.stock.stock <= 0:
-            state = "sold_out"
+            state, key = "sold_out", (2, -started)
         else:
-            state = "live"
-        sales.append({**sale.to_json(), "state": state})
-    sales.sort(key=lambda s: (s["state"] == "upcoming", s["starts_at"]))
-    return sales[:SALES_SHOWN], (min(edges) if edges else None)
+            state, key = "live", (0, -started)
+        ranked.append((key, {**sale.to_json(), "state": state}))
+    ranked.sort(key=lambda pair: pair[0])
+    return [sale for _key, sale in ranked[:SALES_SHOWN]], (min(edges) if edges else None)
 
 
 def home_data(session: Session) -> dict:
