@@ -42,7 +42,6 @@ from benchlib import (
     BIN,
     QUICK,
     RESULTS_REL,
-    ROOT,
     SHARED_STACK,
     BenchFolder,
     RunResult,
@@ -52,6 +51,7 @@ from benchlib import (
     knob,
     publish_report,
     raw_dir,
+    run_wrk_once,
     scrape,
     start_private_stack,
 )
@@ -166,36 +166,17 @@ def run_wrk(config: str, url: str, seconds: int, connections: int, threads: int,
         script.write_text(WRK_LUA)
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "2s",
            "-s", str(script), "-H", "Accept-Encoding: gzip", url]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-    out = raw / f"{run_id}.txt"
-    out.write_text(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk ({config}) failed with {proc.returncode}: {proc.stderr[-500:]}")
-    s = json.loads(line.removeprefix("WRK_JSON "))
+    run = run_wrk_once(cmd, config, raw, run_id, seconds + 60)
+    s = run.summary
     errors = s["status"] + s["connect"] + s["read"] + s["write"]
-    failures = errors + s["timeout"]
-    return RunResult(
-        config=config,
-        round=round_no,
-        requests=s["requests"],
-        failures=failures,
-        other_failures=0,
-        rps=(s["requests"] - failures) / max(s["duration_us"] / 1e6, 1e-9),
-        p50=s["p50_us"] / 1000,
-        p95=s["p95_us"] / 1000,
-        p99=s["p99_us"] / 1000,
-        locust_cpu_warning=False,
-        exit_code=proc.returncode,
-        raw=str(out.relative_to(ROOT)),
-        checks={
-            "timeouts": s["timeout"],
-            "errors": errors,
-            "non_2xx": s["status"],
-            "max_ms": s["max_us"] / 1000,
-            "bytes_per_request": s["bytes"] / max(s["requests"], 1),
-        },
-    )
+    checks = {
+        "timeouts": s["timeout"],
+        "errors": errors,
+        "non_2xx": s["status"],
+        "max_ms": s["max_us"] / 1000,
+        "bytes_per_request": s["bytes"] / max(s["requests"], 1),
+    }
+    return run.result(config, round_no, errors + s["timeout"], checks)
 
 
 def cold_crowd(stack, folder: Path, raw: Path, rounds: int, seconds: int, connections: int, threads: int):

@@ -52,7 +52,7 @@ from pathlib import Path
 
 from benchlib import (
     BIN,
-    ROOT,
+    WRK_DONE_LUA,
     AppServer,
     RunResult,
     Summary,
@@ -62,6 +62,7 @@ from benchlib import (
     publish_report,
     raw_dir,
     run_locust,
+    run_wrk_once,
     scrape,
     start_private_stack,
     total,
@@ -120,17 +121,7 @@ MINIMAL_DIFFERS = (
     "the four add_header lines (Cache-Control, xkey, Surrogate-Key, X-Origin-Cache)."
 )
 
-#: wrk's own summary as one JSON line (percentiles in microseconds); only `done` is scripted, so
-#: wrk keeps its fast path (no per-request Lua).
-WRK_LUA = """\
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,'
-    .. '"write":%d,"status":%d,"timeout":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d}\\n',
-    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
-end
-"""
+WRK_LUA = WRK_DONE_LUA  # (its name here, which bench_spike imports)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -204,29 +195,10 @@ def run_wrk(
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "5s", "-s", str(script)]
     for name, value in headers.items():
         cmd += ["-H", f"{name}: {value}"]
-    proc = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 60)
-    out = raw / f"{run_id}.txt"
-    out.write_text(f"$ {' '.join(cmd)} {url}\n{proc.stdout}{proc.stderr}")
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk ({config}) failed with {proc.returncode}: {proc.stderr[-500:]}")
-    s = json.loads(line.removeprefix("WRK_JSON "))
+    run = run_wrk_once([*cmd, url], config, raw, run_id, seconds + 60)
+    s = run.summary
     failures = s["status"] + s["connect"] + s["read"] + s["write"] + s["timeout"]
-    return RunResult(
-        config=config,
-        round=round_no,
-        requests=s["requests"],
-        failures=failures,
-        other_failures=0,
-        rps=(s["requests"] - failures) / max(s["duration_us"] / 1e6, 1e-9),
-        p50=s["p50_us"] / 1000,
-        p95=s["p95_us"] / 1000,
-        p99=s["p99_us"] / 1000,
-        locust_cpu_warning=False,
-        exit_code=proc.returncode,
-        raw=str(out.relative_to(ROOT)),
-        checks={"bytes_per_request": s["bytes"] / max(s["requests"], 1)},
-    )
+    return run.result(config, round_no, failures, {"bytes_per_request": s["bytes"] / max(s["requests"], 1)})
 
 
 def varnish_counters(workdir: Path) -> dict[str, float]:

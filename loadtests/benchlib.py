@@ -321,6 +321,49 @@ class RunResult:
         return self.failures + self.other_failures
 
 
+#: wrk's own summary as one JSON line (percentiles in microseconds). Appended to a request script, or alone:
+#: with only ``done`` scripted wrk keeps its fast path (no per-request Lua).
+WRK_DONE_LUA = """\
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,'
+    .. '"write":%d,"status":%d,"timeout":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d}\\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+end
+"""
+
+
+@dataclass
+class WrkRun:
+    """One wrk run: its summary (``WRK_DONE_LUA``'s fields), where its output stays, its exit code."""
+
+    summary: dict[str, int]
+    raw: str
+    exit_code: int
+
+    def result(self, config: str, round_no: int, failures: int, checks: dict[str, float]) -> RunResult:
+        """A RunResult: ``failures`` (what counts as failed is the caller's) are not throughput."""
+        s = self.summary
+        return RunResult(
+            config=config, round=round_no, requests=s["requests"], failures=failures, other_failures=0,
+            rps=(s["requests"] - failures) / max(s["duration_us"] / 1e6, 1e-9),
+            p50=s["p50_us"] / 1000, p95=s["p95_us"] / 1000, p99=s["p99_us"] / 1000,
+            locust_cpu_warning=False, exit_code=self.exit_code, raw=self.raw, checks=checks,
+        )  # fmt: skip
+
+
+def run_wrk_once(cmd: list[str], config: str, raw: Path, run_id: str, timeout: float) -> WrkRun:
+    """Run ``cmd`` (wrk, its script ending in ``WRK_DONE_LUA``); its output stays in ``raw/<run_id>.txt``."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    out = raw / f"{run_id}.txt"
+    out.write_text(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk ({config}) failed with {proc.returncode}: {proc.stderr[-500:]}")
+    return WrkRun(json.loads(line.removeprefix("WRK_JSON ")), str(out.relative_to(ROOT)), proc.returncode)
+
+
 def _percentile(histogram: dict[str, int], fraction: float) -> float:
     points = sorted((float(k), v) for k, v in histogram.items())
     total = sum(v for _, v in points)

@@ -21,29 +21,19 @@ over the POST runs: not one attempt reached the app.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import requests
-from benchlib import ROOT, RunResult, Summary, compare, scrape, total
+from benchlib import WRK_DONE_LUA, RunResult, Summary, compare, run_wrk_once, scrape, total
 from flashlib import BODY, buy, make_sale
 
 HOME = "upstream: static homepage (origin, wrk)"
 SOLD_OUT = "upstream: sold_out POST (origin marker, wrk)"
 GOAL = 0.5
 
-#: wrk's own summary as one JSON line (percentiles in microseconds), as bench_static.py's
-DONE_LUA = """\
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,'
-    .. '"write":%d,"status":%d,"timeout":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d}\\n',
-    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
-end
-"""
+DONE_LUA = WRK_DONE_LUA
 
 
 def post_lua(cookie: str, key: str) -> str:
@@ -63,22 +53,12 @@ def run_wrk(config: str, url: str, script: Path, *, seconds: int, connections: i
     """One wrk run. ``rejections``: every answer is expected to be a 4xx (wrk's "status errors"), so those are
     the throughput and anything else is a failure; otherwise a status error is a failure."""
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "5s", "-s", str(script)]
-    proc = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 60)
-    out = raw / f"{run_id}.txt"
-    out.write_text(f"$ {' '.join(cmd)} {url}\n{proc.stdout}{proc.stderr}")
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk ({config}) failed with {proc.returncode}: {proc.stderr[-500:]}")
-    s = json.loads(line.removeprefix("WRK_JSON "))
+    run = run_wrk_once([*cmd, url], config, raw, run_id, seconds + 60)
+    s = run.summary
     socket_errors = s["connect"] + s["read"] + s["write"] + s["timeout"]
     failures = socket_errors + (s["requests"] - s["status"] if rejections else s["status"])
-    return RunResult(
-        config=config, round=round_no, requests=s["requests"], failures=failures, other_failures=0,
-        rps=(s["requests"] - failures) / max(s["duration_us"] / 1e6, 1e-9),
-        p50=s["p50_us"] / 1000, p95=s["p95_us"] / 1000, p99=s["p99_us"] / 1000,
-        locust_cpu_warning=False, exit_code=proc.returncode, raw=str(out.relative_to(ROOT)),
-        checks={"bytes_per_request": s["bytes"] / max(s["requests"], 1), "status_errors": s["status"]},
-    )  # fmt: skip
+    checks = {"bytes_per_request": s["bytes"] / max(s["requests"], 1), "status_errors": s["status"]}
+    return run.result(config, round_no, failures, checks)
 
 
 def _app_purchases(stack) -> float:
