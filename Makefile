@@ -103,7 +103,7 @@ bench-spike: deps ## The edge under a sudden crowd: cold edge vs bare Varnish at
 # Locust's web UI; LOCUST_ARGS adds options, e.g. LOCUST_ARGS="--host http://127.0.0.1:8081" for the edge
 LOCUST_ARGS ?=
 locust: deps ## Locust's web UI on http://127.0.0.1:8089: visitors, editors, flash buyers (starts the stack if needed)
-	@$(BIN)/python -c 'import sys; from breakwater.stack import Stack; sys.exit(Stack().supervisor.pid is None)' \
+	@$(BIN)/python -c 'import sys; from breakwater_tools.stack import Stack; sys.exit(Stack().supervisor.pid is None)' \
 		|| $(BIN)/breakwater stack up
 	cd loadtests && ../$(BIN)/locust -f locustfile.py --class-picker --web-host 127.0.0.1 --web-port 8089 \
 		--host "$$(../$(BIN)/python -c 'from breakwater.settings import Settings; print(Settings.load().origin_url)')" $(LOCUST_ARGS)

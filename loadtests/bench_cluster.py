@@ -45,7 +45,7 @@ from benchlib import (
     run_locust,
 )
 
-from breakwater.stack import Stack
+from breakwater_tools.stack import Stack
 
 NAME = "bench-cluster"
 HERE = Path(__file__).parent

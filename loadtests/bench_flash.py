@@ -287,7 +287,7 @@ def main() -> int:
     overrides = {**OVERRIDES, **({"BREAKWATER_PAGES_BUILD_ON_START": "0"} if quick else {})}
     stack, tmp = start_private_stack(overrides=overrides)
     os.environ.update({k: v for k, v in stack.settings.child_env().items() if k.startswith("BREAKWATER_")})
-    from breakwater import create_app
+    from breakwater.app import create_app
     from breakwater.extensions import db
 
     app = create_app(stack.settings)

@@ -56,9 +56,9 @@ from benchlib import (
     start_private_stack,
 )
 
-from breakwater.stack.ports import free_ports
-from breakwater.stack.programs import ensure_wrk, which
-from breakwater.stack.render import EDGE_SIZING
+from breakwater_tools.stack.ports import free_ports
+from breakwater_tools.stack.programs import ensure_wrk, which
+from breakwater_tools.stack.render import EDGE_SIZING
 
 NAME = "bench-spike"
 SCENARIO = Path(__file__).parent / "scenarios" / "spike_visitors.py"

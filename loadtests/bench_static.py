@@ -68,8 +68,8 @@ from benchlib import (
     total,
 )
 
-from breakwater.stack.ports import free_ports
-from breakwater.stack.programs import ensure_wrk, nginx_mime_types, which
+from breakwater_tools.stack.ports import free_ports
+from breakwater_tools.stack.programs import ensure_wrk, nginx_mime_types, which
 
 NAME = "bench-static"
 GET_PATH = Path(__file__).parent / "scenarios" / "get_path.py"

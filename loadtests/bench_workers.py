@@ -8,7 +8,7 @@ WEB_WORKERS processes (2):
 * gevent  - up to WEB_GEVENT_CONNECTIONS (100) greenlets per process, the socket module patched (coroutines).
 
 Driven by Locust (the same users for all three, interleaved A B C, C B A, ...) on three bench routes
-(site/breakwater/bench/workers.py):
+(site/breakwater_tools/bench/workers.py):
 
 * replica  - the homepage data read from a replica on every request (I/O-bound: MariaDB, plus Python);
 * upstream - one HTTP GET to a local slow server started here, which answers after 50 ms (I/O-bound: waiting);

@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from breakwater.settings import Settings
-from breakwater.stack import Stack
-from breakwater.stack.ports import free_ports
-from breakwater.stack.render import worker_class_args
-from breakwater.stack.supervisor import kill_processes, kill_processes_under, scan_processes
+from breakwater_tools.stack import Stack
+from breakwater_tools.stack.ports import free_ports
+from breakwater_tools.stack.render import worker_class_args
+from breakwater_tools.stack.supervisor import kill_processes, kill_processes_under, scan_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 #: every run's results (ignored by git); `make bench-publish` copies one full run into PUBLISHED

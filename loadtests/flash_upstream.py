@@ -89,7 +89,7 @@ def sold_out_upstream(app, stack, buyers, raw: Path, *, seconds: int, rounds: in
                       threads: int) -> tuple[list[Summary], object, list[dict], dict]:  # fmt: skip
     """Part 4 (see the module docstring): (summaries, the comparison, checks, figures for the report's meta)."""
     from breakwater.pages.builder import Builder
-    from breakwater.stack.programs import ensure_wrk
+    from breakwater_tools.stack.programs import ensure_wrk
 
     ensure_wrk()
     origin = stack.settings.origin_url

@@ -250,7 +250,7 @@ def _version(cmd: list[str], pattern: str = r"[\d]+\.[\d.]+[\w.+~-]*") -> str:
 def machine() -> dict[str, str]:
     from importlib.metadata import version
 
-    from breakwater.stack.programs import which
+    from breakwater_tools.stack.programs import which
 
     cpu = next(
         (

@@ -10,8 +10,8 @@ from contextlib import closing
 import pytest
 import requests
 
-from breakwater.stack import Stack
-from breakwater.stack.mariadb import admin
+from breakwater_tools.stack import Stack
+from breakwater_tools.stack.mariadb import admin
 from stack_helpers import scratch_dir, stack_env
 from visitors import visitor
 
@@ -57,7 +57,7 @@ def settings(stack):
 
 @pytest.fixture(scope="session")
 def app(settings):
-    from breakwater import create_app
+    from breakwater.app import create_app
     from breakwater.extensions import db
 
     flask_app = create_app(settings)

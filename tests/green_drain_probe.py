@@ -17,7 +17,7 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 from celery.worker.loops import _quick_drain  # noqa: E402
 
-from breakwater import create_app  # noqa: E402
+from breakwater.app import create_app  # noqa: E402
 from breakwater.queues.green import GuardEventDrain  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from breakwater.stack.ports import free_ports
+from breakwater_tools.stack.ports import free_ports
 
 PORT_KEYS = (
     "PRIMARY_PORT", "REDIS_PORT", "REDIS_CACHE_PORT", "APP_PORT", "ORIGIN_PORT", "EDGE_PORT",

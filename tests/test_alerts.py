@@ -1,4 +1,4 @@
-"""The alert rules (site/breakwater/stack/templates/alerts.yml): promtool checks them and runs their unit tests
+"""The alert rules (site/breakwater_tools/stack/templates/alerts.yml): promtool checks them and runs their unit tests
 (alerts_tests/<group>.yml, one per rule group, with input series); every app metric they name exists."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from breakwater.stack.monitoring import RULES
-from breakwater.stack.programs import which
+from breakwater_tools.stack.monitoring import RULES
+from breakwater_tools.stack.programs import which
 
 TESTS = RULES.parent / "alerts_tests"
 
@@ -68,8 +68,8 @@ def test_every_app_metric_the_rules_name_exists():
 
 def test_prometheus_loads_the_rules_in_the_rendered_configuration(tmp_path):
     from breakwater.settings import Settings
-    from breakwater.stack.layout import Layout
-    from breakwater.stack.monitoring import scrape_config
+    from breakwater_tools.stack.layout import Layout
+    from breakwater_tools.stack.monitoring import scrape_config
 
     config = scrape_config(Layout(Settings.load({"BREAKWATER_STATE_DIR": str(tmp_path)})))
     assert config["rule_files"] == [str(RULES)]

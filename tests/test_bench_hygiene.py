@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 
 from breakwater.settings import Settings
-from breakwater.stack import Stack
-from breakwater.stack.layout import Layout
-from breakwater.stack.ports import free_ports
-from breakwater.stack.render import Program, _env, render_all
-from breakwater.stack.supervisor import Supervisor, processes_under
+from breakwater_tools.stack import Stack
+from breakwater_tools.stack.layout import Layout
+from breakwater_tools.stack.ports import free_ports
+from breakwater_tools.stack.render import Program, _env, render_all
+from breakwater_tools.stack.supervisor import Supervisor, processes_under
 from stack_helpers import stack_env
 
 ROOT = Path(__file__).resolve().parents[1]

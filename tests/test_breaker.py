@@ -86,7 +86,7 @@ def test_two_timeouts_then_a_hit_then_two_more_stay_closed(slow_cache, admin_red
 
 
 def test_a_refused_connection_opens_at_once(settings):
-    from breakwater.stack.ports import free_ports
+    from breakwater_tools.stack.ports import free_ports
 
     port = free_ports(1)[0]  # nothing listens here
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from breakwater.stack import Stack, StackError
+from breakwater_tools.stack import Stack, StackError
 from conftest import stack_env
 
 BIN = Path(sys.executable).parent / "breakwater"

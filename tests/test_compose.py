@@ -8,8 +8,8 @@ import re
 import yaml
 
 from breakwater.settings import ROOT, SETTINGS, env_name
-from breakwater.stack.layout import Layout
-from breakwater.stack.render import EDGE_SIZING, programs
+from breakwater_tools.stack.layout import Layout
+from breakwater_tools.stack.render import EDGE_SIZING, programs
 
 
 def compose() -> dict:
@@ -110,7 +110,7 @@ def test_compose_edge_matches_the_local_edge(tmp_path):
     import sys
     from pathlib import Path
 
-    from breakwater.stack.programs import which
+    from breakwater_tools.stack.programs import which
 
     services = compose()["services"]
     edge = services["edge"]

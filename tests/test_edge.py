@@ -22,10 +22,10 @@ from prometheus_client import REGISTRY
 
 from breakwater.edge.purge import PurgeError, purge
 from breakwater.settings import Settings
-from breakwater.stack import users
-from breakwater.stack.layout import Layout
-from breakwater.stack.ports import free_ports
-from breakwater.stack.render import _write, programs, render_edge
+from breakwater_tools.stack import users
+from breakwater_tools.stack.layout import Layout
+from breakwater_tools.stack.ports import free_ports
+from breakwater_tools.stack.render import _write, programs, render_edge
 from operator_token import ops_headers
 
 

@@ -31,9 +31,9 @@ import yaml
 from requests.adapters import HTTPAdapter
 
 from breakwater.settings import ROOT, Settings
-from breakwater.stack.layout import Layout
-from breakwater.stack.ports import accepts, free_ports
-from breakwater.stack.render import programs, render_edge, render_nginx
+from breakwater_tools.stack.layout import Layout
+from breakwater_tools.stack.ports import accepts, free_ports
+from breakwater_tools.stack.render import programs, render_edge, render_nginx
 
 #: what anonymous callers may see of /healthz
 STATUS_ONLY = {"status"}
@@ -253,8 +253,8 @@ def _exposed_without_auth(command: str, environment: str | dict) -> str | None:
 
 
 def test_flower_is_on_loopback_or_asks_for_a_password_in_every_layout(tmp_path):
-    from breakwater.stack import Stack
-    from breakwater.stack.cluster_cli import cluster_env
+    from breakwater_tools.stack import Stack
+    from breakwater_tools.stack.cluster import cluster_env
 
     base = {"BREAKWATER_STATE_DIR": str(tmp_path / "state"), "BREAKWATER_FLOWER": "1"}
     # One machine, the default HOST.
@@ -283,8 +283,8 @@ def test_flower_is_on_loopback_or_asks_for_a_password_in_every_layout(tmp_path):
 # ---------------------------------------------------------------------------------------------------- purge ACL
 def test_the_clusters_purge_acl_names_only_the_hosts_that_purge(tmp_path):
     from breakwater.queues.routing import ROUTES
-    from breakwater.stack import Stack
-    from breakwater.stack.cluster_cli import cluster_env
+    from breakwater_tools.stack import Stack
+    from breakwater_tools.stack.cluster import cluster_env
 
     assert ROUTES["breakwater.pages.purge"] == "purge"  # only the purge workers send PURGE
     st = Stack(cluster_env(4, {"BREAKWATER_STATE_DIR": str(tmp_path / "state")}), echo=lambda _m: None)

@@ -491,7 +491,7 @@ def test_a_confirmed_order_mails_the_buyer_once(app, origin, stack, unique_name)
     """The confirmation's outbox row commits with the order; the notify worker sends it to the SMTP sink."""
     from breakwater.accounts.services import create_user
     from breakwater.extensions import db
-    from breakwater.mail.sink import read_messages
+    from breakwater_tools.mail_sink import read_messages
 
     with app.app_context(), db.primary():
         user = create_user(db.session, unique_name, "long enough", email=f"{unique_name}@example.org")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from breakwater.stack.ports import free_ports
+from breakwater_tools.stack.ports import free_ports
 from routing_helpers import wait_for
 from test_flash import ADDRESS, _stack_env, buy, buyers, gate_stock, make_sale, orders_of  # noqa: F401
 

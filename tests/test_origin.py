@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from breakwater.stack.layout import Layout
-from breakwater.stack.ports import accepts, free_ports
-from breakwater.stack.render import app_upstreams, origin_options, programs, render_nginx
+from breakwater_tools.stack.layout import Layout
+from breakwater_tools.stack.ports import accepts, free_ports
+from breakwater_tools.stack.render import app_upstreams, origin_options, programs, render_nginx
 
 IDENTITY = {"Accept-Encoding": "identity"}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import socket
 
-from breakwater.stack import ports
+from breakwater_tools.stack import ports
 
 
 def test_ports_come_from_below_the_ephemeral_range():

@@ -9,8 +9,8 @@ import time
 import pytest
 import requests
 
-from breakwater.stack.lifecycle import Stack
-from breakwater.stack.ports import free_ports, port_in_use
+from breakwater_tools.stack.lifecycle import Stack
+from breakwater_tools.stack.ports import free_ports, port_in_use
 from stack_helpers import scratch_dir, stack_env
 
 
@@ -82,7 +82,7 @@ def test_prometheus_scrapes_every_tier_and_every_target_is_up_within_a_minute(mo
 
 
 def test_status_lists_prometheus_and_its_targets(monitored):
-    from breakwater.stack import monitoring
+    from breakwater_tools.stack import monitoring
 
     rows = monitored.status()
     assert any(r["name"] == "prometheus" and r["healthy"] for r in rows), rows

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from breakwater.stack.mariadb import admin
+from breakwater_tools.stack.mariadb import admin
 from fault_recorder import FaultRecorder
 from routing_helpers import wait_for
 from visitors import visitor

@@ -246,7 +246,7 @@ def test_the_relay_sends_what_a_process_killed_after_its_commit_did_not(stack, r
         import os
         from sqlalchemy import event
         from sqlalchemy.orm import Session
-        from breakwater import create_app
+        from breakwater.app import create_app
         from breakwater.extensions import db
         from breakwater.queues import outbox
 
@@ -310,7 +310,7 @@ def test_stopping_a_worker_requeues_the_task_it_could_not_finish(app, stack, red
 
 def test_an_order_confirmation_is_mailed_once(app, stack, db, unique_name):
     from breakwater.accounts.services import create_user
-    from breakwater.mail.sink import read_messages
+    from breakwater_tools.mail_sink import read_messages
 
     with app.app_context(), db.primary():
         user = create_user(db.session, unique_name, "long enough", email=f"{unique_name}@example.org")

@@ -22,7 +22,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from breakwater.stack.ports import free_ports
+from breakwater_tools.stack.ports import free_ports
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 ADDRESS = {"region_code": "110101", "detail": "东长安街 1 号", "name": "张三", "phone": "13800138000"}

@@ -7,9 +7,9 @@ import pytest
 
 from breakwater.redis_clients import celery_backend, parse
 from breakwater.settings import Settings
-from breakwater.stack import Stack
-from breakwater.stack.layout import Layout
-from breakwater.stack.render import programs, render_all
+from breakwater_tools.stack import Stack
+from breakwater_tools.stack.layout import Layout
+from breakwater_tools.stack.render import programs, render_all
 from conftest import stack_env
 
 

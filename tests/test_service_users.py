@@ -161,10 +161,10 @@ def test_a_render_for_a_normal_user_switches_no_user_and_one_for_root_switches_e
     supervisord, Nginx's workers and Varnish's child by themselves; in a cluster through ``setpriv`` after
     ``ip netns exec`` (which needs root)."""
     from breakwater.settings import Settings
-    from breakwater.stack.layout import Layout
-    from breakwater.stack.ports import free_ports
-    from breakwater.stack.render import programs, render_all
-    from breakwater.stack.users import RunAs
+    from breakwater_tools.stack.layout import Layout
+    from breakwater_tools.stack.ports import free_ports
+    from breakwater_tools.stack.render import programs, render_all
+    from breakwater_tools.stack.users import RunAs
 
     ports = free_ports(2)
     env = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from breakwater.stack import Stack, StackError, programs
+from breakwater_tools.stack import Stack, StackError, programs
 from conftest import stack_env
 
 
@@ -23,7 +23,7 @@ def test_missing_program_names_the_install_command(tmp_path, monkeypatch):
 
 
 def test_a_service_crashing_at_start_is_named_and_nothing_is_left_running(tmp_path, monkeypatch):
-    from breakwater.stack import render
+    from breakwater_tools.stack import render
 
     real_programs = render.programs
 

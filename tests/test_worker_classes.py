@@ -23,9 +23,9 @@ import pytest
 import requests
 
 from breakwater.settings import Settings
-from breakwater.stack.errors import StackError
-from breakwater.stack.ports import free_ports
-from breakwater.stack.render import worker_class_args
+from breakwater_tools.stack.errors import StackError
+from breakwater_tools.stack.ports import free_ports
+from breakwater_tools.stack.render import worker_class_args
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 CLASSES = ["sync", "gthread", "gevent"]

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Runs once in the primary container (docker-entrypoint-initdb.d): the same least-privilege
-# users the local stack creates in breakwater/stack/mariadb.py.
+# users the local stack creates in breakwater_tools/stack/mariadb.py.
 set -euo pipefail
 mariadb -uroot -p"$MARIADB_ROOT_PASSWORD" <<SQL
 CREATE DATABASE IF NOT EXISTS \`${BREAKWATER_DB_NAME}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;

@@ -1,6 +1,6 @@
 """Celery entry point: ``celery -A breakwater.worker worker``."""
 
-from breakwater import create_app
+from breakwater.app import create_app
 
 flask_app = create_app()
 celery = flask_app.extensions["celery"]

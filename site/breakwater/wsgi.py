@@ -1,5 +1,5 @@
 """gunicorn entry point: ``gunicorn breakwater.wsgi:app``."""
 
-from breakwater import create_app
+from breakwater.app import create_app
 
 app = create_app()

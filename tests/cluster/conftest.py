@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from breakwater.stack import Stack
-from breakwater.stack.cluster_cli import cluster_env
-from breakwater.stack.ports import free_ports
+from breakwater_tools.stack import Stack
+from breakwater_tools.stack.cluster import cluster_env
+from breakwater_tools.stack.ports import free_ports
 from stack_helpers import scratch_dir, stack_env
 
 HOSTS = 4
