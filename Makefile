@@ -12,7 +12,7 @@ SWAGGER_UI ?= 5
 SWAGGER_DIR := site/breakwater/static/vendor/swagger-ui
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench bench-publish bench-db bench-cache bench-static bench-queue bench-flash bench-workers bench-spike locust cluster cluster-down test-cluster bench-cluster
+.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench bench-publish bench-db bench-cache bench-static bench-queue bench-flash bench-workers bench-spike locust cluster cluster-down test-cluster test-monitoring bench-cluster
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,6 +54,10 @@ test: install ## Run the test suite against a private stack on free ports (real 
 test-cluster: install ## The multi-host suite: the stack over 4 network-namespace hosts, hosts crashed under load (root)
 	$(BIN)/breakwater stack check
 	BREAKWATER_TEST_CLUSTER=1 $(BIN)/python -m pytest tests/cluster $(CLUSTER_PYTEST_ARGS)
+
+test-monitoring: install ## The monitoring suite: Prometheus scraping every tier, alerts firing on real faults, the /ops dashboard
+	$(BIN)/breakwater stack check --browser
+	BREAKWATER_TEST_MONITORING=1 $(BIN)/python -m pytest tests/monitoring $(MONITORING_PYTEST_ARGS)
 
 cluster: deps ## The whole stack over HOSTS=4 hosts made of network namespaces (root; state in .stack/cluster)
 	$(BIN)/breakwater cluster up --hosts $(or $(HOSTS),4)

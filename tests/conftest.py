@@ -21,7 +21,7 @@ pytest_plugins = ["browser"]
 #: two workers (``--dist loadfile --no-loadscope-reorder``) in this order, longest first, so that both
 #: finish at about the same time; files not listed follow in collection order.
 FILE_SECONDS = {
-    "test_queues.py": 88, "test_flash.py": 68, "test_prometheus.py": 47, "test_openapi.py": 34, "test_promotion.py": 33,
+    "test_queues.py": 88, "test_flash.py": 68, "test_openapi.py": 34, "test_promotion.py": 33,
     "test_browser.py": 23, "test_pages.py": 22, "test_edge.py": 20, "test_failover.py": 19,
     "test_bench_spike.py": 19, "test_stack_programs.py": 17, "test_flash_upstream.py": 17,
     "test_loadtests.py": 14, "test_redis_hung.py": 13, "test_cli.py": 13, "test_breaker.py": 12,
@@ -35,8 +35,13 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: -FILE_SECONDS.get(item.path.name, 0))  # stable: a file's own order is kept
 
 
-#: tests/cluster/ needs root and network namespaces and takes minutes: `make test-cluster` runs it
-collect_ignore = [] if os.environ.get("BREAKWATER_TEST_CLUSTER") == "1" else ["cluster"]
+#: tests/cluster/ needs root and network namespaces and takes minutes: `make test-cluster` runs it;
+#: tests/monitoring/ waits for Prometheus to see faults and alerts fire: `make test-monitoring` runs it
+collect_ignore = [
+    suite
+    for suite, flag in (("cluster", "BREAKWATER_TEST_CLUSTER"), ("monitoring", "BREAKWATER_TEST_MONITORING"))
+    if os.environ.get(flag) != "1"
+]
 
 
 @pytest.fixture(scope="session")

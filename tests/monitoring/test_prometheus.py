@@ -1,42 +1,13 @@
-"""Prometheus in the stack (BREAKWATER_PROMETHEUS): a stack of its own with it on, every target up within a
-minute, and `breakwater stack status` showing the targets' health."""
+"""Prometheus in the stack (BREAKWATER_PROMETHEUS): every target up within a minute, and `breakwater stack
+status` showing the targets' health."""
 
 from __future__ import annotations
 
-import random
 import time
 
-import pytest
 import requests
 
 from breakwater_tools.stack.lifecycle import Stack
-from breakwater_tools.stack.ports import free_ports, port_in_use
-from stack_helpers import scratch_dir, stack_env
-
-
-def _free_run(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports (the exporters take one each from there)."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000)
-        if not any(port_in_use("127.0.0.1", p) for p in range(base, base + count)):
-            return base
-    raise RuntimeError("no run of free ports")
-
-
-@pytest.fixture(scope="module")
-def monitored(tmp_path_factory):
-    with scratch_dir(tmp_path_factory, "prometheus") as state:
-        env = stack_env(state)
-        env["BREAKWATER_PROMETHEUS"] = "1"
-        env["BREAKWATER_PROMETHEUS_PORT"], env["BREAKWATER_RABBITMQ_PROMETHEUS_PORT"] = map(str, free_ports(2))
-        env["BREAKWATER_PROMETHEUS_EXPORTER_PORT"] = str(_free_run(10))
-        env["BREAKWATER_PAGES_BUILD_ON_START"] = "0"
-        st = Stack(env, echo=lambda _msg: None)
-        try:
-            st.up(install=True, echo_steps=False)
-            yield st
-        finally:
-            st.down(quiet=True, kill=True)
 
 
 def _targets(st: Stack) -> list[dict]:
