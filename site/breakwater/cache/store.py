@@ -153,6 +153,7 @@ class Cache:
                 payload = self.local.get(key, deps)
                 if payload is not None:
                     cache_metrics.EVENTS.labels(name, "hit").inc()
+                    cache_metrics.LOCAL_HITS.labels(name).inc()
                     return Result(payload, "hit")
             else:
                 cache_metrics.LOCAL_SKIPS.inc()

@@ -36,6 +36,7 @@ from breakwater.flash import services
 from breakwater.flash.gate import EVENTS, body_hash
 from breakwater.flash.models import FlashOrder, FlashSale, SaleStock
 from breakwater.flash.tasks import enqueue_write
+from breakwater.observability import flash_metrics
 from breakwater.ratelimit import limiter
 
 log = logging.getLogger(__name__)
@@ -278,6 +279,7 @@ def _place_through_gate(sale_id: int, uid: int, key: str, body: dict):
     except Exception:
         gate.release(sale_id, uid, key)
         raise
+    flash_metrics.GATE_DECISIONS.labels(decision.outcome).inc()
     if decision.buyer_at_limit:
         current_app.extensions["breakwater.flash.soldout"].mark_limit(sale_id, uid)
     if decision.outcome == "accepted":

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from breakwater.flash.gate import Gate
 from breakwater.flash.models import FlashOrder, FlashSale, OrderStatus, SaleStock
+from breakwater.observability import flash_metrics
 
 log = logging.getLogger(__name__)
 MAX_VERSION_RETRIES = 50
@@ -82,6 +83,7 @@ def write_order(session: Session, gate: Gate, payload: dict, notify=None) -> tup
             failure = "the buyer already has this order slot" if "slot" in str(exc.orig) else "duplicate order"
             break
         _settle(gate, payload, OrderStatus.CONFIRMED)
+        flash_metrics.ORDERS_WRITTEN.labels(OrderStatus.CONFIRMED.value).inc()
         return OrderStatus.CONFIRMED.value, True
     else:
         raise VersionConflict(f"stock row of sale {sale_id} kept changing")
@@ -96,6 +98,7 @@ def _fail(session: Session, gate: Gate, payload: dict, failure: str) -> tuple[st
     except IntegrityError:
         session.rollback()  # the idempotency key is taken by the buyer's other order: nothing to record
     _settle(gate, payload, OrderStatus.FAILED)
+    flash_metrics.ORDERS_WRITTEN.labels(OrderStatus.FAILED.value).inc()
     log.warning("flash order %s failed: %s", payload["order_id"], failure)
     return OrderStatus.FAILED.value, True
 

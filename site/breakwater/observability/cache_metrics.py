@@ -15,3 +15,8 @@ LOCAL_SKIPS = Counter(
     "breakwater_cache_local_skips_total",
     "Lookups that skipped the per-process tier because the request carries a publish it has not processed yet",
 )
+LOCAL_HITS = Counter(
+    "breakwater_cache_local_hits_total",
+    "Lookups the per-process tier answered (also counted as hit in breakwater_cache_events_total)",
+    ["name"],
+)

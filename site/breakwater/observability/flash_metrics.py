@@ -1,0 +1,18 @@
+"""Prometheus metrics of the flash sale: what the Redis gate accepts against what the orders queue writes.
+
+During a sale the two rates should meet; a gap that stays open is the orders queue falling behind (the
+dashboard's flash panel, /ops/)."""
+
+from prometheus_client import Counter
+
+GATE_DECISIONS = Counter(
+    "breakwater_flash_gate_decisions_total",
+    "Purchase attempts the Redis gate decided, by outcome (accepted, sold_out, limit_reached, not_started, ended, "
+    "idem, no_sale)",
+    ["outcome"],
+)
+ORDERS_WRITTEN = Counter(
+    "breakwater_flash_orders_written_total",
+    "Accepted purchases the orders queue wrote to the database, by status (confirmed, failed)",
+    ["status"],
+)
