@@ -57,7 +57,8 @@ def test_every_app_metric_the_rules_name_exists():
 
     import breakwater.observability.cache_metrics
     import breakwater.observability.db_metrics
-    import breakwater.observability.metrics  # noqa: F401
+    import breakwater.observability.metrics
+    import breakwater.observability.task_metrics  # noqa: F401
 
     known = {s.name for m in REGISTRY.collect() for s in m.samples} | {m.name for m in REGISTRY.collect()}
     used = set(re.findall(r"\b(breakwater_[a-z_]+)", RULES.read_text()))
@@ -80,3 +81,43 @@ def test_prometheus_loads_the_rules_in_the_rendered_configuration(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     compose = Path(RULES.parent / "prometheus-compose.yml")
     assert yaml.safe_load(compose.read_text())["rule_files"] == ["/etc/prometheus/alerts.yml"]
+
+
+def test_the_task_signals_count_outcomes_and_runtimes_and_the_reconcile_findings_become_gauges():
+    """The worker side (observability/task_metrics.py) on an eager Celery app: the same signals a worker sends."""
+    import uuid
+
+    from celery import Celery
+    from prometheus_client import REGISTRY
+
+    from breakwater.observability import task_metrics
+
+    task_metrics.connect()
+    app = Celery(f"t{uuid.uuid4().hex[:6]}")
+    app.conf.task_always_eager = True
+    name = f"breakwater.test.t{uuid.uuid4().hex[:6]}"
+
+    @app.task(name=name)
+    def ok() -> int:
+        return 1
+
+    @app.task(name=name + "_bad")
+    def bad() -> None:
+        raise ValueError("for good")
+
+    @app.task(name=task_metrics.RECONCILE_TASK)
+    def reconcile() -> dict:
+        return {42: {"stock_repaired": {"was": 10, "now": 7}, "users_repaired": 2, "settled": 0, "requeued": 0}}
+
+    def value(metric: str, **labels) -> float | None:
+        return REGISTRY.get_sample_value(metric, labels)
+
+    ok.delay(), ok.delay(), bad.delay(), reconcile.delay()
+    assert value("breakwater_tasks_total", task=name, queue="default", outcome="succeeded") == 2
+    assert value("breakwater_tasks_total", task=name + "_bad", queue="default", outcome="failed") == 1
+    assert value("breakwater_task_runtime_seconds_count", task=name, queue="default") == 2
+    assert value("breakwater_flash_gate_drift", sale="42", kind="stock") == 3
+    assert value("breakwater_flash_gate_drift", sale="42", kind="buyers") == 2
+    assert value("breakwater_flash_reconcile_timestamp_seconds", sale="42") > 0
+    task_metrics.record_outbox(3, 12.5)
+    assert value("breakwater_outbox_backlog_rows") == 3 and value("breakwater_outbox_oldest_seconds") == 12.5

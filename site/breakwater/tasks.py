@@ -145,6 +145,9 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     from breakwater.queues.green import GuardEventDrain
 
     celery.steps["consumer"].add(GuardEventDrain)  # gevent workers: see breakwater/queues/green.py
+    from breakwater.observability import task_metrics
+
+    task_metrics.connect()  # task outcomes and runtimes, into the multiprocess directory /metrics reads
     celery.set_default()
     app.extensions["celery"] = celery
     return celery

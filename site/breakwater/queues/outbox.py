@@ -81,7 +81,30 @@ def _forget(session: Session) -> None:
 
 @shared_task(name="breakwater.outbox.relay", ignore_result=True)
 def relay(limit: int = 500) -> int:
-    """Send what was committed but not sent; returns how many rows went out."""
+    """Send what was committed but not sent; returns how many rows went out. Then measures what is left (the
+    backlog gauges: a relay that cannot send, or does not run, shows there)."""
+    try:
+        return _relay(limit)
+    finally:
+        _measure_backlog()
+
+
+def _measure_backlog() -> None:
+    from breakwater.extensions import db
+    from breakwater.observability.task_metrics import record_outbox
+
+    try:
+        with db.primary_engine.connect() as conn:
+            rows, oldest_us = conn.execute(
+                text("SELECT COUNT(*), TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(6)) FROM outbox")
+            ).one()
+    except Exception as exc:  # the primary away: the gauges keep their last values and their time
+        log.warning("outbox: could not measure the backlog: %s", exc)
+        return
+    record_outbox(int(rows), None if oldest_us is None else oldest_us / 1e6)
+
+
+def _relay(limit: int) -> int:
     from breakwater.extensions import db
 
     grace = current_app.extensions["breakwater.settings"].float("OUTBOX_GRACE")
