@@ -10,9 +10,11 @@ PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
 FUZZ_EXAMPLES ?= 100
 SWAGGER_UI ?= 5
 SWAGGER_DIR := site/breakwater/static/vendor/swagger-ui
+UPLOT ?= 1.6.32
+UPLOT_DIR := site/breakwater/static/vendor/uplot
 
 .DEFAULT_GOAL := help
-.PHONY: help install deps run up down status reset test fuzz docs-assets lint format clean config-docs bench bench-publish bench-db bench-cache bench-static bench-queue bench-flash bench-workers bench-spike locust cluster cluster-down test-cluster test-monitoring bench-cluster
+.PHONY: help install deps run up down status reset test fuzz docs-assets dashboard-assets lint format clean config-docs bench bench-publish bench-db bench-cache bench-static bench-queue bench-flash bench-workers bench-spike locust cluster cluster-down test-cluster test-monitoring bench-cluster
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -77,6 +79,14 @@ docs-assets: ## Refresh the vendored Swagger UI of /api/docs from npm (SWAGGER_U
 	cp .docs-assets/package/LICENSE $(SWAGGER_DIR)/LICENSE.txt && cp .docs-assets/package/NOTICE $(SWAGGER_DIR)/NOTICE.txt
 	@echo "swagger-ui-dist $$(node -p "require('./.docs-assets/package/package.json').version") -> $(SWAGGER_DIR); update the version in its README.txt"
 	rm -rf .docs-assets
+
+dashboard-assets: ## Refresh the vendored uPlot of the /ops/ dashboard from npm (UPLOT=1.6.32 picks the version)
+	rm -rf .dashboard-assets && mkdir .dashboard-assets && mkdir -p $(UPLOT_DIR)
+	cd .dashboard-assets && npm pack --silent uplot@$(UPLOT) >/dev/null && tar xzf uplot-*.tgz
+	cp .dashboard-assets/package/dist/uPlot.iife.min.js .dashboard-assets/package/dist/uPlot.min.css $(UPLOT_DIR)/
+	cp .dashboard-assets/package/LICENSE $(UPLOT_DIR)/LICENSE.txt
+	@echo "uplot $$(node -p "require('./.dashboard-assets/package/package.json').version") -> $(UPLOT_DIR); update the version in its README.txt"
+	rm -rf .dashboard-assets
 
 bench: deps ## Every benchmark on one private stack, one report in loadtests/results/<time>/, ignored by git (QUICK=1: short runs, in results/quick/)
 	cd loadtests && BENCH_QUICK=$(QUICK) ../$(BIN)/python bench_all.py

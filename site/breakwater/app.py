@@ -146,6 +146,9 @@ def _register_blueprints(app: Flask, csrf) -> None:
     # Session-authenticated editor writes check the CSRF token themselves; bearer tokens need none.
     csrf.exempt(editor_api.bp)
     app.register_blueprint(editor_api.bp)
+    from breakwater.dashboard import views as dashboard_views  # /ops/: operators and editors
+
+    app.register_blueprint(dashboard_views.bp)
 
 
 def _security_headers(app: Flask) -> None:

@@ -239,6 +239,12 @@ SETTINGS: tuple[Setting, ...] = (
         "RabbitMQ's built-in Prometheus endpoint (rabbitmq_prometheus), on 127.0.0.1, when PROMETHEUS is on.",
     ),
     Setting("PROMETHEUS_RETENTION", "2d", "How long Prometheus keeps its samples (--storage.tsdb.retention.time)."),
+    Setting(
+        "OPS_PROMETHEUS_URL",
+        "",
+        "Prometheus the /ops/ dashboard reads (its HTTP API); empty = the stack's, http://127.0.0.1:PROMETHEUS_PORT.",
+        scope="app",
+    ),
     Setting("SMTP_PORT", "2525", "Port of the local SMTP sink (stores mail under STATE_DIR/mail)."),
     Setting(
         "SMTP_URL", "", "Where notifications are sent; empty = the local sink, `none` = send no mail.", scope="app"
