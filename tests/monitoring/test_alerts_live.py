@@ -1,0 +1,182 @@
+"""The alert rules against real faults (issue 23, point 2): one test per family of fault the suite injects, each
+showing the alert firing within a minute of the fault and clearing once the stack recovers. A replica killed
+is tests/monitoring/test_prometheus.py's; here:
+
+* the cache Redis hung (SIGSTOP): RedisDown for redis-cache, and CacheBreakerOpen while pages are asked for;
+* the orders worker killed with a backlog: QueueWithoutConsumers and QueueBacklog on the orders queue;
+* the origin hung behind the edge (Nginx SIGSTOPped): EdgeOriginSick.
+
+The stack is the whole monitoring session's: each test puts back what it broke (in a ``finally``) and waits for
+the alerts to clear and the stack to be healthy before the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from breakwater_tools.stack.lifecycle import Stack
+from flash_helpers import buy, cli_env, make_buyers, make_sale, wait_written
+from visitors import visitor
+
+FIRE_WITHIN = 60  # seconds from the fault to the alert firing (issue 23)
+CLEAR_WITHIN = 60
+
+
+def firing(prometheus: str, alert: str, **labels: str) -> list[dict]:
+    alerts = requests.get(f"{prometheus}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    return [
+        a
+        for a in alerts
+        if a["labels"]["alertname"] == alert
+        and a["state"] == "firing"
+        and all(a["labels"].get(k) == v for k, v in labels.items())
+    ]
+
+
+def query(prometheus: str, expr: str) -> list:
+    return requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=5).json()["data"]["result"]
+
+
+def wait(predicate, timeout: float, what: str) -> float:
+    """Seconds until ``predicate()`` held; fails after ``timeout``."""
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, f"{what}: not within {timeout:.0f} s"
+        time.sleep(1)
+    return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def hung(stack: Stack, program: str) -> Iterator[int]:
+    """The program's process group SIGSTOPped (it accepts connections and answers nothing), SIGCONTed after."""
+    pid = stack.supervisor.rpc().getProcessInfo(program)["pid"]
+    assert pid and os.getpgid(pid) == pid, f"{program} leads no process group of its own"  # never signal another
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+
+
+@pytest.fixture()
+def calm(monitored, prometheus):
+    """No alert of ours firing before the test (the previous one cleared up), and the stack healthy after."""
+    wait(lambda: query(prometheus, 'up{job="app"} == 1'), 60, "Prometheus scraping the app")
+    yield
+    monitored.wait_healthy(timeout=60)
+
+
+def test_the_cache_redis_hung_fires_redis_down_and_the_breaker_alert_and_they_clear(
+    monitored, prometheus, origin, calm
+):
+    assert not firing(prometheus, "RedisDown", instance="redis-cache")
+    stop = threading.Event()
+    answers: list[str] = []
+
+    def ask() -> None:  # pages that go through the cache: their lookups open the breaker, then bypass it
+        with visitor() as client:
+            while not stop.is_set():
+                with contextlib.suppress(requests.RequestException):
+                    answers.append(client.get(f"{origin}/api/home", timeout=10).headers.get("X-Cache", ""))
+                time.sleep(0.2)
+
+    started = time.monotonic()
+    reader = threading.Thread(target=ask, daemon=True)
+    with hung(monitored, "redis-cache"):
+        reader.start()
+        try:
+            down = wait(lambda: firing(prometheus, "RedisDown", instance="redis-cache"), FIRE_WITHIN, "RedisDown")
+            breaker = wait(lambda: firing(prometheus, "CacheBreakerOpen"), FIRE_WITHIN - down, "CacheBreakerOpen")
+        finally:
+            stop.set()
+            reader.join(timeout=15)
+    assert "bypass" in answers, answers[-20:]
+    resumed = time.monotonic()
+    wait(lambda: not firing(prometheus, "RedisDown", instance="redis-cache"), CLEAR_WITHIN, "RedisDown to clear")
+    wait(lambda: not firing(prometheus, "CacheBreakerOpen"), CLEAR_WITHIN, "CacheBreakerOpen to clear")
+    print(
+        f"RedisDown fired after {down:.0f} s, CacheBreakerOpen {down + breaker:.0f} s; both cleared "
+        f"{time.monotonic() - resumed:.0f} s after SIGCONT; {time.monotonic() - started:.0f} s in all"
+    )
+
+
+def test_the_orders_worker_killed_with_a_backlog_fires_the_queue_alerts_and_they_clear(
+    monitored, prometheus, app, origin, calm
+):
+    backlog = 130  # over QueueBacklog's 100
+    with cli_env(monitored):
+        sale_id = make_sale(stock=backlog + 20)
+    buyers = make_buyers(app, backlog)
+    assert not firing(prometheus, "QueueBacklog", queue="orders")
+    started = time.monotonic()
+    monitored.supervisor.take_down("worker-orders")
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(lambda b: buy(origin, b[1], sale_id).status_code, buyers))
+        assert statuses.count(202) == backlog, {s: statuses.count(s) for s in set(statuses)}
+        idle = wait(
+            lambda: firing(prometheus, "QueueWithoutConsumers", queue="orders"), FIRE_WITHIN, "QueueWithoutConsumers"
+        )
+        deep = wait(
+            lambda: firing(prometheus, "QueueBacklog", queue="orders"),
+            FIRE_WITHIN - (time.monotonic() - started),
+            "QueueBacklog",
+        )
+    finally:
+        monitored.supervisor.bring_back("worker-orders")
+    fired = time.monotonic() - started
+    back = time.monotonic()
+    wait(lambda: not firing(prometheus, "QueueWithoutConsumers", queue="orders"), CLEAR_WITHIN, "the alert to clear")
+    wait(lambda: not firing(prometheus, "QueueBacklog", queue="orders"), CLEAR_WITHIN, "QueueBacklog to clear")
+    cleared = time.monotonic() - back
+    wait_written(app, sale_id, timeout=60)  # the backlog is written: nothing left behind for the next test
+    written = 'breakwater_tasks_total{task="breakwater.flash.write_order",queue="orders",outcome="succeeded"}'
+    wait(lambda: query(prometheus, f"{written} >= {backlog}"), 20, "the orders worker's task counts in Prometheus")
+    print(
+        f"QueueWithoutConsumers fired {idle:.0f} s after the purchases, QueueBacklog {fired:.0f} s after the kill "
+        f"({deep:.0f} s later); both cleared {cleared:.0f} s after the worker came back; "
+        f"{time.monotonic() - started:.0f} s in all"
+    )
+
+
+def test_the_origin_hung_behind_the_edge_fires_edge_origin_sick_and_it_clears(monitored, prometheus, edge, calm):
+    assert not firing(prometheus, "EdgeOriginSick")
+    started = time.monotonic()
+    with hung(monitored, "nginx"):
+        fired = wait(lambda: firing(prometheus, "EdgeOriginSick"), FIRE_WITHIN, "EdgeOriginSick")
+    cleared = wait(lambda: not firing(prometheus, "EdgeOriginSick"), CLEAR_WITHIN, "EdgeOriginSick to clear")
+    assert requests.get(f"{edge}/_edge/health", timeout=5).json()["origin"] == "healthy"
+    print(
+        f"EdgeOriginSick fired {fired:.0f} s after SIGSTOP, cleared {cleared:.0f} s after SIGCONT; "
+        f"{time.monotonic() - started:.0f} s in all"
+    )
+
+
+def test_the_workers_metrics_reach_prometheus_through_the_apps_endpoint(monitored, prometheus, app, calm):
+    """The Celery workers write into the stack's PROMETHEUS_MULTIPROC_DIR; the app's /metrics carries them: task
+    outcomes and runtimes, every task's failed-for-good series (at 0), the outbox relay's gauges, fresh."""
+    app.extensions["celery"].send_task("breakwater.outbox.relay")  # beat sends it every second here anyway
+
+    def present() -> bool:
+        return all(
+            query(prometheus, expr)
+            for expr in (
+                'breakwater_tasks_total{task="breakwater.outbox.relay",queue="default",outcome="succeeded"} > 0',
+                'breakwater_task_runtime_seconds_count{task="breakwater.outbox.relay"} > 0',
+                'breakwater_tasks_failed_for_good_total{task="breakwater.flash.write_order",queue="orders"}',
+                "time() - breakwater_outbox_relay_timestamp_seconds < 30",
+                "breakwater_outbox_oldest_seconds < 60",
+            )
+        )
+
+    wait(present, 30, "the workers' series in Prometheus")
+    assert not firing(prometheus, "OutboxRelayNotRunning") and not firing(prometheus, "OutboxNotDraining")
