@@ -16,3 +16,9 @@ ORDERS_WRITTEN = Counter(
     "Accepted purchases the orders queue wrote to the database, by status (confirmed, failed)",
     ["status"],
 )
+
+# Every process exports these series from zero: rate() cannot count a counter's first value, so without them the
+# first burst of a sale (all of it, for a small one) would never show as accepted or written.
+GATE_DECISIONS.labels("accepted")
+for _status in ("confirmed", "failed"):
+    ORDERS_WRITTEN.labels(_status)
