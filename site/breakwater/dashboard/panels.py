@@ -19,7 +19,7 @@ each response's ``X-Origin-Cache`` header says HIT or MISS).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 #: Prometheus's scrape interval in the stack (monitoring.py), seconds
 SCRAPE_SECONDS = 5
@@ -29,7 +29,8 @@ W = "{w}"
 
 @dataclass(frozen=True)
 class Line:
-    """One query; each series it returns is a line, named ``label`` or by the value of ``label_from``."""
+    """One query; each series it returns is a line, named ``label`` or by the value of ``label_from``. A line with
+    a fixed ``label`` is drawn (empty) even before its series exists."""
 
     expr: str
     label: str = ""
@@ -43,8 +44,6 @@ class Panel:
     unit: str  # "req/s", "s", "ratio", "messages", "/s"
     lines: tuple[Line, ...]
     note: str = ""
-    #: lines listed here are drawn even before their series exist (from a counter's first increment)
-    fixed: tuple[str, ...] = field(default=())
 
 
 def _app_rate(selector: str) -> str:
@@ -137,7 +136,6 @@ PANELS: tuple[Panel, ...] = (
         ),
         "During a sale the two lines should meet: the orders queue writes what the gate accepted (failed "
         "orders count as written). A gap that stays open is a backlog; see the orders queue.",
-        fixed=("accepted at the gate", "orders written"),
     ),
 )
 
