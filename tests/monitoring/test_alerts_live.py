@@ -4,7 +4,9 @@ is tests/monitoring/test_prometheus.py's; here:
 
 * the cache Redis hung (SIGSTOP): RedisDown for redis-cache, and CacheBreakerOpen while pages are asked for;
 * the orders worker killed with a backlog: QueueWithoutConsumers and QueueBacklog on the orders queue;
-* the origin hung behind the edge (Nginx SIGSTOPped): EdgeOriginSick.
+* the origin hung behind the edge (Nginx SIGSTOPped): EdgeOriginSick;
+* the flash gate's stock off from the database's: FlashGateDrift once the reconcile task finds it, cleared by the
+  next run (which found it repaired).
 
 The stack is the whole monitoring session's: each test puts back what it broke (in a ``finally``) and waits for
 the alerts to clear and the stack to be healthy before the next one.
@@ -180,3 +182,29 @@ def test_the_workers_metrics_reach_prometheus_through_the_apps_endpoint(monitore
 
     wait(present, 30, "the workers' series in Prometheus")
     assert not firing(prometheus, "OutboxRelayNotRunning") and not firing(prometheus, "OutboxNotDraining")
+
+
+def test_a_gate_off_from_the_database_fires_flash_gate_drift_at_the_next_reconcile_and_it_clears(
+    monitored, prometheus, app, calm
+):
+    celery = app.extensions["celery"]
+    with cli_env(monitored):
+        sale_id = make_sale(stock=20)
+    drift = f'breakwater_flash_gate_drift{{sale="{sale_id}",kind="stock"}}'
+
+    def reconciled(value: int) -> bool:
+        return bool(query(prometheus, f"{drift} == {value}"))
+
+    celery.send_task("breakwater.flash.reconcile")  # loads the sale into the gate
+    wait(lambda: reconciled(0), 30, "a first reconcile of the sale")
+    app.extensions["breakwater.flash.gate"].add_stock(sale_id, 3)  # the gate believes in 3 units too many
+    try:
+        celery.send_task("breakwater.flash.reconcile")
+        fired = wait(
+            lambda: firing(prometheus, "FlashGateDrift", sale=str(sale_id), kind="stock"), FIRE_WITHIN, "FlashGateDrift"
+        )
+        assert reconciled(3)
+    finally:
+        celery.send_task("breakwater.flash.reconcile")  # finds the gate as it left it: nothing to repair
+    cleared = wait(lambda: not firing(prometheus, "FlashGateDrift", sale=str(sale_id)), CLEAR_WITHIN, "it to clear")
+    print(f"FlashGateDrift fired {fired:.0f} s after the gate went off, cleared {cleared:.0f} s after the next run")
