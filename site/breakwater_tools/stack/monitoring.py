@@ -2,7 +2,8 @@
 
 Prometheus listens on loopback (PROMETHEUS_PORT) and keeps its data in ``<state>/prometheus-server``; the
 exporters listen on loopback from PROMETHEUS_EXPORTER_PORT up, one port each (:func:`exporters`). It scrapes
-every gunicorn's /metrics (loopback callers are operators: health/access.py), one mysqld exporter per MariaDB
+every gunicorn's /metrics (loopback callers are operators: health/access.py; it also carries the Celery
+workers' series, written into the same PROMETHEUS_MULTIPROC_DIR: queues/metrics.py), one mysqld exporter per MariaDB
 node (the monitor user), one redis exporter per Redis server, the varnish exporter on the edge's working
 directory and RabbitMQ's own rabbitmq_prometheus endpoint per queue (RABBITMQ_PROMETHEUS_PORT). A cluster
 (BREAKWATER_CLUSTER) runs none of them yet.
