@@ -128,9 +128,10 @@ bench-workers: deps ## gunicorn sync vs gthread vs gevent: replica read, 50 ms u
 bench-cluster: deps ## 1, 2, 3 app hosts vs one machine (network namespaces, root): visitors, /api/home, failover time
 	cd loadtests && ../$(BIN)/python bench_cluster.py
 
-lint: install ## Ruff lint and format check
+lint: install ## Ruff lint and format check, and the import layers ([tool.importlinter] in pyproject.toml)
 	$(BIN)/ruff check site tests loadtests db
 	$(BIN)/ruff format --check site tests loadtests db
+	cd site && ../$(BIN)/lint-imports --config ../pyproject.toml
 
 format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix site tests loadtests db

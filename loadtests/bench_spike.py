@@ -58,7 +58,7 @@ from benchlib import (
 
 from breakwater_tools.stack.ports import free_ports
 from breakwater_tools.stack.programs import ensure_wrk, which
-from breakwater_tools.stack.render import EDGE_SIZING
+from breakwater_tools.stack.supervised import EDGE_SIZING
 
 NAME = "bench-spike"
 SCENARIO = Path(__file__).parent / "scenarios" / "spike_visitors.py"

@@ -39,7 +39,7 @@ from pathlib import Path
 from breakwater.settings import Settings
 from breakwater_tools.stack import Stack
 from breakwater_tools.stack.ports import free_ports
-from breakwater_tools.stack.render import worker_class_args
+from breakwater_tools.stack.supervised import worker_class_args
 from breakwater_tools.stack.supervisor import kill_processes, kill_processes_under, scan_processes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,6 +232,9 @@ def _start_private_stack(echo, overrides: dict[str, str], extra: dict) -> tuple[
     return stack, tmp
 
 
+WSGI_APP = "breakwater.wsgi:app"
+
+
 @dataclass
 class AppServer:
     """One extra gunicorn on a free port with its own BREAKWATER_* overrides."""
@@ -269,7 +272,8 @@ class AppServer:
                     )
                 ),
                 "--no-control-socket",
-                "breakwater.wsgi:app",
+                # the /_bench/ routes come with the tooling's entry point, never with the app's
+                "breakwater_tools.bench.wsgi:app" if env.get("BREAKWATER_BENCH_ROUTES") == "1" else WSGI_APP,
             ],
             env=env,
             stdout=log,

@@ -58,7 +58,7 @@ def test_every_app_metric_the_rules_name_exists():
     import breakwater.observability.cache_metrics
     import breakwater.observability.db_metrics
     import breakwater.observability.metrics
-    import breakwater.observability.task_metrics  # noqa: F401
+    import breakwater.queues.metrics  # noqa: F401
 
     known = {s.name for m in REGISTRY.collect() for s in m.samples} | {m.name for m in REGISTRY.collect()}
     used = set(re.findall(r"\b(breakwater_[a-z_]+)", RULES.read_text()))
@@ -84,13 +84,13 @@ def test_prometheus_loads_the_rules_in_the_rendered_configuration(tmp_path):
 
 
 def test_the_task_signals_count_outcomes_and_runtimes_and_the_reconcile_findings_become_gauges():
-    """The worker side (observability/task_metrics.py) on an eager Celery app: the same signals a worker sends."""
+    """The worker side (queues/metrics.py) on an eager Celery app: the same signals a worker sends."""
     import uuid
 
     from celery import Celery
     from prometheus_client import REGISTRY
 
-    from breakwater.observability import task_metrics
+    from breakwater.queues import metrics as task_metrics
 
     task_metrics.connect()
     app = Celery(f"t{uuid.uuid4().hex[:6]}")

@@ -23,10 +23,11 @@ import pytest
 
 from breakwater.settings import Settings
 from breakwater_tools.stack import Stack
+from breakwater_tools.stack.files import templates
 from breakwater_tools.stack.layout import Layout
 from breakwater_tools.stack.ports import free_ports
-from breakwater_tools.stack.render import Program, _env, render_all
-from breakwater_tools.stack.supervisor import Supervisor, processes_under
+from breakwater_tools.stack.render import render_all
+from breakwater_tools.stack.supervisor import Program, Supervisor, processes_under
 from stack_helpers import stack_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +116,7 @@ def test_killing_a_throwaway_stack_leaves_no_process_of_it_behind(tmp_path):
     for p in programs:
         p.directory = str(state / "run" / p.name)
         Path(p.directory).mkdir(parents=True)
-    conf = _env.get_template("supervisord.conf.j2").render(
+    conf = templates.get_template("supervisord.conf.j2").render(
         sup_dir=layout.supervisor, sup_sock=layout.supervisor_sock, log_dir=layout.logs, programs=programs, ident=1
     )
     layout.supervisor_conf.write_text(conf)

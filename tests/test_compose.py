@@ -9,7 +9,7 @@ import yaml
 
 from breakwater.settings import ROOT, SETTINGS, env_name
 from breakwater_tools.stack.layout import Layout
-from breakwater_tools.stack.render import EDGE_SIZING, programs
+from breakwater_tools.stack.supervised import EDGE_SIZING, programs
 
 
 def compose() -> dict:

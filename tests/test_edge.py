@@ -22,10 +22,12 @@ from prometheus_client import REGISTRY
 
 from breakwater.edge.purge import PurgeError, purge
 from breakwater.settings import Settings
-from breakwater_tools.stack import users
+from breakwater_tools.stack import permissions, users
+from breakwater_tools.stack.files import write_private
 from breakwater_tools.stack.layout import Layout
 from breakwater_tools.stack.ports import free_ports
-from breakwater_tools.stack.render import _write, programs, render_edge
+from breakwater_tools.stack.render import render_edge
+from breakwater_tools.stack.supervised import programs
 from operator_token import ops_headers
 
 
@@ -244,7 +246,7 @@ def scripted(tmp_path_factory):
     )
     layout = Layout(settings)
     layout.edge.mkdir(parents=True)
-    _write(
+    write_private(
         layout.edge_vcl,
         render_edge(
             backend=f"127.0.0.1:{origin_port}",
@@ -254,7 +256,7 @@ def scripted(tmp_path_factory):
         ),
     )
     users.prepare(layout)  # as root the edge's child runs as the service user: it reads the VCL there
-    users.secure_state(layout)
+    permissions.secure_state(layout)
     command = next(p for p in programs(layout) if p.name == "edge").command
     log = (state / "varnishd.log").open("w")
     proc = subprocess.Popen(shlex.split(command), stdout=log, stderr=subprocess.STDOUT)

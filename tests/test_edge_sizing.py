@@ -13,7 +13,7 @@ from breakwater.settings import Settings
 from breakwater_tools.stack.errors import StackError
 from breakwater_tools.stack.layout import Layout
 from breakwater_tools.stack.programs import which
-from breakwater_tools.stack.render import EDGE_SIZING, programs
+from breakwater_tools.stack.supervised import EDGE_SIZING, programs
 
 
 def edge_command(env: dict[str, str]) -> list[str]:

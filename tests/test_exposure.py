@@ -33,7 +33,8 @@ from requests.adapters import HTTPAdapter
 from breakwater.settings import ROOT, Settings
 from breakwater_tools.stack.layout import Layout
 from breakwater_tools.stack.ports import accepts, free_ports
-from breakwater_tools.stack.render import programs, render_edge, render_nginx
+from breakwater_tools.stack.render import render_edge, render_nginx
+from breakwater_tools.stack.supervised import programs
 
 #: what anonymous callers may see of /healthz
 STATUS_ONLY = {"status"}

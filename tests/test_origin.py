@@ -24,7 +24,8 @@ import requests
 
 from breakwater_tools.stack.layout import Layout
 from breakwater_tools.stack.ports import accepts, free_ports
-from breakwater_tools.stack.render import app_upstreams, origin_options, programs, render_nginx
+from breakwater_tools.stack.render import origin_options, render_nginx
+from breakwater_tools.stack.supervised import app_upstreams, programs
 
 IDENTITY = {"Accept-Encoding": "identity"}
 

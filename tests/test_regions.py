@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from breakwater.errors import ApiError
+from breakwater.common.errors import ApiError
 
 
 def get(http, origin, path):

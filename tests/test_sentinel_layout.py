@@ -9,7 +9,8 @@ from breakwater.redis_clients import celery_backend, parse
 from breakwater.settings import Settings
 from breakwater_tools.stack import Stack
 from breakwater_tools.stack.layout import Layout
-from breakwater_tools.stack.render import programs, render_all
+from breakwater_tools.stack.render import render_all
+from breakwater_tools.stack.supervised import programs
 from conftest import stack_env
 
 

@@ -163,7 +163,8 @@ def test_a_render_for_a_normal_user_switches_no_user_and_one_for_root_switches_e
     from breakwater.settings import Settings
     from breakwater_tools.stack.layout import Layout
     from breakwater_tools.stack.ports import free_ports
-    from breakwater_tools.stack.render import programs, render_all
+    from breakwater_tools.stack.render import render_all
+    from breakwater_tools.stack.supervised import programs
     from breakwater_tools.stack.users import RunAs
 
     ports = free_ports(2)

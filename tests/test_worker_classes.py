@@ -1,6 +1,6 @@
 """The app really runs under each gunicorn worker class BREAKWATER_WEB_WORKER_CLASS offers.
 
-One single-process gunicorn per class, started with the stack's own arguments (render.worker_class_args),
+One single-process gunicorn per class, started with the stack's own arguments (supervised.worker_class_args),
 on the test stack's MariaDB and Redis. Eight requests at once to /_bench/workers/probe (a SELECT SLEEP(0.05)
 through the router plus a PING to both Redis servers) show how the process served them: one at a time on one
 thread (sync), several at once on several OS threads (gthread), several at once on one OS thread with the socket
@@ -25,7 +25,7 @@ import requests
 from breakwater.settings import Settings
 from breakwater_tools.stack.errors import StackError
 from breakwater_tools.stack.ports import free_ports
-from breakwater_tools.stack.render import worker_class_args
+from breakwater_tools.stack.supervised import worker_class_args
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 CLASSES = ["sync", "gthread", "gevent"]
@@ -56,7 +56,7 @@ def gunicorns(stack, tmp_path_factory) -> dict[str, str]:
         log = open(logs / f"{worker_class}.log", "wb")  # noqa: SIM115
         procs.append(subprocess.Popen(
             [GUNICORN, "--bind", f"127.0.0.1:{port}", "--workers", "1", *args, "--no-control-socket",
-             "breakwater.wsgi:app"],
+             "breakwater_tools.bench.wsgi:app"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         ))  # fmt: skip
         urls[worker_class] = f"http://127.0.0.1:{port}"

@@ -8,6 +8,7 @@ from datetime import timedelta
 import redis
 from flask import Flask
 
+from breakwater import extensions
 from breakwater.proxies import FrontServerProxyFix
 from breakwater.settings import Settings
 
@@ -40,7 +41,7 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
             "BREAKWATER_SECRET_KEY is not set; start the stack once with `make run` (it generates one into "
             ".stack/secrets.env) or export BREAKWATER_SECRET_KEY."
         )
-    app.extensions["breakwater.settings"] = settings
+    app.extensions[extensions.SETTINGS] = settings
 
     from breakwater.observability.logging import configure_logging, init_request_logging
     from breakwater.observability.metrics import init_metrics
@@ -55,7 +56,7 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
 
     from breakwater.database.consistency import init_consistency
 
-    init_consistency(app)  # before CSRF: its error page may already read the database
+    init_consistency(app, settings)  # before CSRF: its error page may already read the database
     from breakwater.database.read_retry import init_read_retry
 
     init_read_retry(app)
@@ -70,15 +71,15 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
         )
 
     # Two Redis roles: the broker/gate must never evict; the cache may.
-    app.extensions["breakwater.redis"] = redis_client(settings.redis_url)
-    app.extensions["breakwater.redis_cache"] = redis_client(settings.redis_cache_url)
+    app.extensions[extensions.BROKER] = redis_client(settings.redis_url)
+    app.extensions[extensions.CACHE_REDIS] = redis_client(settings.redis_cache_url)
 
     import breakwater.cache.invalidation
     from breakwater.cache.breaker import CircuitBreaker
     from breakwater.cache.store import Cache
 
-    app.extensions["breakwater.cache"] = Cache(
-        app.extensions["breakwater.redis_cache"],
+    app.extensions[extensions.CACHE] = Cache(
+        extensions.cache_redis(app),
         prefix=settings["CACHE_PREFIX"],
         enabled=settings.flag("CACHE_ENABLED"),
         breaker=CircuitBreaker(cooldown=settings.float("CACHE_BREAKER_COOLDOWN")),
@@ -94,11 +95,11 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
 
     celery_init_app(app, settings)
     import breakwater.health.tasks  # registers the tasks
-    import breakwater.queues.outbox  # noqa: F401  (after cache.invalidation: its after-commit hook runs first)
+    import breakwater.queues.outbox
     from breakwater.notify.tasks import init_app as init_notify
 
     init_notify(app)
-    from breakwater.errors import register_error_handlers
+    from breakwater.web.errors import register_error_handlers
 
     register_error_handlers(app)
     _register_blueprints(app, csrf)
@@ -110,6 +111,11 @@ def create_app(config: Mapping[str, object] | Settings | None = None) -> Flask:
     from breakwater.pages import init_pages
 
     init_pages(app)
+    from breakwater.content import init_content
+
+    init_content(app)
+    import breakwater.home.pages
+    import breakwater.regions.pages  # noqa: F401  (each feature's static pages, registered on import)
     from breakwater.flash import init_flash
 
     init_flash(app)
@@ -136,12 +142,21 @@ def _register_blueprints(app: Flask, csrf) -> None:
     from breakwater.home import api as home_api
     from breakwater.home import views as home_views
     from breakwater.regions import api as regions_api
+    from breakwater.regions import cascade as regions_cascade
     from breakwater.regions import views as regions_views
 
-    for bp in (home_views.bp, accounts_views.bp, health_views.bp, content_views.bp, regions_views.bp, editor_views.bp):
+    for bp in (
+        home_views.bp,
+        accounts_views.bp,
+        health_views.bp,
+        content_views.bp,
+        regions_views.bp,
+        regions_cascade.bp,
+        editor_views.bp,
+    ):
         app.register_blueprint(bp)
     for bp in (accounts_api.bp, home_api.bp, content_api.bp, regions_api.bp):
-        csrf.exempt(bp)  # JSON-only writes; see breakwater.api.require_json_for_writes
+        csrf.exempt(bp)  # JSON-only writes; see breakwater.web.json_api.require_json_for_writes
         app.register_blueprint(bp)
     # Session-authenticated editor writes check the CSRF token themselves; bearer tokens need none.
     csrf.exempt(editor_api.bp)

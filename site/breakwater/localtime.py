@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app
+from flask import Flask
+
+from breakwater import extensions
 
 
 @cache
@@ -21,7 +23,7 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def site_zone() -> ZoneInfo:
-    return _zone(current_app.extensions["breakwater.settings"]["TIMEZONE"])
+    return _zone(extensions.settings()["TIMEZONE"])
 
 
 def zone_name() -> str:
@@ -70,7 +72,7 @@ def form_value(raw: str | None) -> str:
 
 
 def init_localtime(app: Flask) -> None:
-    _zone(app.extensions["breakwater.settings"]["TIMEZONE"])  # an unknown zone fails at start, not later
+    _zone(extensions.settings(app)["TIMEZONE"])  # an unknown zone fails at start, not later
     app.jinja_env.filters["local_input"] = local_input
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.globals["site_zone_name"] = zone_name

@@ -27,9 +27,10 @@ from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
-from breakwater.errors import ApiError, error_response
+from breakwater import extensions
 from breakwater.redis_clients import limiter_options
 from breakwater.settings import Settings
+from breakwater.web.errors import ApiError, error_response
 
 limiter = Limiter(get_remote_address, strategy="sliding-window-counter", key_prefix="bw-rl")
 
@@ -117,7 +118,7 @@ def login_attempt(name: object) -> Iterator[None]:
     attempt wait first, 0.25 s doubling up to LOGIN_SLOWDOWN_MAX, instead of refusing it, so the owner still
     gets in and a guesser gets few tries. Redis unreachable: no waiting (the per-address limits still hold)."""
     key = f"bw-login-failures:{name.strip().lower()[:64]}" if isinstance(name, str) and name.strip() else None
-    client = current_app.extensions["breakwater.redis"]
+    client = extensions.broker()
     if key is not None:
         with contextlib.suppress(redis.RedisError, ValueError, TypeError):
             failures = int(client.get(key) or 0)

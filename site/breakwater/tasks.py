@@ -19,6 +19,7 @@ from celery import Celery, Task
 from flask import Flask
 from kombu import Exchange, Queue
 
+from breakwater import extensions
 from breakwater.queues.errors import transient_errors
 from breakwater.queues.routing import QUEUES, queue_for
 from breakwater.settings import Settings
@@ -66,7 +67,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
                 return True
             key = f"bw:task:deliveries:{req.id}:{req.retries}"
             try:
-                client = app.extensions["breakwater.redis"]
+                client = extensions.broker(app)
                 count = client.incr(key)
                 client.expire(key, 86400)
             except Exception:
@@ -145,7 +146,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     from breakwater.queues.green import GuardEventDrain
 
     celery.steps["consumer"].add(GuardEventDrain)  # gevent workers: see breakwater/queues/green.py
-    from breakwater.observability import task_metrics
+    from breakwater.queues import metrics as task_metrics
 
     task_metrics.connect()  # task outcomes and runtimes, into the multiprocess directory /metrics reads
     celery.set_default()

@@ -71,7 +71,7 @@ def hung(stack: Stack, program: str) -> Iterator[int]:
 
 @pytest.fixture()
 def calm(monitored, prometheus):
-    """No alert of ours firing before the test (the previous one cleared up), and the stack healthy after."""
+    """Prometheus scraping the app before the test, and the stack healthy after it."""
     wait(lambda: query(prometheus, 'up{job="app"} == 1'), 60, "Prometheus scraping the app")
     yield
     monitored.wait_healthy(timeout=60)
@@ -80,7 +80,8 @@ def calm(monitored, prometheus):
 def test_the_cache_redis_hung_fires_redis_down_and_the_breaker_alert_and_they_clear(
     monitored, prometheus, origin, calm
 ):
-    assert not firing(prometheus, "RedisDown", instance="redis-cache")
+    wait(lambda: not firing(prometheus, "RedisDown", instance="redis-cache"), CLEAR_WITHIN, "earlier alerts to clear")
+    wait(lambda: not firing(prometheus, "CacheBreakerOpen"), CLEAR_WITHIN, "earlier alerts to clear")
     stop = threading.Event()
     answers: list[str] = []
 
@@ -118,7 +119,7 @@ def test_the_orders_worker_killed_with_a_backlog_fires_the_queue_alerts_and_they
     with cli_env(monitored):
         sale_id = make_sale(stock=backlog + 20)
     buyers = make_buyers(app, backlog)
-    assert not firing(prometheus, "QueueBacklog", queue="orders")
+    wait(lambda: not firing(prometheus, "QueueBacklog", queue="orders"), CLEAR_WITHIN, "earlier alerts to clear")
     started = time.monotonic()
     monitored.supervisor.take_down("worker-orders")
     try:
@@ -151,7 +152,7 @@ def test_the_orders_worker_killed_with_a_backlog_fires_the_queue_alerts_and_they
 
 
 def test_the_origin_hung_behind_the_edge_fires_edge_origin_sick_and_it_clears(monitored, prometheus, edge, calm):
-    assert not firing(prometheus, "EdgeOriginSick")
+    wait(lambda: not firing(prometheus, "EdgeOriginSick"), CLEAR_WITHIN, "earlier alerts to clear")
     started = time.monotonic()
     with hung(monitored, "nginx"):
         fired = wait(lambda: firing(prometheus, "EdgeOriginSick"), FIRE_WITHIN, "EdgeOriginSick")

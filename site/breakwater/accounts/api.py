@@ -6,11 +6,11 @@ from flask import Blueprint, current_app, jsonify
 
 from breakwater.accounts import services
 from breakwater.accounts.session import current_user, login_user, logout_user
-from breakwater.api import json_body, require_json_for_writes
+from breakwater.common.errors import ApiError
 from breakwater.database.consistency import consistency
-from breakwater.errors import ApiError
 from breakwater.extensions import db
 from breakwater.ratelimit import login_attempt, login_limit, register_limit
+from breakwater.web.json_api import json_body, require_json_for_writes
 
 bp = Blueprint("auth_api", __name__, url_prefix="/api/auth")
 require_json_for_writes(bp)

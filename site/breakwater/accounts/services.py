@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from breakwater.accounts.models import Role, User
-from breakwater.errors import ApiError
+from breakwater.common.errors import ApiError
 
 NAME_RE = re.compile(r"^[\w.\-]+$")
 MIN_NAME, MIN_PASSWORD, MAX_PASSWORD = 3, 8, 128

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import after_this_request, current_app, g, session
 
+from breakwater import extensions
 from breakwater.accounts.models import User
 from breakwater.accounts.services import get_user
 from breakwater.extensions import db
@@ -39,7 +40,7 @@ SIGNED_IN_COOKIE = "bw_signed_in"
 
 
 def _signed_in_hint(signed_in: bool) -> None:
-    secure = current_app.extensions["breakwater.settings"].flag("COOKIE_SECURE")
+    secure = extensions.settings().flag("COOKIE_SECURE")
 
     @after_this_request
     def _set(response):

@@ -8,8 +8,8 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from breakwater.accounts import services
 from breakwater.accounts.session import login_user, logout_user
+from breakwater.common.errors import ApiError
 from breakwater.database.consistency import consistency
-from breakwater.errors import ApiError
 from breakwater.extensions import db
 from breakwater.ratelimit import login_attempt, login_limit, register_limit
 

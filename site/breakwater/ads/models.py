@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from breakwater.content.models import _iso
+from breakwater.common.times import iso
 from breakwater.database.base import Base, TimestampMixin
 
 
@@ -52,7 +52,7 @@ class Ad(TimestampMixin, Base):
             **self.to_json(),
             "slot": self.slot.key,
             "sort_order": self.sort_order,
-            "starts_at": _iso(self.starts_at),
-            "ends_at": _iso(self.ends_at),
+            "starts_at": iso(self.starts_at),
+            "ends_at": iso(self.ends_at),
             "enabled": self.enabled,
         }

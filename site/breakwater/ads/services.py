@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from breakwater.accounts.models import User
 from breakwater.ads.models import Ad, AdSlot
-from breakwater.content.services import _log, _text, _url, utcnow
-from breakwater.errors import ApiError
+from breakwater.common import fields
+from breakwater.common.errors import ApiError
+from breakwater.common.times import parse_datetime, utcnow
+from breakwater.content.services import record_event
 
 SLOT_KEY_RE = re.compile(r"^[a-z0-9_]{1,64}$")
 
@@ -32,27 +34,6 @@ def slots_with_active_ads(session: Session, now: datetime | None = None) -> tupl
     return result, (min(edges) if edges else None)
 
 
-def _datetime(data: dict, field: str) -> datetime | None:
-    value = data.get(field)
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise ApiError(400, "invalid_datetime", f"{field} must be an ISO 8601 date-time string.", field=field)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if parsed.tzinfo is not None:  # stored as naive UTC
-            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
-        parsed = None
-    if parsed is None or not 1000 <= parsed.year <= 9999:  # the DATETIME column's range
-        raise ApiError(
-            400,
-            "invalid_datetime",
-            f"{field} must be an ISO 8601 date-time (years 1000-9999), e.g. 2026-12-01T08:00:00Z.",
-        )
-    return parsed.replace(microsecond=0)
-
-
 def slot_by_key(session: Session, key: str) -> AdSlot:
     slot = session.scalars(select(AdSlot).where(AdSlot.key == key)).first()
     if slot is None:
@@ -64,13 +45,13 @@ def validate_ad(session: Session, data: dict, existing: Ad | None = None) -> dic
     partial = existing is not None
     clean: dict = {}
     if not partial or "slot" in data:
-        clean["slot_id"] = slot_by_key(session, _text(data, "slot", required=True)).id
+        clean["slot_id"] = slot_by_key(session, fields.text(data, "slot", required=True)).id
     if not partial or "title" in data:
-        clean["title"] = _text(data, "title", required=True)
+        clean["title"] = fields.text(data, "title", required=True)
     if not partial or "link" in data:
-        clean["link"] = _url(_text(data, "link", required=True), "link")
+        clean["link"] = fields.url(fields.text(data, "link", required=True), "link")
     if "image_url" in data or not partial:
-        clean["image_url"] = _url(_text(data, "image_url", required=False), "image_url")
+        clean["image_url"] = fields.url(fields.text(data, "image_url", required=False), "image_url")
     if "sort_order" in data:
         order = data["sort_order"]
         if not isinstance(order, int) or isinstance(order, bool) or not -1000 <= order <= 1000:
@@ -82,7 +63,7 @@ def validate_ad(session: Session, data: dict, existing: Ad | None = None) -> dic
         clean["enabled"] = data["enabled"]
     for field in ("starts_at", "ends_at"):
         if field in data or not partial:
-            clean[field] = _datetime(data, field)
+            clean[field] = parse_datetime(data, field)
     starts = clean.get("starts_at", existing.starts_at if existing else None)
     ends = clean.get("ends_at", existing.ends_at if existing else None)
     if starts and ends and ends <= starts:
@@ -94,7 +75,7 @@ def create_ad(session: Session, actor: User, data: dict) -> Ad:
     ad = Ad(**validate_ad(session, data))
     session.add(ad)
     session.flush()
-    _log(session, actor, "create", "ad", str(ad.id), ad.title)
+    record_event(session, actor, "create", "ad", str(ad.id), ad.title)
     session.commit()
     return ad
 
@@ -109,27 +90,27 @@ def get_ad(session: Session, ad_id: int) -> Ad:
 def update_ad(session: Session, actor: User, ad: Ad, data: dict) -> Ad:
     for field, value in validate_ad(session, data, existing=ad).items():
         setattr(ad, field, value)
-    _log(session, actor, "update", "ad", str(ad.id), ad.title)
+    record_event(session, actor, "update", "ad", str(ad.id), ad.title)
     session.commit()
     return ad
 
 
 def delete_ad(session: Session, actor: User, ad: Ad) -> None:
-    _log(session, actor, "delete", "ad", str(ad.id), ad.title)
+    record_event(session, actor, "delete", "ad", str(ad.id), ad.title)
     session.delete(ad)
     session.commit()
 
 
 def create_slot(session: Session, actor: User, data: dict) -> AdSlot:
-    key = _text(data, "key", required=True)
+    key = fields.text(data, "key", required=True)
     if not SLOT_KEY_RE.match(key):
         raise ApiError(400, "invalid_slot_key", "key may contain lowercase letters, digits and '_' (at most 64).")
-    name = _text(data, "name", required=True)
+    name = fields.text(data, "name", required=True)
     if len(name) > 100:
         raise ApiError(400, "field_too_long", "name is longer than 100 characters.")
     slot = AdSlot(key=key, name=name)
     session.add(slot)
-    _log(session, actor, "create", "slot", key)
+    record_event(session, actor, "create", "slot", key)
     try:
         session.commit()
     except IntegrityError:

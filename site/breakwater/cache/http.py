@@ -8,14 +8,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from flask import Response, current_app
+from flask import Response
 
+from breakwater import extensions
 from breakwater.cache.store import Cache
 from breakwater.observability import cache_metrics
 
 
 def cache() -> Cache:
-    return current_app.extensions["breakwater.cache"]
+    return extensions.cache()
 
 
 def dumps(data: object) -> bytes:

@@ -8,10 +8,11 @@ the publisher's next reads skip any local tier that has not seen it. A rollback 
 
 from __future__ import annotations
 
-from flask import current_app, has_app_context
+from flask import has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from breakwater import extensions
 from breakwater.database import causal
 
 _KEY = "breakwater.cache_bumps"
@@ -26,10 +27,10 @@ def _after_commit(session: Session) -> None:
     namespaces = session.info.pop(_KEY, None)
     if namespaces and has_app_context():
         state = causal.state()
-        seq = current_app.extensions["breakwater.cache"].bump(*sorted(namespaces), token=state.token)
+        seq = extensions.cache().bump(*sorted(namespaces), token=state.token)
         state.cache_seq = max(state.cache_seq, seq)
         # Higher layers (static pages) react to the same commit without this module knowing them.
-        for hook in current_app.extensions.get("breakwater.after_invalidate", ()):
+        for hook in extensions.after_invalidate():
             hook(tuple(sorted(namespaces)), state.token, seq)
 
 

@@ -27,7 +27,7 @@ def flash_create(product_name: str, stock: int, starts: str, ends: str, limit: i
 
     from breakwater.app import create_app
     from breakwater.cache.invalidation import invalidate
-    from breakwater.errors import ApiError
+    from breakwater.common.errors import ApiError
     from breakwater.extensions import db as database
     from breakwater.flash import services
     from breakwater.flash.models import Product
@@ -63,7 +63,7 @@ def flash_status(sale_id: int, watch: float) -> None:
     import time
 
     from breakwater.app import create_app
-    from breakwater.errors import ApiError
+    from breakwater.common.errors import ApiError
     from breakwater.extensions import db as database
     from breakwater.flash import services
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from breakwater import extensions
 from breakwater.cli.common import fail, load_settings
 
 
@@ -56,7 +57,7 @@ def pages_history(limit: int) -> None:
     from breakwater.pages.tasks import history
 
     app = create_app(load_settings())
-    for b in history(app.extensions["breakwater.redis"], limit):
+    for b in history(extensions.broker(app), limit):
         at = datetime.datetime.fromtimestamp(b["at"]).isoformat(timespec="seconds")
         click.echo(
             f"{at}  {','.join(b['namespaces'])[:40]:<40} written {len(b['written'])}, "

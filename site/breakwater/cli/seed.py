@@ -63,9 +63,9 @@ def _images(app, session) -> dict[str, str]:
 
 def _content(app, session, editor) -> None:
     from breakwater.ads.models import Ad, AdSlot
+    from breakwater.common.times import utcnow
     from breakwater.content.models import Article, Category, Status
     from breakwater.content.rendering import render_markdown
-    from breakwater.content.services import utcnow
 
     if session.scalar(select(func.count()).select_from(Category)):
         return

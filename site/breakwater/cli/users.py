@@ -45,7 +45,7 @@ def create_editor(name: str, password: str | None) -> None:
 
     from breakwater.accounts.models import Role
     from breakwater.accounts.services import create_user
-    from breakwater.errors import ApiError
+    from breakwater.common.errors import ApiError
     from breakwater.extensions import db as database
 
     generated = password is None

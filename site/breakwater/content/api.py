@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from breakwater.cache.http import cached_json
+from breakwater.common.errors import ApiError
 from breakwater.content import services
-from breakwater.errors import ApiError
 from breakwater.extensions import db
 
 bp = Blueprint("content_api", __name__, url_prefix="/api/articles")

@@ -8,6 +8,7 @@ from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from breakwater.accounts.models import User
+from breakwater.common.times import iso
 from breakwater.database.base import Base, TimestampMixin
 
 
@@ -59,7 +60,7 @@ class Article(TimestampMixin, Base):
             "summary": self.summary,
             "cover_url": self.cover_url,
             "category": self.category.to_json(),
-            "published_at": _iso(self.published_at),
+            "published_at": iso(self.published_at),
         }
 
     def to_json(self) -> dict:
@@ -67,7 +68,7 @@ class Article(TimestampMixin, Base):
             **self.to_summary(),
             "body_html": self.body_html,
             "author": self.author.name,
-            "updated_at": _iso(self.updated_at),
+            "updated_at": iso(self.updated_at),
         }
 
     def to_editor_json(self) -> dict:
@@ -91,14 +92,10 @@ class PublishEvent(Base):
 
     def to_json(self) -> dict:
         return {
-            "at": _iso(self.at),
+            "at": iso(self.at),
             "actor": self.actor.name,
             "action": self.action,
             "subject": self.subject,
             "key": self.subject_key,
             "detail": self.detail,
         }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") + "Z" if value else None

@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from breakwater.accounts.models import User
+from breakwater.common import fields
+from breakwater.common.errors import ApiError
+from breakwater.common.times import utcnow
 from breakwater.content.models import Article, Category, PublishEvent, Status
 from breakwater.content.rendering import render_markdown
-from breakwater.errors import ApiError
 
 PAGE_SIZE = 10
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-# Column sizes (characters); "description" (products) is a TEXT column: 10,000 characters fit in its 64 KiB.
-LIMITS = {
-    "title": 200,
-    "slug": 120,
-    "summary": 500,
-    "cover_url": 500,
-    "link": 500,
-    "image_url": 500,
-    "description": 10_000,
-}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 # ------------------------------------------------------------------ visitors
@@ -94,46 +81,24 @@ def parse_page(raw: str | None) -> int:
 
 
 # ------------------------------------------------------------------ editors
-def _text(data: dict, field: str, required: bool, default: str = "") -> str:
-    value = data.get(field)
-    if value is None:
-        if required:
-            raise ApiError(400, "missing_field", f"{field} is required.", field=field)
-        return default
-    if not isinstance(value, str):
-        raise ApiError(400, "invalid_field", f"{field} must be a string.", field=field)
-    value = value.strip()
-    if required and not value:
-        raise ApiError(400, "missing_field", f"{field} must not be empty.", field=field)
-    if field in LIMITS and len(value) > LIMITS[field]:
-        raise ApiError(400, "field_too_long", f"{field} is longer than {LIMITS[field]} characters.", field=field)
-    return value
-
-
-def _url(value: str, field: str) -> str:
-    if value and not value.startswith(("https://", "http://", "/")):
-        raise ApiError(400, "invalid_url", f"{field} must be an http(s) URL or a site path.", field=field)
-    return value
-
-
 def validate_article(session: Session, data: dict, body_limit: int, partial: bool = False) -> dict:
     clean: dict = {}
     for field, required in (("title", True), ("slug", True), ("summary", False), ("cover_url", False)):
         if partial and field not in data:
             continue
-        clean[field] = _text(data, field, required)
+        clean[field] = fields.text(data, field, required)
     if "slug" in clean and not SLUG_RE.match(clean["slug"]):
         raise ApiError(400, "invalid_slug", "slug may contain lowercase letters, digits and single hyphens.")
     if "cover_url" in clean:
-        clean["cover_url"] = _url(clean["cover_url"], "cover_url")
+        clean["cover_url"] = fields.url(clean["cover_url"], "cover_url")
     if not partial or "body" in data:
-        body = _text(data, "body", required=True)
+        body = fields.text(data, "body", required=True)
         if len(body.encode()) > body_limit:
             raise ApiError(413, "body_too_large", f"The body is larger than {body_limit} bytes; shorten it.")
         clean["body_md"] = body
         clean["body_html"] = render_markdown(body)
     if not partial or "category" in data:
-        slug = _text(data, "category", required=True)
+        slug = fields.text(data, "category", required=True)
         clean["category_id"] = category_by_slug(session, slug).id if slug else None
     return clean
 
@@ -145,7 +110,7 @@ def get_article(session: Session, article_id: int) -> Article:
     return article
 
 
-def _log(session: Session, actor: User, action: str, subject: str, key: str, detail: str = "") -> None:
+def record_event(session: Session, actor: User, action: str, subject: str, key: str, detail: str = "") -> None:
     session.add(PublishEvent(actor_id=actor.id, action=action, subject=subject, subject_key=key, detail=detail[:500]))
 
 
@@ -167,7 +132,7 @@ def create_article(session: Session, actor: User, data: dict, body_limit: int) -
         published_at=utcnow() if publish else None,
     )
     session.add(article)
-    _log(session, actor, "publish" if publish else "create", "article", clean["slug"])
+    record_event(session, actor, "publish" if publish else "create", "article", clean["slug"])
     _commit_unique(session, clean["slug"])
     return article
 
@@ -178,7 +143,7 @@ def update_article(session: Session, actor: User, article: Article, data: dict, 
     old_slug = article.slug
     for field, value in clean.items():
         setattr(article, field, value)
-    _log(session, actor, "update", "article", article.slug)
+    record_event(session, actor, "update", "article", article.slug)
     _commit_unique(session, article.slug)
     return sorted({old_slug, article.slug})
 
@@ -187,14 +152,14 @@ def set_published(session: Session, actor: User, article: Article, published: bo
     article.status = Status.PUBLISHED if published else Status.DRAFT
     if published and article.published_at is None:
         article.published_at = utcnow()
-    _log(session, actor, "publish" if published else "unpublish", "article", article.slug)
+    record_event(session, actor, "publish" if published else "unpublish", "article", article.slug)
     session.commit()
 
 
 def delete_article(session: Session, actor: User, article: Article) -> str:
     slug = article.slug
     session.delete(article)
-    _log(session, actor, "delete", "article", slug)
+    record_event(session, actor, "delete", "article", slug)
     session.commit()
     return slug
 

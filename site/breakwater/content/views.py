@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 
+from breakwater import extensions
 from breakwater.cache.http import cached_data
+from breakwater.common.errors import ApiError
 from breakwater.content import services
 from breakwater.content.api import ARTICLE_TTL, LIST_TTL
-from breakwater.errors import ApiError
 from breakwater.extensions import db
-from breakwater.pages.http import page_response
+from breakwater.web.pages import page_response
 
 bp = Blueprint("content", __name__)
 
@@ -35,7 +36,7 @@ def article(slug: str):
     except ApiError:
         from breakwater.pages.builder import redirect_for
 
-        target = redirect_for(Path(current_app.extensions["breakwater.settings"]["STATIC_DIR"]), request.path)
+        target = redirect_for(Path(extensions.settings()["STATIC_DIR"]), request.path)
         if target:
             return redirect(target, 301)
         raise

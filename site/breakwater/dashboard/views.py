@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 import time
 
-from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
+from breakwater import extensions
 from breakwater.accounts.session import current_user
 from breakwater.dashboard import panels
 from breakwater.dashboard.prometheus import Client, PrometheusUnavailable, number
@@ -51,7 +52,7 @@ class OpsError(Exception):
 
 
 def prometheus_url() -> str:
-    settings = current_app.extensions["breakwater.settings"]
+    settings = extensions.settings()
     return settings["OPS_PROMETHEUS_URL"].strip() or f"http://127.0.0.1:{settings.int('PROMETHEUS_PORT')}"
 
 
@@ -82,7 +83,7 @@ def _json_error(exc: OpsError):
 @bp.errorhandler(PrometheusUnavailable)
 def _unavailable(exc: PrometheusUnavailable):
     message = str(exc)
-    settings = current_app.extensions["breakwater.settings"]
+    settings = extensions.settings()
     if not settings["OPS_PROMETHEUS_URL"].strip() and not settings.flag("PROMETHEUS"):
         message += " (this stack runs without it: BREAKWATER_PROMETHEUS=0)"
     response = jsonify({"error": {"code": "prometheus_unavailable", "message": message}})

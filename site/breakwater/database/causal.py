@@ -9,11 +9,11 @@ can serve the client's reads; others must first ``MASTER_GTID_WAIT`` for it.
 
 from __future__ import annotations
 
-import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-_GTID = re.compile(r"^\d{1,10}-\d{1,10}-\d{1,20}$")
+from breakwater.common.gtid import InvalidGtid, parse_positions
+
 MAX_TOKEN_LENGTH = 512
 
 
@@ -23,21 +23,12 @@ class InvalidToken(ValueError):
 
 def parse(token: str | None) -> dict[int, tuple[int, int]]:
     """``'0-1-42'`` -> ``{0: (1, 42)}``; raises InvalidToken on malformed input."""
-    result: dict[int, tuple[int, int]] = {}
-    if not token:
-        return result
-    if len(token) > MAX_TOKEN_LENGTH:
+    if token and len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("causal token too long")
-    for part in token.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if not _GTID.match(part):
-            raise InvalidToken(f"malformed GTID {part[:40]!r}")
-        domain, server, seq = (int(x) for x in part.split("-"))
-        if domain not in result or result[domain][1] < seq:
-            result[domain] = (server, seq)
-    return result
+    try:
+        return parse_positions(token)
+    except InvalidGtid as exc:
+        raise InvalidToken(str(exc)) from None
 
 
 def format_token(positions: dict[int, tuple[int, int]]) -> str:

@@ -15,8 +15,9 @@ from functools import wraps
 from flask import Flask, g, request, session
 from itsdangerous import BadSignature, Signer
 
+from breakwater.common.errors import ApiError
 from breakwater.database import causal
-from breakwater.errors import ApiError
+from breakwater.settings import Settings
 
 MODES = {"causal", "bounded", "strong", "eventual"}
 HEADER = "X-Causal-Token"
@@ -51,10 +52,10 @@ def token_signer(app: Flask) -> Signer:
     return Signer(app.secret_key, salt="breakwater.causal-token")
 
 
-def init_consistency(app: Flask) -> None:
-    debug_routes = app.extensions["breakwater.settings"].flag("DEBUG_ROUTES")
+def init_consistency(app: Flask, settings: Settings) -> None:
+    debug_routes = settings.flag("DEBUG_ROUTES")
     signer = token_signer(app)
-    secure_cookies = app.extensions["breakwater.settings"].flag("COOKIE_SECURE")
+    secure_cookies = settings.flag("COOKIE_SECURE")
 
     @app.before_request
     def _begin() -> None:

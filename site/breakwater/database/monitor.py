@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, text
 
 from breakwater.background import PerProcessThread
+from breakwater.common.gtid import transactions_behind
 from breakwater.database import causal
-from breakwater.health.gtid import transactions_behind
 
 log = logging.getLogger(__name__)
 _PRIMARY_CHECK = text(

@@ -28,9 +28,9 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
@@ -40,7 +40,35 @@ from breakwater.database import causal
 from breakwater.observability import db_metrics
 
 if TYPE_CHECKING:
-    from breakwater.database.engine import Database
+    from contextlib import AbstractContextManager
+
+    from breakwater.database.monitor import ReplicationMonitor
+
+
+class Nodes(Protocol):
+    """What a routing session needs from the nodes it routes to: :class:`breakwater.database.engine.Database`
+    implements it (the engine module builds on this one, never the other way round)."""
+
+    monitor: ReplicationMonitor
+
+    @property
+    def primary_name(self) -> str: ...
+
+    @property
+    def primary_engine(self) -> Engine: ...
+
+    def engine_for(self, name: str) -> Engine: ...
+
+    def primary(self) -> AbstractContextManager[None]: ...
+
+    def replica(self) -> AbstractContextManager[None]: ...
+
+    def forced_node(self) -> str | None: ...
+
+    def choose_replica(self, state: causal.Causality, forced_replica: bool = False) -> tuple[str, str]: ...
+
+    def release_fallback_slot(self) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +107,9 @@ def is_disconnect(exc: BaseException) -> bool:
 class RoutingSession(Session):
     """A Session whose ``get_bind`` chooses a node per statement."""
 
-    database: Database  # set by Database through the sessionmaker
+    database: Nodes  # set by Database through the sessionmaker
 
-    def __init__(self, *args: Any, database: Database, **kwargs: Any):
+    def __init__(self, *args: Any, database: Nodes, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.database = database
         self._reset_routing()

@@ -6,16 +6,16 @@ from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import select
 
 from breakwater.ads import services as ads
-from breakwater.api import json_body, require_json_for_writes
 from breakwater.cache.invalidation import invalidate
+from breakwater.common.errors import ApiError
 from breakwater.content import services as content
 from breakwater.content.models import Article
 from breakwater.content.rendering import render_markdown
 from breakwater.database.consistency import consistency
 from breakwater.editor import slugs
 from breakwater.editor.auth import require_editor_api
-from breakwater.errors import ApiError
 from breakwater.extensions import db
+from breakwater.web.json_api import json_body, require_json_for_writes
 
 bp = Blueprint("editor_api", __name__, url_prefix="/api/editor")
 require_json_for_writes(bp)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from breakwater.accounts.models import ApiToken, User
 from breakwater.accounts.session import current_user
-from breakwater.errors import ApiError
+from breakwater.common.errors import ApiError
 from breakwater.extensions import csrf, db
 
 

@@ -9,8 +9,9 @@ import unicodedata
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from breakwater.common.fields import LIMITS
 from breakwater.content.models import Article
-from breakwater.content.services import LIMITS, SLUG_RE
+from breakwater.content.services import SLUG_RE
 
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 

@@ -9,13 +9,13 @@ from sqlalchemy import select
 
 from breakwater.ads import services as ads
 from breakwater.cache.invalidation import invalidate
+from breakwater.common.errors import ApiError
 from breakwater.content import services as content
 from breakwater.content.models import Article
 from breakwater.content.rendering import render_markdown
 from breakwater.database.consistency import consistency
 from breakwater.editor.api import article_namespaces
 from breakwater.editor.auth import editor_page
-from breakwater.errors import ApiError
 from breakwater.extensions import db
 from breakwater.localtime import form_value
 

@@ -8,7 +8,8 @@
   is sold out or the buyer at the limit), sign-in (from the signed session cookie: no database
   read), the buyer-at-limit memo and the sold-out flag (then only the buyer's idempotency record is
   read, so a retry of an accepted order still gets its 202), input, the Idempotency-Key, the gate.
-  ``BREAKWATER_FLASH_PURCHASE_PATH=database`` sends the attempt to :mod:`.direct` instead (201).
+  The decision itself is :mod:`.purchase`'s; ``BREAKWATER_FLASH_PURCHASE_PATH=database`` sends the attempt
+  to :mod:`.direct` instead (201).
   The gate unreachable: 503 ``gate_unavailable`` with ``Retry-After``.
 * ``GET /api/orders/<id>``, ``GET /api/orders``: the buyer's own orders, read causally; an order
   accepted but not yet written is ``pending``.
@@ -19,25 +20,22 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 
 import redis
-from flask import Blueprint, current_app, jsonify, request, session
+from flask import Blueprint, jsonify, request, session
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 
+from breakwater import extensions
 from breakwater.accounts.session import current_user
-from breakwater.api import json_body, require_json_for_writes
 from breakwater.cache.http import cached_data
 from breakwater.database.consistency import consistency
-from breakwater.errors import ApiError, error_response
 from breakwater.extensions import db
-from breakwater.flash import services
-from breakwater.flash.gate import EVENTS, body_hash
-from breakwater.flash.models import FlashOrder, FlashSale, SaleStock
-from breakwater.flash.tasks import enqueue_write
-from breakwater.observability import flash_metrics
+from breakwater.flash import purchase, services
+from breakwater.flash.models import FlashOrder, SaleStock
 from breakwater.ratelimit import limiter
+from breakwater.web.errors import ApiError, error_response
+from breakwater.web.json_api import json_body, require_json_for_writes
 
 log = logging.getLogger(__name__)
 bp = Blueprint("flash_api", __name__, url_prefix="/api")
@@ -45,13 +43,6 @@ require_json_for_writes(bp)
 
 ORDER_ID_RE = re.compile(r"^[0-9a-f]{32}$")  # the sale id in 8 hex digits, then 24 random ones
 KEY_RE = re.compile(r"^[\x21-\x7e]{8,64}$")
-PHONE_RE = re.compile(r"^\+?[0-9][0-9 -]{5,18}[0-9]$")
-REJECTIONS = {
-    "sold_out": (409, "The sale is sold out."),
-    "limit_reached": (409, "You have bought as many as this sale allows per buyer."),
-    "not_started": (403, "The sale has not started yet."),
-    "ended": (403, "The sale has ended."),
-}
 
 
 def _sale_json(sale_id: int) -> dict:
@@ -99,26 +90,22 @@ def _user_key() -> str:
 
 
 def _user_rate() -> str:
-    return current_app.extensions["breakwater.settings"]["FLASH_USER_RATE"]
+    return extensions.settings()["FLASH_USER_RATE"]
 
 
 def _address_rate() -> str:
-    return current_app.extensions["breakwater.settings"]["FLASH_ADDRESS_RATE"]
+    return extensions.settings()["FLASH_ADDRESS_RATE"]
 
 
 def _sold_out_here() -> bool:
     sale_id = (request.view_args or {}).get("sale_id")
-    return sale_id is not None and current_app.extensions["breakwater.flash.soldout"].is_sold_out(sale_id)
+    return sale_id is not None and extensions.soldout_flags().is_sold_out(sale_id)
 
 
 def _at_limit_here() -> bool:
     """This process saw the buyer take the last unit the limit allows (or be refused for it)."""
     sale_id, uid = (request.view_args or {}).get("sale_id"), _buyer_id()
-    return (
-        sale_id is not None
-        and uid is not None
-        and current_app.extensions["breakwater.flash.soldout"].limit_reached(sale_id, uid)
-    )
+    return sale_id is not None and uid is not None and extensions.soldout_flags().limit_reached(sale_id, uid)
 
 
 def _known_answer_here() -> bool:
@@ -127,50 +114,13 @@ def _known_answer_here() -> bool:
     return _sold_out_here() or _at_limit_here()
 
 
-def _address(data: object) -> dict:
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_address", "address must be an object with region_code, detail, name and phone.")
-    clean = {}
-    for field, limit in (("region_code", 12), ("detail", 200), ("name", 64), ("phone", 20)):
-        value = data.get(field)
-        if not isinstance(value, str) or not value.strip():
-            raise ApiError(400, "invalid_address", f"address.{field} is required.", field=f"address.{field}")
-        if len(value.strip()) > limit:
-            raise ApiError(400, "invalid_address", f"address.{field} is longer than {limit} characters.")
-        clean[field] = value.strip()
-    if not PHONE_RE.match(clean["phone"]):
-        raise ApiError(400, "invalid_address", "address.phone must be a phone number, e.g. 13800138000.")
-    services.validate_region(clean["region_code"])
-    return clean
-
-
-def _replay(record: str, digest: str, sale_id: int):
-    """Answer from an existing Idempotency-Key record (the first response, or 409/422)."""
-    kind, _, rest = record.partition(" ")
-    if kind == "inflight":
-        raise ApiError(409, "request_in_flight", "A request with this Idempotency-Key is still being processed.")
-    parts = rest.split(" ")
-    if parts[0] != digest:
-        raise ApiError(
-            422, "idempotency_key_reused", "This Idempotency-Key was used with a different request body; use a new key."
-        )
-    if kind == "accepted":
-        return _accepted(sale_id, parts[1], replayed=True)
-    status, code = int(parts[1]), parts[2]
-    raise ApiError(status, code, REJECTIONS.get(code, (status, "Rejected."))[1], replayed=True)
-
-
-def _accepted(sale_id: int, order_id: str, replayed: bool = False):
-    return _order_response(sale_id, order_id, "pending", 202, replayed)
-
-
-def _order_response(sale_id: int, order_id: str, status: str, code: int, replayed: bool):
+def _order_response(sale_id: int, placed: purchase.Placed, code: int):
     """202 (the gate accepted it) or 201 (the database-only path wrote it), pointing at the order."""
-    body = {"order_id": order_id, "status": status, "status_url": f"/api/orders/{order_id}"}
+    body = {"order_id": placed.order_id, "status": placed.status, "status_url": f"/api/orders/{placed.order_id}"}
     response = jsonify(body)
     response.status_code = code
     response.headers["Location"] = body["status_url"]
-    if replayed:
+    if placed.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     remember_order(response, sale_id)
     return response
@@ -192,7 +142,7 @@ def remember_order(response, sale_id: int) -> None:
     value = ".".join([*ids[-(ORDERS_COOKIE_SALES - 1) :], str(sale_id)])
     response.set_cookie(
         ORDERS_COOKIE, value, max_age=IDEM_TTL, path="/api/flash", httponly=True, samesite="Lax",
-        secure=current_app.extensions["breakwater.settings"].flag("COOKIE_SECURE"),
+        secure=extensions.settings().flag("COOKIE_SECURE"),
     )  # fmt: skip
 
 
@@ -212,7 +162,8 @@ def place_order(sale_id: int):
     if _purchase_path() == "database":
         return _place_in_database(sale_id, uid, key, body)
     try:
-        return _place_through_gate(sale_id, uid, key, body)
+        placed = purchase.through_gate(services.gate(), extensions.soldout_flags(), sale_id, uid, key, body)
+        return _order_response(sale_id, placed, 202)
     except redis.RedisError as exc:  # the gate is unreachable: nothing was accepted, the buyer retries
         log.warning("flash: the gate is unreachable (%s); purchase attempts answer 503", exc)
         response, status = error_response(
@@ -222,84 +173,20 @@ def place_order(sale_id: int):
         return response, status
 
 
-def _quantity(body: dict) -> int:
-    quantity = body.get("quantity", 1)
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or not 1 <= quantity <= 100:
-        raise ApiError(400, "invalid_quantity", "quantity must be a whole number from 1 to 100.")
-    return quantity
-
-
 def _purchase_path() -> str:
-    return current_app.extensions["breakwater.flash.purchase_path"]
+    return extensions.purchase_path()
 
 
 def _place_in_database(sale_id: int, uid: int, key: str, body: dict):
     """BREAKWATER_FLASH_PURCHASE_PATH=database (for the benchmark's comparison): see :mod:`.direct`."""
-    from breakwater.flash.direct import purchase
+    from breakwater.flash.direct import purchase as purchase_in_database
 
-    quantity, address = _quantity(body), _address(body.get("address"))
+    quantity, address = purchase.quantity(body), purchase.address(body.get("address"))
     with db.primary():
-        order_id, status, replayed = purchase(
-            db.session, sale_id, uid, key, quantity, address, current_app.extensions.get("breakwater.notify_order")
+        order_id, status, replayed = purchase_in_database(
+            db.session, sale_id, uid, key, quantity, address, extensions.notify_order()
         )
-    return _order_response(sale_id, order_id, status, 201, replayed)
-
-
-def _place_through_gate(sale_id: int, uid: int, key: str, body: dict):
-    digest = body_hash(body)
-    gate = services.gate()
-    at_limit = _at_limit_here()
-    if at_limit or _sold_out_here():  # the cheapest answers first: no validation, no gate, one GET for a replay
-        record = gate.client.get(gate_idem_key(sale_id, uid, key))
-        if record is not None:
-            return _replay(record.decode(), digest, sale_id)
-        code = "limit_reached" if at_limit else "sold_out"  # the gate's order: the limit before the stock
-        raise ApiError(409, code, REJECTIONS[code][1])
-    quantity = _quantity(body)
-    address = _address(body.get("address"))
-    existing = gate.claim(sale_id, uid, key, digest)
-    if existing is not None:
-        return _replay(existing, digest, sale_id)
-    payload = {
-        "order_id": f"{sale_id:08x}{uuid.uuid4().hex[:24]}", "sale_id": sale_id, "user_id": uid,
-        "quantity": quantity,        "idempotency_key": key, "address": address, "accepted_ms": int(time.time() * 1000),
-    }  # fmt: skip
-    try:
-        decision = gate.accept(sale_id, uid, key, digest, payload["accepted_ms"], payload)
-        if decision.outcome == "no_sale":
-            with db.primary():
-                sale_row = db.session.get(FlashSale, sale_id)
-                if sale_row is None:
-                    gate.release(sale_id, uid, key)
-                    raise ApiError(404, "sale_not_found", f"There is no flash sale {sale_id}.")
-                services.load_gate(sale_row)
-            decision = gate.accept(sale_id, uid, key, digest, payload["accepted_ms"], payload)
-    except ApiError:
-        raise
-    except Exception:
-        gate.release(sale_id, uid, key)
-        raise
-    flash_metrics.GATE_DECISIONS.labels(decision.outcome).inc()
-    if decision.buyer_at_limit:
-        current_app.extensions["breakwater.flash.soldout"].mark_limit(sale_id, uid)
-    if decision.outcome == "accepted":
-        enqueue_write({**payload, "slot": decision.slot})
-        return _accepted(sale_id, payload["order_id"])
-    if decision.outcome == "idem":
-        return _replay(decision.record, digest, sale_id)
-    if decision.outcome == "sold_out":
-        # This process's flag had expired (or never came): tell every process again, not only this one.
-        current_app.extensions["breakwater.flash.soldout"].mark(sale_id)
-        gate.client.publish(EVENTS, f"soldout {sale_id}")
-    status, message = REJECTIONS.get(decision.outcome, (409, "Rejected."))
-    gate.remember_rejection(sale_id, uid, key, digest, status, decision.outcome)
-    raise ApiError(status, decision.outcome, message)
-
-
-def gate_idem_key(sale_id: int, user_id: int, key: str) -> str:
-    from breakwater.flash.gate import idem_key
-
-    return idem_key(sale_id, user_id, key)
+    return _order_response(sale_id, purchase.Placed(order_id, status, replayed), 201)
 
 
 def _order_for(user_id: int, order_id: str) -> dict:

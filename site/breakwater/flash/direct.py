@@ -30,9 +30,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from breakwater.errors import ApiError
+from breakwater.common.errors import ApiError
 from breakwater.flash.models import FlashOrder, FlashSale, OrderStatus, SaleStock
 from breakwater.flash.orders import _order
+from breakwater.flash.purchase import REJECTIONS
 
 
 def _same_request(order: FlashOrder, sale_id: int, quantity: int, address: dict) -> bool:
@@ -60,8 +61,7 @@ def purchase(
 ) -> tuple[str, str, bool]:
     """Decide and write one attempt on the primary: (order id, its status, whether it is a replay). Rejections
     raise :class:`ApiError` with the gate path's status and code. ``session`` must use the primary."""
-    from breakwater.flash.api import REJECTIONS
-    from breakwater.flash.services import epoch_ms
+    from breakwater.common.times import epoch_ms
 
     sale = session.execute(
         select(FlashSale.starts_at, FlashSale.ends_at, FlashSale.per_user_limit).where(FlashSale.id == sale_id)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import select
 
-from breakwater.api import json_body, require_json_for_writes
 from breakwater.cache.invalidation import invalidate
 from breakwater.editor.auth import require_editor_api
 from breakwater.extensions import db
 from breakwater.flash import services
 from breakwater.flash.models import FlashSale, Product
+from breakwater.web.json_api import json_body, require_json_for_writes
 
 bp = Blueprint("flash_editor_api", __name__, url_prefix="/api/editor/flash")
 require_json_for_writes(bp)

@@ -6,8 +6,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from breakwater.cache.invalidation import invalidate
+from breakwater.common.errors import ApiError
 from breakwater.editor.auth import editor_page
-from breakwater.errors import ApiError
 from breakwater.extensions import db
 from breakwater.flash import services
 from breakwater.flash.models import FlashSale, Product

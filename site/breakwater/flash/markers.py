@@ -13,7 +13,7 @@ cluster, where the static folder is) keeps, for every sale, in ``STATIC_DIR/flas
 * a rejection marker, at most one: ``closed-not_started`` (upcoming), ``closed-sold_out``, ``closed-ended``.
   While one exists, Nginx answers a signed-in buyer's ``POST /api/flash/<id>/orders`` with the app's own
   status and JSON body (403 ``not_started``, 409 ``sold_out``, 403 ``ended``: ``REJECTIONS`` in
-  :mod:`breakwater.flash.api`) without passing it on to gunicorn (nginx/origin.conf.j2).
+  :mod:`breakwater.flash.purchase`) without passing it on to gunicorn (nginx/origin.conf.j2).
 
 The state follows the gate's order of checks: before the window ``upcoming``, after it ``ended``, else
 ``sold_out`` when no unit is left, else ``live``. Where each part comes from:
@@ -74,6 +74,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from breakwater import extensions
 
 log = logging.getLogger(__name__)
 
@@ -206,10 +208,10 @@ class Markers:
         from breakwater.flash.gate import EVENTS
 
         self.app = app
-        settings = app.extensions["breakwater.settings"]
+        settings = extensions.settings(app)
         self.files = SaleFiles(Path(settings["STATIC_DIR"]))
-        self.gate = app.extensions["breakwater.redis"]
-        self.gate_path = app.extensions["breakwater.flash.purchase_path"] == "gate"
+        self.gate = extensions.broker(app)
+        self.gate_path = extensions.purchase_path(app) == "gate"
         # Its own connection for the subscription: it waits on its socket far longer than the app's timeouts.
         self.listener = redis_clients.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=2)
         self.channel = EVENTS
@@ -236,9 +238,9 @@ class Markers:
         """Sales from the database: a replica for the periodic scans, the primary for one sale an event named."""
         from sqlalchemy import select
 
+        from breakwater.common.times import epoch_ms
         from breakwater.extensions import db
         from breakwater.flash.models import FlashSale, SaleStock
-        from breakwater.flash.services import epoch_ms
 
         query = select(
             FlashSale.id, FlashSale.starts_at, FlashSale.ends_at, FlashSale.total_stock, SaleStock.stock

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )  # fmt: skip
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from breakwater.content.models import _iso
+from breakwater.common.times import iso
 from breakwater.database.base import Base, TimestampMixin
 from breakwater.regions.references import register_reference
 
@@ -62,7 +62,7 @@ class FlashSale(TimestampMixin, Base):
     def to_json(self) -> dict:
         return {
             "id": self.id, "product": self.product.to_json(), "total_stock": self.total_stock,
-            "starts_at": _iso(self.starts_at), "ends_at": _iso(self.ends_at), "limit": self.per_user_limit,
+            "starts_at": iso(self.starts_at), "ends_at": iso(self.ends_at), "limit": self.per_user_limit,
         }  # fmt: skip
 
 
@@ -118,7 +118,7 @@ class FlashOrder(Base):
             "id": self.id, "sale_id": self.sale_id, "quantity": self.quantity, "status": self.status.value,
             "address": {"region_code": self.region_code, "detail": self.address_detail,
                         "name": self.recipient_name, "phone": self.phone},
-            "created_at": _iso(self.created_at), "confirmed_at": _iso(self.confirmed_at),
+            "created_at": iso(self.created_at), "confirmed_at": iso(self.confirmed_at),
             "failure": self.failure or None,
         }  # fmt: skip
 

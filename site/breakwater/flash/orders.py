@@ -10,12 +10,12 @@ there, a slot already taken), the order is recorded as failed and its unit goes 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from breakwater.common.times import utcnow
 from breakwater.flash.gate import Gate
 from breakwater.flash.models import FlashOrder, FlashSale, OrderStatus, SaleStock
 from breakwater.observability import flash_metrics
@@ -28,10 +28,6 @@ class VersionConflict(RuntimeError):
     """The stock row kept changing under us; the task retries later."""
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
 def _order(payload: dict, status: OrderStatus, slot: int | None, failure: str = "") -> FlashOrder:
     address = payload["address"]
     return FlashOrder(
@@ -39,7 +35,7 @@ def _order(payload: dict, status: OrderStatus, slot: int | None, failure: str = 
         quantity=payload["quantity"], status=status, idempotency_key=payload["idempotency_key"],
         region_code=address["region_code"], address_detail=address["detail"], recipient_name=address["name"],
         phone=address["phone"], failure=failure,
-        confirmed_at=_utcnow() if status == OrderStatus.CONFIRMED else None,
+        confirmed_at=utcnow() if status == OrderStatus.CONFIRMED else None,
     )  # fmt: skip
 
 
@@ -123,8 +119,8 @@ def reconcile(session: Session, gate: Gate, sale: FlashSale, enqueue, min_age_s:
 
     from sqlalchemy import func
 
+    from breakwater.common.times import epoch_ms
     from breakwater.flash.gate import stock_key, user_key
-    from breakwater.flash.services import epoch_ms
 
     report = {"settled": 0, "requeued": 0, "stock_repaired": None, "users_repaired": 0}
     pending = gate.pending(sale.id)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from breakwater.ads.services import _datetime
-from breakwater.content.services import _text, _url
-from breakwater.errors import ApiError
+from breakwater import extensions
+from breakwater.common import fields
+from breakwater.common.errors import ApiError
+from breakwater.common.times import epoch_ms, parse_datetime
 from breakwater.flash.gate import Gate
 from breakwater.flash.models import FlashOrder, FlashSale, OrderStatus, Product, SaleStock
 
@@ -19,11 +19,7 @@ MAX_STOCK = 10_000_000
 
 
 def gate() -> Gate:
-    return current_app.extensions["breakwater.flash.gate"]
-
-
-def epoch_ms(value: datetime) -> int:
-    return int(value.replace(tzinfo=UTC).timestamp() * 1000)
+    return extensions.flash_gate()
 
 
 def _int(data: dict, field: str, low: int, high: int, default: int | None = None) -> int:
@@ -38,10 +34,10 @@ def _int(data: dict, field: str, low: int, high: int, default: int | None = None
 # ------------------------------------------------------------------ products
 def create_product(session: Session, data: dict) -> Product:
     product = Product(
-        name=_text(data, "name", required=True)[:200],
-        description=_text(data, "description", required=False),
+        name=fields.text(data, "name", required=True)[:200],
+        description=fields.text(data, "description", required=False),
         price_cents=_int(data, "price_cents", 0, 100_000_000),
-        image_url=_url(_text(data, "image_url", required=False), "image_url"),
+        image_url=fields.url(fields.text(data, "image_url", required=False), "image_url"),
     )
     session.add(product)
     try:
@@ -54,13 +50,13 @@ def create_product(session: Session, data: dict) -> Product:
 
 def update_product(session: Session, product: Product, data: dict) -> Product:
     if "name" in data:
-        product.name = _text(data, "name", required=True)[:200]
+        product.name = fields.text(data, "name", required=True)[:200]
     if "description" in data:
-        product.description = _text(data, "description", required=False)
+        product.description = fields.text(data, "description", required=False)
     if "price_cents" in data:
         product.price_cents = _int(data, "price_cents", 0, 100_000_000)
     if "image_url" in data:
-        product.image_url = _url(_text(data, "image_url", required=False), "image_url")
+        product.image_url = fields.url(fields.text(data, "image_url", required=False), "image_url")
     name = product.name
     try:
         session.flush()
@@ -86,8 +82,8 @@ def get_sale(session: Session, sale_id: int) -> FlashSale:
 
 
 def _window(data: dict, sale: FlashSale | None) -> tuple[datetime, datetime]:
-    starts = _datetime(data, "starts_at") if "starts_at" in data or sale is None else sale.starts_at
-    ends = _datetime(data, "ends_at") if "ends_at" in data or sale is None else sale.ends_at
+    starts = parse_datetime(data, "starts_at") if "starts_at" in data or sale is None else sale.starts_at
+    ends = parse_datetime(data, "ends_at") if "ends_at" in data or sale is None else sale.ends_at
     if starts is None or ends is None:
         raise ApiError(400, "missing_field", "starts_at and ends_at are required (ISO 8601).")
     if ends <= starts:

@@ -6,9 +6,9 @@ import logging
 
 import redis
 from celery import shared_task
-from flask import current_app
 from sqlalchemy.exc import OperationalError
 
+from breakwater import extensions
 from breakwater.database.router import PrimaryUnavailable
 from breakwater.flash.orders import VersionConflict
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def _gate():
-    return current_app.extensions["breakwater.flash.gate"]
+    return extensions.flash_gate()
 
 
 def enqueue_write(payload: dict) -> bool:
@@ -52,7 +52,7 @@ def write_order(self, payload: dict) -> str:
     from breakwater.flash.orders import _fail
     from breakwater.flash.orders import write_order as write
 
-    notify = current_app.extensions.get("breakwater.notify_order")
+    notify = extensions.notify_order()
     with db.primary():
         try:
             status, _new = write(db.session, _gate(), payload, notify)
@@ -72,11 +72,12 @@ def reconcile_all() -> dict:
 
     from sqlalchemy import select
 
+    from breakwater.common.times import utcnow
     from breakwater.extensions import db
     from breakwater.flash.models import FlashSale
-    from breakwater.flash.orders import _utcnow, reconcile
+    from breakwater.flash.orders import reconcile
 
-    now = _utcnow()
+    now = utcnow()
     reports = {}
     with db.primary():
         sales = db.session.scalars(

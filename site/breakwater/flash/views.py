@@ -9,20 +9,19 @@ from __future__ import annotations
 import contextlib
 
 import redis
-from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from breakwater import extensions
 from breakwater.accounts.session import current_user
 from breakwater.cache.http import cached_data
+from breakwater.common.errors import ApiError
 from breakwater.database.consistency import consistency
-from breakwater.errors import ApiError
 from breakwater.extensions import db
 from breakwater.flash import services
 from breakwater.flash.models import FlashOrder, FlashSale, Product
-from breakwater.pages import registry
-from breakwater.pages.http import page_response
-from breakwater.pages.regions_data import root_url
+from breakwater.regions.cascade import root_url
+from breakwater.web.pages import page_response
 
 bp = Blueprint("flash", __name__)
 
@@ -40,21 +39,6 @@ def sale_page(sale_id: int):
     return page_response(html, status, [f"flash-{sale_id}"])
 
 
-@registry.register
-def sale_pages(session: Session) -> list[str]:
-    return [f"/flash/{sale_id}" for sale_id in session.scalars(select(FlashSale.id))]
-
-
-@registry.register_affected("flash:")
-def affected(session: Session, namespace: str) -> list[str]:
-    return [f"/flash/{namespace.split(':', 1)[1]}"]
-
-
-@registry.register_affected("flashes")
-def homepage(session: Session, namespace: str) -> list[str]:
-    return ["/"]  # the homepage lists the current and upcoming sales
-
-
 def sales_changed(namespaces: tuple[str, ...], token: str, seq: int) -> None:
     """After a commit that changed a sale (``flash:<id>``): the homepage's list of sales (``flashes``) too."""
     if not any(ns.startswith("flash:") for ns in namespaces):
@@ -62,7 +46,7 @@ def sales_changed(namespaces: tuple[str, ...], token: str, seq: int) -> None:
     from breakwater.pages.tasks import queue_rebuild
 
     # The rebuild schedules the next one at the next start or end of a sale (pages.tasks.schedule_ad_edge).
-    seq = current_app.extensions["breakwater.cache"].bump("flashes", token=token)
+    seq = extensions.cache().bump("flashes", token=token)
     queue_rebuild(("flashes",), token, seq)
 
 

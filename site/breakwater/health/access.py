@@ -15,7 +15,9 @@ import hmac
 import ipaddress
 from functools import lru_cache
 
-from flask import current_app, request
+from flask import request
+
+from breakwater import extensions
 
 OPERATOR_HEADER = "X-Breakwater-Operator"
 
@@ -49,7 +51,7 @@ def _front_server(address: str) -> bool:
         return False
     if ip.is_loopback:
         return True
-    settings = current_app.extensions["breakwater.settings"]
+    settings = extensions.settings()
     try:
         trusted = tuple(settings.app_trusted_proxies)
     except (AttributeError, KeyError, ValueError):
@@ -64,7 +66,7 @@ def _networks(entries: tuple[str, ...]) -> tuple:
 
 def token_ok() -> bool:
     """The request carries the operator token."""
-    settings = current_app.extensions["breakwater.settings"]
+    settings = extensions.settings()
     try:
         expected = settings["OPS_TOKEN"]
     except KeyError:

@@ -12,9 +12,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from flask import current_app
 from sqlalchemy import text
 
+from breakwater import extensions
+from breakwater.common.gtid import transactions_behind
 from breakwater.database.engine import NodeEngines
 from breakwater.extensions import db
-from breakwater.health.gtid import transactions_behind
 from breakwater.observability.health_metrics import HEALTH_CHECKS
 
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="healthz")
@@ -79,7 +80,7 @@ def check_edge() -> dict:
     The edge is the CDN stand-in, not a dependency of the origin: when it is down /healthz says so and reports
     "degraded", but keeps answering 200 because the origin still serves every request.
     """
-    url = current_app.extensions["breakwater.settings"].edge_url
+    url = extensions.settings().edge_url
     if url is None:
         return {"up": None, "configured": False}
     started = time.perf_counter()

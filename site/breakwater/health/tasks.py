@@ -5,8 +5,8 @@ import os
 import time
 
 from celery import shared_task
-from flask import current_app
 
+from breakwater import extensions
 from breakwater.queues.errors import TransientError
 
 
@@ -26,7 +26,7 @@ def probe(
     in the broker Redis, fails transiently ``fail_times`` times or permanently, sleeps ``seconds``,
     then marks the key done once (``done`` is set only by the first completion; ``completions`` counts all).
     """
-    client = current_app.extensions["breakwater.redis"]
+    client = extensions.broker()
     prefix = f"bw:probe:{key}:"
     now = time.time()
     start = {"at": now, "pid": os.getpid(), "retries": self.request.retries, "wait": now - sent_at if sent_at else None}

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from breakwater.ads.services import slots_with_active_ads
-from breakwater.content.services import latest_by_category, utcnow
+from breakwater.common.times import utcnow
+from breakwater.content.services import latest_by_category
 
 SOFT_TTL = 30.0
 #: ``flashes`` moves with every change to a sale (flash.views.sales_changed) and at each sale's start and end

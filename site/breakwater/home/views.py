@@ -5,7 +5,7 @@ from flask import Blueprint, render_template
 from breakwater.cache.http import cached_page
 from breakwater.extensions import db
 from breakwater.home import services
-from breakwater.pages.http import page_response
+from breakwater.web.pages import page_response
 
 bp = Blueprint("home", __name__)
 

@@ -25,13 +25,15 @@ from __future__ import annotations
 from flask import Flask
 from PIL import Image
 
+from breakwater import extensions
+
 
 def init_media(app: Flask) -> None:
     from breakwater.extensions import csrf
-    from breakwater.media import api, html, variants, views
+    from breakwater.media import api, html, pages, variants, views  # noqa: F401  (pages registers)
 
     # Pillow's own guard as well (the explicit check in processing answers first, with a clear 413).
-    Image.MAX_IMAGE_PIXELS = app.extensions["breakwater.settings"].int("MEDIA_MAX_PIXELS")
+    Image.MAX_IMAGE_PIXELS = extensions.settings(app).int("MEDIA_MAX_PIXELS")
     csrf.exempt(api.bp)  # require_editor_api checks the CSRF token of session callers itself
     app.register_blueprint(api.bp)
     app.register_blueprint(variants.bp)

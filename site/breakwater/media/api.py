@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from breakwater import extensions
+from breakwater.common.errors import ApiError
 from breakwater.database.consistency import consistency
 from breakwater.editor.auth import require_editor_api
-from breakwater.errors import ApiError
 from breakwater.extensions import db
 from breakwater.media import services
 
@@ -21,7 +22,7 @@ FORM_SLACK = 64 * 1024  # multipart boundaries and the other fields around the f
 
 @bp.before_request
 def _guard():
-    limit = current_app.extensions["breakwater.settings"].int("MEDIA_MAX_BYTES")
+    limit = extensions.settings().int("MEDIA_MAX_BYTES")
     request.max_content_length = limit + FORM_SLACK
     if request.method == "POST" and (request.content_length or 0) > limit + FORM_SLACK:
         raise ApiError(413, "file_too_large", f"The file is larger than {limit} bytes.")
@@ -35,7 +36,7 @@ def upload():
     upload = request.files.get("file")
     if upload is None:
         raise ApiError(400, "missing_file", "Send the image in the multipart field 'file'.", field="file")
-    limit = current_app.extensions["breakwater.settings"].int("MEDIA_MAX_BYTES")
+    limit = extensions.settings().int("MEDIA_MAX_BYTES")
     data = upload.stream.read(limit + 1)
     with db.primary():  # the hash lookup must see an upload made a moment ago
         image, created = services.accept(db.session, current_app, data, upload.filename or "")

@@ -29,7 +29,7 @@ def responsive_img(
     common += ' loading="lazy" decoding="async"' if lazy else ""
     info = services.resolve(url)
     if info is None:
-        from breakwater.pages.assets import static_url
+        from breakwater.web.assets import static_url
 
         box = f' width="{width}" height="{height}"' if width and height else ""
         return Markup(f'<img src="{escape(static_url(url))}"{box}{common}>')

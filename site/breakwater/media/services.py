@@ -12,14 +12,15 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from breakwater.errors import ApiError
+from breakwater import extensions
+from breakwater.common.errors import ApiError
 from breakwater.media import variants
 from breakwater.media.models import NAME_HASH, MediaImage
 from breakwater.media.processing import MediaError, decode, variant_widths
 
 
 def _settings(app: Flask):
-    return app.extensions["breakwater.settings"]
+    return extensions.settings(app)
 
 
 def accept(session: Session, app: Flask, data: bytes, original_name: str) -> tuple[MediaImage, bool]:

@@ -12,8 +12,9 @@ import logging
 import re
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, abort, current_app, send_file
+from flask import Blueprint, Flask, Response, abort, send_file
 
+from breakwater import extensions
 from breakwater.media.processing import Master, encode_variant
 from breakwater.pages import writer
 
@@ -26,7 +27,7 @@ bp = Blueprint("media_files", __name__)
 
 
 def media_root(app: Flask | None = None) -> Path:
-    return (app or current_app).extensions["breakwater.settings"].media_dir
+    return extensions.settings(app).media_dir
 
 
 def write_variants(root: Path, key: str, master: Master, widths: list[int]) -> list[str]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
+from breakwater import extensions
+from breakwater.common.errors import ApiError
 from breakwater.database.consistency import consistency
 from breakwater.editor.auth import editor_page
-from breakwater.errors import ApiError
 from breakwater.extensions import db
 from breakwater.media import services
 
@@ -17,7 +18,7 @@ bp = Blueprint("media", __name__, url_prefix="/editor/media")
 @editor_page
 @consistency("causal")
 def library():
-    limit = current_app.extensions["breakwater.settings"].int("MEDIA_MAX_BYTES")
+    limit = extensions.settings().int("MEDIA_MAX_BYTES")
     return render_template("editor/media.html", rows=services.library(db.session), max_bytes=limit)
 
 

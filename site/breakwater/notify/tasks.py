@@ -15,7 +15,8 @@ from email.utils import formatdate, make_msgid
 from urllib.parse import urlsplit
 
 from celery import shared_task
-from flask import current_app
+
+from breakwater import extensions
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ SENT = "bw:mail:sent:"
 
 
 def _smtp_send(message: EmailMessage) -> None:
-    settings = current_app.extensions["breakwater.settings"]
+    settings = extensions.settings()
     url = settings.smtp_url
     if url is None:
         log.info("mail not sent (BREAKWATER_SMTP_URL=none): %s to %s", message["Subject"], message["To"])
@@ -42,13 +43,13 @@ def send_mail(key: str, to: str, subject: str, body: str) -> bool:
     """Send once per key; returns False when that key was sent before."""
     from breakwater.queues.errors import TransientError
 
-    client = current_app.extensions["breakwater.redis"]
+    client = extensions.broker()
     # Claim the key first: two deliveries of one mail running at once must not both send it.
     if not client.set(SENT + key, "sending", nx=True, ex=30):
         if client.get(SENT + key) == b"sent":
             return False
         raise TransientError(f"mail {key} is being sent by another delivery")  # retried; its claim expires
-    settings = current_app.extensions["breakwater.settings"]
+    settings = extensions.settings()
     message = EmailMessage()
     message["From"] = settings["MAIL_FROM"]
     message["To"] = to
@@ -95,7 +96,7 @@ def order_confirmed(order_id: str, user_id: int, summary: str = "") -> bool:
 
 
 def notify_order(payload: dict, session=None) -> None:
-    """Hook for the flash sale's order writer (``app.extensions["breakwater.notify_order"]``).
+    """Hook for the flash sale's order writer (``extensions.notify_order(app)``).
 
     With ``session`` (the order's own transaction, before its commit) the mail's intent is an outbox row
     committed together with the order: no death after the commit can lose it. Without one, the intent is
@@ -111,4 +112,4 @@ def notify_order(payload: dict, session=None) -> None:
 
 
 def init_app(app) -> None:
-    app.extensions["breakwater.notify_order"] = notify_order
+    app.extensions[extensions.NOTIFY_ORDER] = notify_order

@@ -1,8 +1,8 @@
 """The JSON API's OpenAPI 3.1 description (``/api/openapi.json``) and its page for people (``/api/docs``).
 
 The description is the checked-in ``openapi.yaml`` beside this file, written by hand next to the code
-rather than generated from it: the views validate their input by hand (``breakwater.api.json_body`` and
-the services raise :class:`~breakwater.errors.ApiError`), so there are no schema objects a generator
+rather than generated from it: the views validate their input by hand (``breakwater.web.json_api.json_body`` and
+the services raise :class:`~breakwater.web.errors.ApiError`), so there are no schema objects a generator
 could read, and annotating nine blueprints would spread the description over files other work
 changes. Instead two tests keep the file true (tests/test_openapi.py): every ``/api/`` route of the
 URL map (and its methods) must be described and nothing else, and schemathesis calls every operation
@@ -152,7 +152,7 @@ def openapi_json() -> Response:
 
 @bp.get("/api/docs")
 def docs() -> Response:
-    from breakwater.pages.assets import asset_url
+    from breakwater.web.assets import asset_url
 
     html = render_template(
         "openapi/docs.html",

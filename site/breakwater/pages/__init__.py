@@ -2,11 +2,13 @@
 
 * ``breakwater pages build`` writes every page (:mod:`.builder`), each atomically with a ``.gz``
   twin (:mod:`.writer`), and keeps a manifest of URL -> hash and surrogate keys.
+* Each feature plugs its pages, files and change rules in through :mod:`.registry` (its own ``pages.py``);
+  this package knows none of them.
 * A commit that changes content (the cache namespaces it records: ``article:<slug>``, ``ads``...)
   queues a rebuild of exactly the affected pages after the commit (:mod:`.tasks`), coalesced over
   ``BREAKWATER_PAGES_COALESCE_SECONDS``, then purges what changed at every edge.
 * Assets and the region picker's data get content-hashed names and are cached for a year
-  (:mod:`.assets`, :mod:`.regions_data`).
+  (:mod:`breakwater.web.assets`, :mod:`breakwater.regions.cascade`).
 * Pages are the same for every visitor: who is signed in comes from ``/api/auth/me`` (site.js).
 """
 
@@ -16,26 +18,17 @@ from flask import Flask
 
 
 def init_pages(app: Flask) -> None:
-    from breakwater.pages import assets, regions_data, tasks
+    from breakwater.pages import registry, tasks
+    from breakwater.web import assets
 
     app.register_blueprint(assets.bp)
-    app.register_blueprint(regions_data.bp)
     app.jinja_env.globals["asset_url"] = assets.asset_url
-    app.jinja_env.globals["nav_categories"] = _nav_categories
     app.jinja_env.filters["static_url"] = assets.static_url
+    registry.register_files("assets", assets.PREFIX, _asset_files)
     tasks.init_app(app)
 
 
-def _nav_categories() -> list[dict]:
-    """The category menu; an error page must render even when the database does not answer."""
-    from breakwater.cache.http import cached_data
-    from breakwater.content.services import categories
-    from breakwater.extensions import db
+def _asset_files(app: Flask) -> dict:
+    from breakwater.web import assets
 
-    try:
-        data, _status = cached_data(
-            "categories", "categories", ("articles",), lambda: [c.to_json() for c in categories(db.session)], 300.0
-        )
-        return data
-    except Exception:
-        return []
+    return {url: (lambda p=path: (p.read_bytes(), ["assets"])) for url, path in assets.all_assets()}

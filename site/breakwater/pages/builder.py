@@ -20,7 +20,8 @@ from pathlib import Path
 
 from flask import Flask
 
-from breakwater.pages import assets, regions_data, writer
+from breakwater import extensions
+from breakwater.pages import registry, writer
 from breakwater.pages.registry import affected_urls, all_urls
 
 MANIFEST = "_manifest.json"
@@ -75,7 +76,7 @@ def _locked(root: Path):
 class Builder:
     def __init__(self, app: Flask, root: Path | None = None, *, token: str = "", cache_seq: int = 0):
         self.app = app
-        self.root = Path(root or app.extensions["breakwater.settings"]["STATIC_DIR"])
+        self.root = Path(root or extensions.settings(app)["STATIC_DIR"])
         self.headers = {}
         if token:
             from breakwater.database.consistency import HEADER, token_signer
@@ -94,25 +95,13 @@ class Builder:
             raise BuildError(f"{url} answered {response.status_code}; kept the previous file")
         return response.get_data(), (response.headers.get("xkey") or "").split()
 
-    def _file_sources(self) -> dict[str, Callable[[], tuple[bytes, list[str]]]]:
-        sources: dict[str, Callable[[], tuple[bytes, list[str]]]] = {}
-        for url, path in assets.all_assets():
-            sources[url] = lambda p=path: (p.read_bytes(), ["assets"])
-        for name, text in regions_data.region_files()["files"].items():
-            sources[regions_data.PREFIX + name] = lambda t=text: (t.encode(), ["regions"])
-        from breakwater.media import variants
-
-        for url, path in variants.all_files(variants.media_root(self.app)):
-            sources[url] = lambda p=path: (p.read_bytes(), ["media"])
-        return sources
-
     # ------------------------------------------------------------------ builds
     def build_all(self, dry_run: bool = False, progress: Callable[[int, str], None] | None = None) -> BuildReport:
         from breakwater.extensions import db
 
         with self.app.app_context():
             urls = all_urls(db.session)
-            files = self._file_sources()
+            files = registry.file_sources(self.app)
             return self._build(urls, files, full=True, dry_run=dry_run, progress=progress)
 
     def rebuild(self, namespaces: Iterable[str], dry_run: bool = False) -> BuildReport:
@@ -121,7 +110,7 @@ class Builder:
         namespaces = set(namespaces)
         with self.app.app_context():
             urls, keys = affected_urls(db.session, namespaces, load_manifest(self.root))
-            files = self._file_sources() if "regions" in namespaces else {}
+            files = registry.file_sources(self.app, namespaces)
             report = self._build(urls, files, full=False, dry_run=dry_run)
             report.keys |= keys
             return report

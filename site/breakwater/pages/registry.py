@@ -1,28 +1,36 @@
-"""Which URLs are emitted, and which of them a change affects.
+"""What the static site is made of: each feature plugs its pages in here; this module knows none of them.
 
-Every public page is a URL served by the app itself; the builder fetches it through the app and writes
-the bytes. Feature packages add their URLs with :func:`register` (``lambda session: [...]``), so a new
-feature's pages (flash-sale product pages, for instance) are emitted and rebuilt the same way.
+Every public page is a URL served by the app itself; the builder fetches it through the app and writes the
+bytes. A feature package declares, in its own ``pages.py`` (imported by the app factory):
 
-A change is described by the cache namespaces the editors' code already records after commit
-(``article:<slug>``, ``articles``, ``ads``, ``regions``); :func:`affected_urls` turns them into the
-exact pages to render again: the article, the pages that list it (found through their surrogate keys
-in the manifest, so an article moved to another category is also removed from its old lists), its
-category's pages, and the homepage.
+- :func:`register`: its URLs (``lambda session: [...]``);
+- :func:`register_affected`: for a cache namespace it records after commit (``article:<slug>``, ``ads``,
+  ``flash:<id>``...), the URLs to render again and the surrogate keys whose edge copies must go;
+- :func:`register_files`: files it emits beside the pages (content-hashed region data, media variants), with
+  the namespace whose change rewrites them;
+- :func:`register_next_change`: when its pages next change by the clock alone (an ad window or a sale opening),
+  so a rebuild is scheduled for that moment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import func, select
+from flask import Flask
 from sqlalchemy.orm import Session
 
-from breakwater.content.models import Article, Category, Status
-from breakwater.content.services import PAGE_SIZE
-
 Provider = Callable[[Session], Iterable[str]]
+#: (session, namespace, manifest) -> (URLs to render again, surrogate keys to purge)
+Affected = Callable[[Session, str, dict], tuple[Iterable[str], Iterable[str]]]
+#: app -> [(URL, loader returning (bytes, surrogate keys))]
+FileSource = Callable[[Flask], Iterable[tuple[str, Callable[[], tuple[bytes, list[str]]]]]]
+#: session -> seconds until the pages change by the clock alone, or None
+NextChange = Callable[[Session], float | None]
+
 _providers: list[Provider] = []
+_affected: dict[str, Affected] = {}
+_files: list[tuple[str, str, FileSource]] = []
+_next_change: list[NextChange] = []
 
 
 def register(provider: Provider) -> Provider:
@@ -30,12 +38,8 @@ def register(provider: Provider) -> Provider:
     return provider
 
 
-Affected = Callable[[Session, str], Iterable[str]]
-_affected: dict[str, Affected] = {}
-
-
 def register_affected(prefix: str) -> Callable[[Affected], Affected]:
-    """``@register_affected("flash:")``: the URLs a change in a namespace with that prefix affects."""
+    """``@register_affected("flash:")``: what a change in a namespace starting with that prefix affects."""
 
     def decorate(fn: Affected) -> Affected:
         _affected[prefix] = fn
@@ -44,24 +48,14 @@ def register_affected(prefix: str) -> Callable[[Affected], Affected]:
     return decorate
 
 
-def category_urls(session: Session, category: Category) -> list[str]:
-    total = session.scalar(
-        select(func.count()).select_from(Article).where(
-            Article.status == Status.PUBLISHED, Article.category_id == category.id
-        )
-    ) or 0  # fmt: skip
-    pages = max(1, -(-total // PAGE_SIZE))
-    return [f"/categories/{category.slug}"] + [f"/categories/{category.slug}/page/{n}" for n in range(2, pages + 1)]
+def register_files(namespace: str, prefix: str, source: FileSource) -> None:
+    """Files under ``prefix`` (content-hashed names: never purged) rewritten when ``namespace`` changes."""
+    _files.append((namespace, prefix, source))
 
 
-@register
-def content_pages(session: Session) -> list[str]:
-    urls = ["/", "/regions"]
-    for category in session.scalars(select(Category).order_by(Category.sort_order, Category.id)):
-        urls += category_urls(session, category)
-    published = session.scalars(select(Article.slug).where(Article.status == Status.PUBLISHED))
-    urls += [f"/articles/{slug}" for slug in published]
-    return urls
+def register_next_change(fn: NextChange) -> NextChange:
+    _next_change.append(fn)
+    return fn
 
 
 def all_urls(session: Session) -> list[str]:
@@ -76,44 +70,29 @@ def affected_urls(session: Session, namespaces: Iterable[str], manifest: dict) -
     """(URLs to render again, surrogate keys whose edge copies must go) for a set of changes."""
     urls: dict[str, None] = {}
     keys: set[str] = set()
-    pages = manifest.get("pages", {})
     for ns in sorted(set(namespaces)):
-        if ns.startswith("article:"):
-            slug = ns.split(":", 1)[1]
-            url = f"/articles/{slug}"
-            urls[url] = None
-            owners = set()
-            if url in pages and pages[url].get("keys"):
-                owners.add(pages[url]["keys"][0])
-            article = session.scalars(select(Article).where(Article.slug == slug)).first()
-            if article is not None:
-                owners.add(f"article-{article.id}")
-                for u in category_urls(session, article.category):
-                    urls[u] = None
-            for other, entry in pages.items():  # every page that showed it (lists, the homepage)
-                if owners & set(entry.get("keys", ())):
-                    urls[other] = None
-            keys |= owners
-            urls["/"] = None
-        elif ns == "articles":
-            urls["/"] = None
-            for category in session.scalars(select(Category)):
-                keys.add(f"category-{category.slug}")
-                for u in category_urls(session, category):
-                    urls[u] = None
-        elif ns == "ads":
-            urls["/"] = None
-            keys |= {"home", "ads"}
-        elif ns == "regions":
-            urls["/regions"] = None
-            keys.add("regions")
-        else:
-            for prefix, fn in _affected.items():
-                if ns.startswith(prefix):
-                    for url in fn(session, ns):
-                        urls[url] = None
-    # Pages of a list that got shorter disappear: render them too (they answer 404 and are removed).
-    for url in list(pages):
-        if url.startswith("/categories/") and any(u.startswith(url.split("/page/")[0]) for u in urls):
-            urls.setdefault(url, None)
+        for prefix, fn in _affected.items():
+            if ns.startswith(prefix):
+                found, purge = fn(session, ns, manifest)
+                urls.update(dict.fromkeys(found))
+                keys |= set(purge)
     return list(urls), keys
+
+
+def file_sources(app: Flask, namespaces: Iterable[str] | None = None) -> dict:
+    """URL -> loader of every registered file (only those of ``namespaces`` when given)."""
+    wanted = None if namespaces is None else set(namespaces)
+    sources: dict = {}
+    for namespace, _prefix, source in _files:
+        if wanted is None or namespace in wanted:
+            sources.update(source(app))
+    return sources
+
+
+def hashed_prefixes() -> tuple[str, ...]:
+    return tuple(prefix for _ns, prefix, _source in _files)
+
+
+def seconds_to_next_change(session: Session) -> float | None:
+    edges = [e for e in (fn(session) for fn in _next_change) if e is not None]
+    return min(edges) if edges else None

@@ -23,6 +23,7 @@ import redis
 from celery import shared_task
 from flask import Flask, current_app
 
+from breakwater import extensions
 from breakwater.database import causal
 from breakwater.observability import page_metrics
 
@@ -35,16 +36,16 @@ HISTORY = "bw:pages:history"  # the last builds, newest first (`breakwater pages
 
 
 def init_app(app: Flask) -> None:
-    app.extensions.setdefault("breakwater.after_invalidate", []).append(queue_rebuild)
+    extensions.after_invalidate(app).append(queue_rebuild)
 
 
 def _broker() -> redis.Redis:
-    return current_app.extensions["breakwater.redis"]
+    return extensions.broker()
 
 
 def queue_rebuild(namespaces: tuple[str, ...], token: str = "", seq: int = 0) -> None:
     """After a commit: remember what changed and make sure a rebuild is on its way."""
-    settings = current_app.extensions["breakwater.settings"]
+    settings = extensions.settings()
     if not settings.flag("PAGES_REBUILD"):
         return
     entries = [f"{ns}\t{token}~{seq}" for ns in namespaces]
@@ -82,10 +83,9 @@ def urls_to_purge(changed: list[str]) -> list[str]:
     """Changed URLs minus content-hashed ones (assets, region data, media): a hashed name never gets other
     bytes, so an edge copy of it is never stale. A regions rebuild changes ~3,400 such files; one
     PURGE each would keep the single worker busy long after the build."""
-    from breakwater.media.variants import PREFIX as MEDIA
-    from breakwater.pages import assets, regions_data
+    from breakwater.pages import registry
 
-    return [u for u in changed if not u.startswith((assets.PREFIX, regions_data.PREFIX, MEDIA))]
+    return [u for u in changed if not u.startswith(registry.hashed_prefixes())]
 
 
 @shared_task(
@@ -134,16 +134,12 @@ def rebuild(self, namespaces: list[str] | None = None, token: str = "", seq: int
 def schedule_ad_edge() -> None:
     """One rebuild at the next moment an ad window or a sale opens or closes (if none is scheduled earlier):
     the homepage shows the ads and the sales of the moment."""
-    from breakwater.ads.services import slots_with_active_ads
     from breakwater.extensions import db
-    from breakwater.home.services import current_sales
+    from breakwater.pages import registry
 
-    _slots, ad_edge = slots_with_active_ads(db.session)
-    _sales, sale_edge = current_sales(db.session)
-    edges = [e for e in (ad_edge, sale_edge) if e is not None]
-    if not edges:
+    next_edge = registry.seconds_to_next_change(db.session)
+    if next_edge is None:
         return
-    next_edge = min(edges)
     at = time.time() + next_edge
     client = _broker()
     current = client.get(AD_EDGE)
@@ -158,7 +154,7 @@ def ad_window() -> None:
     """An ad window or a sale opened or closed: move the ads and sales generations (the cached homepage data
     knew nothing of the clock) and rebuild the homepage."""
     _broker().delete(AD_EDGE)
-    seq = current_app.extensions["breakwater.cache"].bump("ads", "flashes")
+    seq = extensions.cache().bump("ads", "flashes")
     queue_rebuild(("ads", "flashes"), "", seq)
 
 
@@ -176,7 +172,7 @@ def purge(self, urls: list[str], keys: list[str]) -> dict:
     from breakwater.edge.purge import PurgeError
     from breakwater.edge.purge import purge as purge_at
 
-    endpoints = current_app.extensions["breakwater.settings"].cdn_purge_urls
+    endpoints = extensions.settings().cdn_purge_urls
     if not endpoints:
         return {"endpoints": 0}
     try:

@@ -33,7 +33,7 @@ def record(task_id: str, task: str, args: object, kwargs: object, error: str, at
         "attempts": attempts,
     }
     log.error("task %s[%s] failed for good after %d attempt(s): %s", task, task_id, attempts, error[:500])
-    from breakwater.observability.task_metrics import record_failed_for_good
+    from breakwater.queues.metrics import record_failed_for_good
 
     record_failed_for_good(task, row["queue"])
     try:

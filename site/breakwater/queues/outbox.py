@@ -23,6 +23,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import delete, event, select, text
 from sqlalchemy.orm import Session
 
+from breakwater import extensions
 from breakwater.cache import invalidation
 from breakwater.queues.models import OutboxMessage
 
@@ -91,7 +92,7 @@ def relay(limit: int = 500) -> int:
 
 def _measure_backlog() -> None:
     from breakwater.extensions import db
-    from breakwater.observability.task_metrics import record_outbox
+    from breakwater.queues.metrics import record_outbox
 
     try:
         with db.primary_engine.connect() as conn:
@@ -107,7 +108,7 @@ def _measure_backlog() -> None:
 def _relay(limit: int) -> int:
     from breakwater.extensions import db
 
-    grace = current_app.extensions["breakwater.settings"].float("OUTBOX_GRACE")
+    grace = extensions.settings().float("OUTBOX_GRACE")
     with db.primary_engine.begin() as conn:
         rows = conn.execute(
             select(OutboxMessage.id, OutboxMessage.task, OutboxMessage.args, OutboxMessage.kwargs)
@@ -132,8 +133,8 @@ def after_commit(namespaces: list[str]) -> None:
 
     with db.primary_engine.connect() as conn:
         token = conn.execute(text("SELECT @@gtid_binlog_pos")).scalar_one() or ""
-    seq = current_app.extensions["breakwater.cache"].bump(*sorted(namespaces), token=token)
-    for hook in current_app.extensions.get("breakwater.after_invalidate", ()):
+    seq = extensions.cache().bump(*sorted(namespaces), token=token)
+    for hook in extensions.after_invalidate():
         hook(tuple(sorted(namespaces)), token, seq)
 
 

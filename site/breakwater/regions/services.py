@@ -12,7 +12,7 @@ import re
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from breakwater.errors import ApiError
+from breakwater.common.errors import ApiError
 from breakwater.regions import data
 from breakwater.regions.models import Region
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from breakwater.pages.http import page_response
-from breakwater.pages.regions_data import root_url
+from breakwater.regions.cascade import root_url
+from breakwater.web.pages import page_response
 
 bp = Blueprint("regions", __name__)
 

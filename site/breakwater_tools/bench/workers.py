@@ -25,11 +25,12 @@ import threading
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import text
 
+from breakwater import extensions
 from breakwater.cache.http import dumps
 from breakwater.content.rendering import render_markdown
-from breakwater.errors import error_response
 from breakwater.extensions import db
 from breakwater.home.services import home_data
+from breakwater.web.errors import error_response
 
 bp = Blueprint("bench_workers", __name__, url_prefix="/_bench/workers")
 
@@ -128,10 +129,10 @@ def probe():
         pings = [bool(current_app.extensions[k].ping()) for k in ("breakwater.redis", "breakwater.redis_cache")]
         # The per-process background threads (greenlets under gevent): the replication monitor started with the
         # read above; the cache's invalidation tracker and the sold-out listener start on first use.
-        cache = current_app.extensions["breakwater.cache"]
+        cache = extensions.cache()
         if cache.local is not None:
             cache.local.ensure_running()
-        current_app.extensions["breakwater.flash.soldout"].is_sold_out(0)
+        extensions.soldout_flags().is_sold_out(0)
     finally:
         with _lock:
             _inflight -= 1

@@ -39,9 +39,10 @@ import pymysql
 
 from breakwater.database import causal
 from breakwater_tools.stack.errors import StackError
+from breakwater_tools.stack.files import write_private
 from breakwater_tools.stack.layout import Layout, Node
 from breakwater_tools.stack.mariadb import _q, admin
-from breakwater_tools.stack.render import _write, render_nodes
+from breakwater_tools.stack.render import render_nodes
 
 
 @dataclass
@@ -219,7 +220,7 @@ def rejoin(layout: Layout, name: str, echo: Callable[[str], None] = print, wait:
 def _write_topology(layout: Layout, primary: str, fenced: list[str], epoch: int) -> None:
     # the service user's folder (the watcher writes it too): never through a link planted there
     text = json.dumps({"primary": primary, "fenced": fenced, "epoch": epoch, "at": time.time()}) + "\n"
-    _write(layout.topology_file, text, 0o644)
+    write_private(layout.topology_file, text, 0o644)
 
 
 def watch(

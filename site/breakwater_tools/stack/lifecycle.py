@@ -21,13 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from breakwater.settings import Settings, env_name
-from breakwater_tools.stack import mariadb, users
+from breakwater_tools.stack import mariadb, permissions, users
 from breakwater_tools.stack.errors import StackError
+from breakwater_tools.stack.files import venv_bin, write_private
 from breakwater_tools.stack.layout import Layout
 from breakwater_tools.stack.ports import accepts, port_in_use
 from breakwater_tools.stack.programs import ensure_programs
-from breakwater_tools.stack.render import _bin, _write, programs, render_all
+from breakwater_tools.stack.render import render_all
 from breakwater_tools.stack.secrets import ensure_secrets
+from breakwater_tools.stack.supervised import programs
 from breakwater_tools.stack.supervisor import Supervisor, read_pid
 
 #: started once the data is in place, after every gunicorn instance (app, app2, ...) and every worker
@@ -155,7 +157,7 @@ class Stack:
         ensure_secrets(self.layout.state)
         self._load()  # pick up the generated secrets
         render_all(self.layout)
-        users.secure_state(self.layout)
+        permissions.secure_state(self.layout)
         run = self.layout.run_as
         with ThreadPoolExecutor(len(self.layout.nodes)) as pool:  # mariadb-install-db, one per node at once
             created = list(pool.map(lambda node: mariadb.init_datadir(node, run), self.layout.nodes))
@@ -219,7 +221,7 @@ class Stack:
             mariadb.bootstrap_primary(self.layout)
             for node in self.layout.replicas:
                 mariadb.configure_replica(self.layout, node)
-            _write(self.layout.bootstrapped_marker, "ok\n", 0o644)
+            write_private(self.layout.bootstrapped_marker, "ok\n", 0o644)
         if self.layout.run_as.switch:  # the failover watcher administers as the service user
             mariadb.ensure_socket_account(self.layout, self.layout.run_as.name)
         mariadb.wait_replicas_caught_up(self.layout)
@@ -270,7 +272,7 @@ class Stack:
             pw = pwd.getpwnam(self.layout.run_as.name)
             as_user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": [], "umask": 0o027, "cwd": "/"}
         result = subprocess.run(
-            [_bin("breakwater"), *args], env=self.settings.child_env(), capture_output=True, text=True, timeout=600,
+            [venv_bin("breakwater"), *args], env=self.settings.child_env(), capture_output=True, text=True, timeout=600,
             **as_user,
         )  # fmt: skip
         if result.returncode != 0:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from breakwater_tools.stack.files import templates, write_private
 from breakwater_tools.stack.layout import Layout
 from breakwater_tools.stack.programs import which
-from breakwater_tools.stack.render import Program, _env, _write
+from breakwater_tools.stack.supervisor import Program
 
 
 def sentinel_programs(layout: Layout) -> list[Program]:
@@ -37,9 +38,9 @@ def render_sentinels(layout: Layout) -> None:
     s = layout.settings
     primary = f"{s['HOST']} {s.int('REDIS_PORT')}"
     replica = layout.redis_replica_host
-    _write(
+    write_private(
         layout.redis_replica / "redis.conf",
-        _env.get_template("redis.conf.j2").render(
+        templates.get_template("redis.conf.j2").render(
             port=s.int("REDIS_REPLICA_PORT"), host=replica.address if replica else s["HOST"],
             redis_dir=layout.redis_replica, password=s["REDIS_PASSWORD"], role="durable", replica_of=primary,
         ),
@@ -50,9 +51,9 @@ def render_sentinels(layout: Layout) -> None:
         conf = directory / "sentinel.conf"
         if conf.exists():
             continue
-        _write(
+        write_private(
             conf,
-            _env.get_template("sentinel.conf.j2").render(
+            templates.get_template("sentinel.conf.j2").render(
                 port=port, host=host.address if host else s["HOST"], dir=directory, password=s["REDIS_PASSWORD"],
                 masters=masters,
             ),

@@ -10,12 +10,62 @@ import sys
 import time
 import xmlrpc.client
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from breakwater_tools.stack.cluster import Host
 from breakwater_tools.stack.errors import StackError
+from breakwater_tools.stack.files import env_line
 from breakwater_tools.stack.layout import Layout
+
+
+@dataclass
+class Program:
+    """One supervisord program; ``role`` and ``port`` feed `breakwater stack status`."""
+
+    name: str
+    role: str
+    command: str
+    port: int | None
+    autostart: bool = True
+    startsecs: int = 2
+    stopsignal: str = "TERM"
+    stopwaitsecs: int = 30
+    priority: int = 100  # started in ascending, stopped in descending order
+    #: its working directory, inside the state folder (filled in by :func:`programs`): what a program leaves
+    #: in its cwd (a crash dump: RabbitMQ's MnesiaCore.*, erl_crash.dump, core) stays with the stack
+    directory: str = ""
+    environment: str = ""
+    stopasgroup: bool = True
+    host: Host | None = None  # in a cluster: the host (network namespace) it runs on
+    address: str = ""  # where it listens (`breakwater stack status` checks the port there); empty = HOST
+    #: the OS user it runs as when the stack starts as root (filled in by :func:`programs`; see
+    #: :mod:`breakwater_tools.stack.users`); empty: as supervisord runs
+    user: str = ""
+    group: str = ""
+
+    @property
+    def launch(self) -> str:
+        """The command supervisord runs: inside its host's network namespace in a cluster, switched to its user
+        there by ``setpriv`` (``ip netns exec`` needs root; both exec in place: supervisord's pid stays the
+        program's); on one machine supervisord switches (``user =``)."""
+        if not self.host:
+            return self.command
+        switch = f"setpriv --reuid={self.user} --regid={self.group} --init-groups -- " if self.user else ""
+        return f"ip netns exec {self.host.netns} {switch}{self.command}"
+
+    @property
+    def env_line(self) -> str:
+        """Its supervisord ``environment``: a switched program's USER, LOGNAME and HOME are its user's (HOME its
+        own folder: the service user has none)."""
+        if not self.user:
+            return self.environment
+        own = {"USER": self.user, "LOGNAME": self.user}
+        if "HOME=" not in self.environment:
+            own["HOME"] = self.directory
+        return ",".join(filter(None, [self.environment, env_line(own)]))
 
 
 def read_pid(path: Path) -> int | None:

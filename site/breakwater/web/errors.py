@@ -10,20 +10,10 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from breakwater.common.errors import ApiError
 from breakwater.database import PrimaryUnavailable
 
 log = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    """An expected failure with a stable machine-readable code."""
-
-    def __init__(self, status: int, code: str, message: str, **details: object):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
 
 
 def wants_json() -> bool:

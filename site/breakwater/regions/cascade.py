@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from breakwater.cache.http import cached_data
 from breakwater.extensions import db
-from breakwater.pages.assets import YEAR, content_hash
 from breakwater.regions.models import LEVELS, Region
+from breakwater.web.assets import YEAR, content_hash
 
 PREFIX = "/regions-data/"
 SOFT_TTL = 3600.0

@@ -7,7 +7,7 @@ import re
 
 from flask import Blueprint, request
 
-from breakwater.errors import ApiError
+from breakwater.common.errors import ApiError
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # a pair is fine (an emoji); a lone half is not text
