@@ -131,7 +131,7 @@ bench-cluster: deps ## 1, 2, 3 app hosts vs one machine (network namespaces, roo
 lint: install ## Ruff lint and format check, and the import layers ([tool.importlinter] in pyproject.toml)
 	$(BIN)/ruff check site tests loadtests db
 	$(BIN)/ruff format --check site tests loadtests db
-	cd site && ../$(BIN)/lint-imports --config ../pyproject.toml
+	cd site && ../$(BIN)/lint-imports --no-cache ../pyproject.toml
 
 format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix site tests loadtests db

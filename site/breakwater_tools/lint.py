@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+from pathlib import Path
 
 import grimp
 from importlinter.application import output
@@ -32,30 +33,32 @@ class PrivateNamesContract(Contract):
 
     def check(self, graph: grimp.ImportGraph, verbose: bool) -> ContractCheck:
         roots = set(self.containers)  # type: ignore[arg-type]
+        # Files are found from the root packages' folders: nothing is imported (a broken import must be
+        # reported, not raised).
+        folders = {root: Path(importlib.util.find_spec(root).submodule_search_locations[0]) for root in roots}
         illegal = []
         for module in sorted(graph.modules):
-            if module.split(".")[0] not in roots:
+            root, *rest = module.split(".")
+            if root not in roots:
                 continue
-            spec = importlib.util.find_spec(module)
-            if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            base = folders[root].joinpath(*rest)
+            is_package = (base / "__init__.py").exists()
+            path = base / "__init__.py" if is_package else base.with_suffix(".py")
+            if not path.exists():
                 continue
-            is_package = bool(spec.submodule_search_locations)
             home = _package(module, is_package)
-            with open(spec.origin, encoding="utf-8") as source:
-                tree = ast.parse(source.read(), spec.origin)
+            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
             for node in ast.walk(tree):
                 if not isinstance(node, ast.ImportFrom) or not node.module or node.level:
                     continue
                 if node.module.split(".")[0] not in roots:
                     continue
+                # the package a name belongs to: the module it is imported from, or that module's package
+                source_is_package = bool(graph.find_children(node.module)) if node.module in graph.modules else False
                 for alias in node.names:
-                    target = f"{node.module}.{alias.name}"
-                    target_is_module = target in graph.modules
-                    owner = _package(target, bool(graph.find_children(target))) if target_is_module else node.module
-                    if not target_is_module:
-                        source = importlib.util.find_spec(node.module)
-                        if source is None or not source.submodule_search_locations:
-                            owner = node.module.rpartition(".")[0]
+                    # a submodule belongs to the package it is imported from
+                    submodule = f"{node.module}.{alias.name}" in graph.modules
+                    owner = node.module if source_is_package or submodule else node.module.rpartition(".")[0]
                     if _private(alias.name) and not (home == owner or home.startswith(owner + ".")):
                         illegal.append(f"{module} (l.{node.lineno}) imports {alias.name} from {node.module}")
         return ContractCheck(kept=not illegal, metadata={"illegal": illegal})
