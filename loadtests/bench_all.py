@@ -33,11 +33,10 @@ import time
 from pathlib import Path
 
 from benchlib import QUICK, RESULTS, SHARED_STACK, start_private_stack
-from report import Report
+from report import RUNNERS, compose
 
 HERE = Path(__file__).parent
 #: in this order: the stack is freshest for the homepage figures; the flash sale's buyers and orders come last
-RUNNERS = ["bench-static", "bench-cache", "bench-db", "bench-workers", "bench-queue", "bench-flash", "bench-spike"]
 #: what the runners ask of a stack (bench_static, bench_flash: microcache off); every limit keeps its default
 #: (bench_flash's buyers each send from an address of their own)
 SHARED_OVERRIDES = {
@@ -55,9 +54,6 @@ QUICK_LANES = [
     ["bench-static", "bench-queue", "bench-spike"],
     ["bench-cache", "bench-db", "bench-workers", "bench-flash"],
 ]
-
-#: the composite table, beside each report (`make bench-publish` copies it and puts it in docs/benchmarks.md)
-README_TABLE = "readme-table.md"
 
 #: A full `make bench` runs a few runners with shorter runs than they use alone (still three interleaved rounds),
 #: so that the whole run stays under 30 minutes; a value set in the environment wins.
@@ -188,34 +184,6 @@ def main() -> int:
             tmp.cleanup()
             stop_s = time.time() - stopping
     return compose(out, runs, time.time() - started, (start_s, stop_s))
-
-
-def compose(out: Path, runs: dict[str, dict], total: float, stack_seconds=(0.0, 0.0), src: Path = RESULTS) -> int:
-    report = Report(out, runs, stack_seconds, src)
-    quick = QUICK or report.quick
-    path = report.build(quick, total)
-    # The composite table for this run, put in docs/benchmarks.md only by `make bench-publish` (a full run)
-    (out / README_TABLE).write_text(
-        ("(BENCH_QUICK=1: short runs, fewer repeats; a check that everything works, not a measurement.)\n\n"
-         if quick else "") + report.readme_table() + "\n"
-    )  # fmt: skip
-    print(path.read_text())
-    print(f"Report: {path} and {path.with_suffix('.html')}")
-    return 0 if all(v["status"] == "ok" for v in runs.values()) else 1
-
-
-def recompose(runners: list[str], folder: Path | None = None) -> int:
-    """A report from results already measured (no runner is run): those in loadtests/results/ into a new
-    folder, or an earlier report's folder rewritten in place from its own copies (its run times kept)."""
-    if folder is None:
-        out = RESULTS / (time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-recomposed")
-        (out / "logs").mkdir(parents=True)
-        runs = {n: {"status": "recomposed from an earlier run", "seconds": 0.0, "fresh": True} for n in runners}
-        return compose(out, runs, 0.0)
-    before = json.loads((folder / "report.json").read_text())
-    runs = {n: {**info, "fresh": (folder / f"{n}.json").exists()} for n, info in before["runs"].items()}
-    stack = before.get("stack_seconds", 0.0)
-    return compose(folder, runs, before.get("seconds", 0.0), stack if isinstance(stack, list) else (stack, 0.0), folder)
 
 
 if __name__ == "__main__":

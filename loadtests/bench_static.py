@@ -416,27 +416,78 @@ def record(summaries: dict[str, Summary], result: RunResult, rounds: int) -> Non
     )
 
 
-def main() -> int:
-    seconds = knob("BENCH_SECONDS", 10, 2)
-    wrk_seconds = knob("BENCH_WRK_SECONDS", max(3, seconds // 2), 1)
-    rounds = knob("BENCH_ROUNDS", 3, 1)
-    users = int(os.environ.get("BENCH_USERS", "16"))
-    connections = int(os.environ.get("BENCH_CONNECTIONS", "64"))
-    wrk_threads = int(os.environ.get("BENCH_WRK_THREADS", "2"))
-    samples = knob("BENCH_PUBLISH_SAMPLES", 20, 3)
-    timeout = float(os.environ.get("BENCH_PUBLISH_TIMEOUT", "5"))
-    visitors = int(os.environ.get("BENCH_VISITORS", "20"))
-    visitor_rate = float(os.environ.get("BENCH_VISITOR_RATE", "5"))
+@dataclass
+class Knobs:
+    """The run's sizes, from the environment (BENCH_*; QUICK runs shorten them)."""
 
-    ensure_wrk()
-    raw = raw_dir(NAME)
+    seconds: int
+    wrk_seconds: int
+    rounds: int
+    users: int
+    connections: int
+    wrk_threads: int
+    samples: int
+    timeout: float
+    visitors: int
+    visitor_rate: float
+
+    @classmethod
+    def from_env(cls) -> Knobs:
+        seconds = knob("BENCH_SECONDS", 10, 2)
+        return cls(
+            seconds=seconds,
+            wrk_seconds=knob("BENCH_WRK_SECONDS", max(3, seconds // 2), 1),
+            rounds=knob("BENCH_ROUNDS", 3, 1),
+            users=int(os.environ.get("BENCH_USERS", "16")),
+            connections=int(os.environ.get("BENCH_CONNECTIONS", "64")),
+            wrk_threads=int(os.environ.get("BENCH_WRK_THREADS", "2")),
+            samples=knob("BENCH_PUBLISH_SAMPLES", 20, 3),
+            timeout=float(os.environ.get("BENCH_PUBLISH_TIMEOUT", "5")),
+            visitors=int(os.environ.get("BENCH_VISITORS", "20")),
+            visitor_rate=float(os.environ.get("BENCH_VISITOR_RATE", "5")),
+        )
+
+
+@dataclass
+class Run:
+    """One run's stack, its extra servers and what the phases measured."""
+
+    knobs: Knobs
+    stack: object
+    raw: Path
+    uncached: AppServer
+    primary_only: AppServer
+    selects: NodeSelects
+    minimal: MinimalNginx
+    summaries: dict[str, Summary] = field(default_factory=dict)
+    checks: dict[str, object] = field(default_factory=dict)
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    publish: list[PublishSample] = field(default_factory=list)
+    visitor_summary: dict = field(default_factory=dict)
+    articles: int = 0
+
+    @property
+    def origin(self) -> str:
+        return self.stack.settings.origin_url.rstrip("/")
+
+    @property
+    def edge(self) -> str:
+        s = self.stack.settings
+        return f"http://{s['HOST']}:{s.int('EDGE_PORT')}"
+
+    @property
+    def app(self) -> str:
+        s = self.stack.settings
+        return f"http://{s['HOST']}:{s.int('APP_PORT')}"
+
+
+def start(knobs: Knobs) -> tuple[Run, tempfile.TemporaryDirectory]:
+    """A private stack (microcache off) and the servers compared with it: the app without its cache, the app
+    on the primary alone (the site before any of its techniques), a minimal Nginx serving the same file."""
     stack, tmp = start_private_stack(overrides={"BREAKWATER_ORIGIN_MICROCACHE": "0"})
     s = stack.settings
-    origin = s.origin_url.rstrip("/")
-    edge = f"http://{s['HOST']}:{s.int('EDGE_PORT')}"
-    app = f"http://{s['HOST']}:{s.int('APP_PORT')}"
     workers, threads = s.int("WEB_WORKERS"), s.int("WEB_THREADS")
-    # Its own metrics folder: with more than one worker, /metrics must add up every worker's counters.
+    # Their own metrics folders: with more than one worker, /metrics must add up every worker's counters.
     prom = Path(s["STATE_DIR"]) / "bench-uncached-metrics"
     prom.mkdir(exist_ok=True)
     uncached = AppServer(
@@ -446,8 +497,8 @@ def main() -> int:
         workers=workers,
         threads=threads,
     )
-    # The site before any of its techniques: one database, no cache. A plain engine (no router) bound to the
-    # primary: BREAKWATER_DB_ROUTING=0 binds the first "replica", here the primary's own address.
+    # One database, no cache. A plain engine (no router) bound to the primary: BREAKWATER_DB_ROUTING=0 binds
+    # the first "replica", here the primary's own address.
     prom_primary = Path(s["STATE_DIR"]) / "bench-primary-metrics"
     prom_primary.mkdir(exist_ok=True)
     primary_host, primary_port = s.primary_address
@@ -463,159 +514,185 @@ def main() -> int:
         workers=workers,
         threads=threads,
     )
-    selects = NodeSelects(stack)
-    minimal = MinimalNginx(Path(s["STATIC_DIR"]) / "index.html")
-    summaries: dict[str, Summary] = {}
-    comparisons = []
-    publish: list[PublishSample] = []
-    visitor_summary: dict = {}
-    checks: dict[str, object] = {}
-    try:
-        uncached.start()
-        primary_only.start()
-        minimal.start()
+    run = Run(
+        knobs, stack, raw_dir(NAME), uncached, primary_only, NodeSelects(stack),
+        MinimalNginx(Path(s["STATIC_DIR"]) / "index.html"),
+    )  # fmt: skip
+    return run, tmp
 
-        # ---- same bytes, right headers, before anything is measured
-        _, mh, minimal_body = fetch(minimal.url + "/")
-        _, oh, origin_body = fetch(origin + "/")
-        if origin_body != minimal_body or oh.get("X-Origin-Cache") != "STATIC":
-            raise RuntimeError("the origin's / and the minimal nginx's copy differ, or / was not the emitted file")
-        fetch(edge + "/", GZIP)
-        _, eh, edge_gz = fetch(edge + "/", GZIP)
-        _, ogh, origin_gz = fetch(origin + "/", GZIP)
-        if eh.get("X-Edge-Cache") != "HIT" or edge_gz != origin_gz or ogh.get("Content-Encoding") != "gzip":
-            raise RuntimeError(f"edge not a gzip HIT with the origin's bytes: {eh.get('X-Edge-Cache')}")
-        _, dh, dynamic_body = fetch(origin + "/?bench=1")
-        _, dh, dynamic_body = fetch(origin + "/?bench=1")
-        _, uh, uncached_body = fetch(uncached.url + "/")
-        if dh.get("X-Cache") != "hit" or "X-Origin-Cache" in dh or uh.get("X-Cache") != "bypass":
-            raise RuntimeError(f"dynamic configurations not as claimed: {dh.get('X-Cache')}, {uh.get('X-Cache')}")
-        checks["bytes"] = {
-            "identity": len(origin_body),
-            "gzip": len(origin_gz),
-            "dynamic_cached": len(dynamic_body),
-            "dynamic_uncached": len(uncached_body),
-        }
-        checks["content_type"] = {"origin": oh.get("Content-Type"), "minimal": mh.get("Content-Type")}
 
-        # ---- 1. wrk: the static ceiling
-        wrk_configs = [
-            ("wrk: minimal nginx", minimal.url + "/", {}),
-            ("wrk: origin static", origin + "/", {}),
-            ("wrk: origin static gzip", origin + "/", GZIP),
-            ("wrk: edge hit gzip", edge + "/", GZIP),
-        ]
-        for label, _, _ in wrk_configs:
-            summaries[label] = Summary(label)
-        for r in range(rounds):
-            for label, url, headers in wrk_configs if r % 2 == 0 else list(reversed(wrk_configs)):
-                before = scrape(app)
-                vbefore = varnish_counters(stack.layout.edge_workdir) if "edge" in label else {}
-                run_id = f"wrk-r{r + 1}-" + label.removeprefix("wrk: ").replace(" ", "-")
-                result = run_wrk(
-                    label, url, headers, wrk_seconds, connections, wrk_threads, raw=raw, run_id=run_id, round_no=r + 1
+def stop(run: Run, tmp: tempfile.TemporaryDirectory) -> None:
+    run.minimal.stop()
+    run.uncached.stop()
+    run.primary_only.stop()
+    run.selects.dispose()
+    run.stack.down(quiet=True, kill=True)
+    tmp.cleanup()
+
+
+def check_bytes(run: Run) -> None:
+    """Same bytes and the right headers everywhere, before anything is measured."""
+    minimal, origin, edge, uncached, checks = run.minimal, run.origin, run.edge, run.uncached, run.checks
+    _, mh, minimal_body = fetch(minimal.url + "/")
+    _, oh, origin_body = fetch(origin + "/")
+    if origin_body != minimal_body or oh.get("X-Origin-Cache") != "STATIC":
+        raise RuntimeError("the origin's / and the minimal nginx's copy differ, or / was not the emitted file")
+    fetch(edge + "/", GZIP)
+    _, eh, edge_gz = fetch(edge + "/", GZIP)
+    _, ogh, origin_gz = fetch(origin + "/", GZIP)
+    if eh.get("X-Edge-Cache") != "HIT" or edge_gz != origin_gz or ogh.get("Content-Encoding") != "gzip":
+        raise RuntimeError(f"edge not a gzip HIT with the origin's bytes: {eh.get('X-Edge-Cache')}")
+    _, dh, dynamic_body = fetch(origin + "/?bench=1")
+    _, dh, dynamic_body = fetch(origin + "/?bench=1")
+    _, uh, uncached_body = fetch(uncached.url + "/")
+    if dh.get("X-Cache") != "hit" or "X-Origin-Cache" in dh or uh.get("X-Cache") != "bypass":
+        raise RuntimeError(f"dynamic configurations not as claimed: {dh.get('X-Cache')}, {uh.get('X-Cache')}")
+    checks["bytes"] = {
+        "identity": len(origin_body),
+        "gzip": len(origin_gz),
+        "dynamic_cached": len(dynamic_body),
+        "dynamic_uncached": len(uncached_body),
+    }
+    checks["content_type"] = {"origin": oh.get("Content-Type"), "minimal": mh.get("Content-Type")}
+    run.bodies.update(minimal=minimal_body, origin=origin_body, origin_gz=origin_gz)
+
+
+def wrk_ceilings(run: Run) -> None:
+    """1. wrk: the static ceiling (minimal Nginx, the origin, the edge), interleaved rounds."""
+    k, stack, app, raw, summaries, checks = run.knobs, run.stack, run.app, run.raw, run.summaries, run.checks
+    rounds, wrk_seconds, connections, wrk_threads = k.rounds, k.wrk_seconds, k.connections, k.wrk_threads
+    minimal, origin, edge = run.minimal, run.origin, run.edge
+    minimal_body, origin_body, origin_gz = run.bodies["minimal"], run.bodies["origin"], run.bodies["origin_gz"]
+    wrk_configs = [
+        ("wrk: minimal nginx", minimal.url + "/", {}),
+        ("wrk: origin static", origin + "/", {}),
+        ("wrk: origin static gzip", origin + "/", GZIP),
+        ("wrk: edge hit gzip", edge + "/", GZIP),
+    ]
+    for label, _, _ in wrk_configs:
+        summaries[label] = Summary(label)
+    for r in range(rounds):
+        for label, url, headers in wrk_configs if r % 2 == 0 else list(reversed(wrk_configs)):
+            before = scrape(app)
+            vbefore = varnish_counters(stack.layout.edge_workdir) if "edge" in label else {}
+            run_id = f"wrk-r{r + 1}-" + label.removeprefix("wrk: ").replace(" ", "-")
+            result = run_wrk(
+                label, url, headers, wrk_seconds, connections, wrk_threads, raw=raw, run_id=run_id, round_no=r + 1
+            )
+            moved = delta(before, scrape(app))
+            result.checks.update({"app_home_requests": app_home_requests(moved)})
+            if ("origin" in label or "edge" in label) and app_home_requests(moved) > 0:
+                result.problems.append(f"check: {app_home_requests(moved):.0f} requests reached the app's /")
+            if "edge" in label:
+                vmoved = delta(vbefore, varnish_counters(stack.layout.edge_workdir))
+                result.checks.update(vmoved)
+                hits = vmoved.get("varnish_cache_hit", 0)
+                if hits < 0.99 * result.requests:
+                    result.problems.append(f"check: edge hits +{hits:.0f} for {result.requests} requests")
+            expected = len(origin_gz) if headers else len(origin_body)
+            if result.checks["bytes_per_request"] < expected:
+                result.problems.append(f"check: {result.checks['bytes_per_request']:.0f} bytes per response")
+            record(summaries, result, rounds)
+    _, _, after_body = fetch(origin + "/")
+    checks["homepage_unchanged_during_wrk"] = after_body == minimal_body
+
+
+def locust_pages(run: Run) -> None:
+    """2. Locust: static vs Redis-cached dynamic vs uncached dynamic homepage, and the edge."""
+    k, stack, app, raw, summaries, selects = run.knobs, run.stack, run.app, run.raw, run.summaries, run.selects
+    rounds, users, seconds = k.rounds, k.users, k.seconds
+    origin, edge, uncached, primary_only = run.origin, run.edge, run.uncached, run.primary_only
+    locust_configs = [
+        ("locust: static", origin, "/", "X-Origin-Cache=STATIC;X-Cache=none"),
+        ("locust: dynamic cached", origin, "/?bench=1", "X-Cache=hit,stale,miss;X-Origin-Cache=none"),
+        ("locust: dynamic uncached", uncached.url, "/", "X-Cache=bypass"),
+        ("locust: dynamic uncached primary-only", primary_only.url, "/", "X-Cache=bypass"),
+        ("locust: edge", edge, "/", "X-Edge-Cache=HIT"),
+    ]
+    for label, *_ in locust_configs:
+        summaries[label] = Summary(label)
+    for r in range(rounds):
+        for label, host, path, expect in locust_configs if r % 2 == 0 else list(reversed(locust_configs)):
+            server = {uncached.url: uncached.url, primary_only.url: primary_only.url}.get(host, app)
+            before = {**scrape(server), **selects.read()}
+            vbefore = varnish_counters(stack.layout.edge_workdir) if label.endswith("edge") else {}
+            env = {"BENCH_PATH": path, "BENCH_EXPECT_HEADERS": expect}
+            result = run_locust(
+                label, GET_PATH, host, users, seconds, "target", env,
+                raw=raw, run_id=f"locust-r{r + 1}-" + label.removeprefix("locust: ").replace(" ", "-"),
+                round_no=r + 1,
+            )  # fmt: skip
+            moved = delta(before, {**scrape(server), **selects.read()})
+            if vbefore:
+                moved.update(delta(vbefore, varnish_counters(stack.layout.edge_workdir)))
+            result.checks = moved
+            home = app_home_requests(moved)
+            hits = sum(total(moved, EVENTS, name="home", result=k) for k in ("hit", "stale"))
+            bypass = total(moved, EVENTS, name="home", result="bypass")
+            need = 0.9 * result.requests
+            if (label.endswith("static") or label.endswith("edge")) and home:
+                result.problems.append(f"check: {home:.0f} requests reached the app's /")
+            if label.endswith("edge") and moved.get("varnish_cache_hit", 0) < 0.99 * result.requests:
+                result.problems.append(f"check: edge hits +{moved.get('varnish_cache_hit', 0):.0f}")
+            if label.endswith("primary-only"):
+                on_primary, on_replicas = (
+                    moved.get("com_select:primary", 0),
+                    sum(v for k, v in moved.items() if k.startswith("com_select:replica")),
                 )
-                moved = delta(before, scrape(app))
-                result.checks.update({"app_home_requests": app_home_requests(moved)})
-                if ("origin" in label or "edge" in label) and app_home_requests(moved) > 0:
-                    result.problems.append(f"check: {app_home_requests(moved):.0f} requests reached the app's /")
-                if "edge" in label:
-                    vmoved = delta(vbefore, varnish_counters(stack.layout.edge_workdir))
-                    result.checks.update(vmoved)
-                    hits = vmoved.get("varnish_cache_hit", 0)
-                    if hits < 0.99 * result.requests:
-                        result.problems.append(f"check: edge hits +{hits:.0f} for {result.requests} requests")
-                expected = len(origin_gz) if headers else len(origin_body)
-                if result.checks["bytes_per_request"] < expected:
-                    result.problems.append(f"check: {result.checks['bytes_per_request']:.0f} bytes per response")
-                record(summaries, result, rounds)
-        _, _, after_body = fetch(origin + "/")
-        checks["homepage_unchanged_during_wrk"] = after_body == minimal_body
-
-        # ---- 2. Locust: static vs Redis-cached dynamic vs uncached dynamic homepage
-        locust_configs = [
-            ("locust: static", origin, "/", "X-Origin-Cache=STATIC;X-Cache=none"),
-            ("locust: dynamic cached", origin, "/?bench=1", "X-Cache=hit,stale,miss;X-Origin-Cache=none"),
-            ("locust: dynamic uncached", uncached.url, "/", "X-Cache=bypass"),
-            ("locust: dynamic uncached primary-only", primary_only.url, "/", "X-Cache=bypass"),
-            ("locust: edge", edge, "/", "X-Edge-Cache=HIT"),
-        ]
-        for label, *_ in locust_configs:
-            summaries[label] = Summary(label)
-        for r in range(rounds):
-            for label, host, path, expect in locust_configs if r % 2 == 0 else list(reversed(locust_configs)):
-                server = {uncached.url: uncached.url, primary_only.url: primary_only.url}.get(host, app)
-                before = {**scrape(server), **selects.read()}
-                vbefore = varnish_counters(stack.layout.edge_workdir) if label.endswith("edge") else {}
-                env = {"BENCH_PATH": path, "BENCH_EXPECT_HEADERS": expect}
-                result = run_locust(
-                    label, GET_PATH, host, users, seconds, "target", env,
-                    raw=raw, run_id=f"locust-r{r + 1}-" + label.removeprefix("locust: ").replace(" ", "-"),
-                    round_no=r + 1,
-                )  # fmt: skip
-                moved = delta(before, {**scrape(server), **selects.read()})
-                if vbefore:
-                    moved.update(delta(vbefore, varnish_counters(stack.layout.edge_workdir)))
-                result.checks = moved
-                home = app_home_requests(moved)
-                hits = sum(total(moved, EVENTS, name="home", result=k) for k in ("hit", "stale"))
-                bypass = total(moved, EVENTS, name="home", result="bypass")
-                need = 0.9 * result.requests
-                if (label.endswith("static") or label.endswith("edge")) and home:
-                    result.problems.append(f"check: {home:.0f} requests reached the app's /")
-                if label.endswith("edge") and moved.get("varnish_cache_hit", 0) < 0.99 * result.requests:
-                    result.problems.append(f"check: edge hits +{moved.get('varnish_cache_hit', 0):.0f}")
-                if label.endswith("primary-only"):
-                    on_primary, on_replicas = (
-                        moved.get("com_select:primary", 0),
-                        sum(v for k, v in moved.items() if k.startswith("com_select:replica")),
+                if on_primary < result.requests or on_replicas > 0.1 * on_primary:
+                    result.problems.append(
+                        f"check: expected reads on the primary only; Com_select primary +{on_primary:.0f}, "
+                        f"replicas +{on_replicas:.0f}"
                     )
-                    if on_primary < result.requests or on_replicas > 0.1 * on_primary:
-                        result.problems.append(
-                            f"check: expected reads on the primary only; Com_select primary +{on_primary:.0f}, "
-                            f"replicas +{on_replicas:.0f}"
-                        )
-                if label.endswith("cached") and "uncached" not in label and (home < need or hits < need):
-                    result.problems.append(f"check: expected app-rendered cache hits; / +{home:.0f}, hits +{hits:.0f}")
-                if "uncached" in label and (bypass < need or hits):
-                    result.problems.append(f"check: expected bypass; bypass +{bypass:.0f}, hits +{hits:.0f}")
-                record(summaries, result, rounds)
+            if label.endswith("cached") and "uncached" not in label and (home < need or hits < need):
+                result.problems.append(f"check: expected app-rendered cache hits; / +{home:.0f}, hits +{hits:.0f}")
+            if "uncached" in label and (bypass < need or hits):
+                result.problems.append(f"check: expected bypass; bypass +{bypass:.0f}, hits +{hits:.0f}")
+            record(summaries, result, rounds)
 
-        # ---- 3. publish latency under a steady visitor load
-        token = editor_token(stack)
-        articles = [
-            {"id": a["id"], "slug": a["slug"], "title": a["title"]}
-            for a in editor_call(origin, token, "GET", "/articles")["articles"]
-            if a["status"] == "published"
-        ][:3]
-        if not articles:
-            raise RuntimeError("no published article to republish")
-        paths = ["/", *(f"/articles/{a['slug']}" for a in articles), "/categories/news"]
-        load = start_visitors(edge, origin, paths, visitors, visitor_rate, raw)
-        try:
-            time.sleep(3)  # let the visitors ramp up
-            for i in range(samples):
-                sample = publish_sample(origin, edge, token, articles[i % len(articles)], timeout)
-                publish.append(sample)
-                print(
-                    f"publish {i + 1}/{samples} {sample.article:<20} origin "
-                    f"{'-' if sample.origin_s is None else f'{sample.origin_s:.2f} s'}  edge "
-                    f"{'-' if sample.edge_s is None else f'{sample.edge_s:.2f} s'}"
-                    f"{'  (edge was stale before)' if sample.edge_stale_before else ''}",
-                    flush=True,
-                )
-                time.sleep(0.5)
-        finally:
-            visitor_summary = stop_visitors(load, raw)
+
+def publish_latency(run: Run) -> None:
+    """3. Publish latency under a steady visitor load: from an editor's PATCH to the new title at the origin
+    and at the edge."""
+    k, stack, raw, publish = run.knobs, run.stack, run.raw, run.publish
+    samples, timeout, visitors, visitor_rate = k.samples, k.timeout, k.visitors, k.visitor_rate
+    origin, edge = run.origin, run.edge
+    token = editor_token(stack)
+    articles = [
+        {"id": a["id"], "slug": a["slug"], "title": a["title"]}
+        for a in editor_call(origin, token, "GET", "/articles")["articles"]
+        if a["status"] == "published"
+    ][:3]
+    if not articles:
+        raise RuntimeError("no published article to republish")
+    paths = ["/", *(f"/articles/{a['slug']}" for a in articles), "/categories/news"]
+    load = start_visitors(edge, origin, paths, visitors, visitor_rate, raw)
+    try:
+        time.sleep(3)  # let the visitors ramp up
+        for i in range(samples):
+            sample = publish_sample(origin, edge, token, articles[i % len(articles)], timeout)
+            publish.append(sample)
+            print(
+                f"publish {i + 1}/{samples} {sample.article:<20} origin "
+                f"{'-' if sample.origin_s is None else f'{sample.origin_s:.2f} s'}  edge "
+                f"{'-' if sample.edge_s is None else f'{sample.edge_s:.2f} s'}"
+                f"{'  (edge was stale before)' if sample.edge_stale_before else ''}",
+                flush=True,
+            )
+            time.sleep(0.5)
     finally:
-        minimal.stop()
-        uncached.stop()
-        primary_only.stop()
-        selects.dispose()
-        stack.down(quiet=True, kill=True)
-        tmp.cleanup()
+        run.visitor_summary = stop_visitors(load, raw)
+    run.articles = len(articles)
 
-    # ---- report
+
+def write_report(run: Run) -> None:
+    """The comparisons, the notes on method and what was checked, and the figures, as results/bench-static.*"""
+    k, summaries, publish, checks = run.knobs, run.summaries, run.publish, run.checks
+    visitor_summary, articles = run.visitor_summary, run.articles
+    seconds, wrk_seconds, rounds, users, connections = k.seconds, k.wrk_seconds, k.rounds, k.users, k.connections
+    wrk_threads, timeout, visitors, visitor_rate = k.wrk_threads, k.timeout, k.visitors, k.visitor_rate
+    workers, threads = run.stack.settings.int("WEB_WORKERS"), run.stack.settings.int("WEB_THREADS")
+    comparisons = []
     sm = summaries
     comparisons += [
         compare(
@@ -688,7 +765,7 @@ def main() -> int:
     notes = [
         publish_table,
         f"**Publish latency**: {len(publish)} title edits (PATCH /api/editor/articles/<id> with a bearer token, "
-        f"round robin over {len(articles) if publish else 0} published articles, 0.5 s apart), timed from the PATCH "
+        f"round robin over {articles if publish else 0} published articles, 0.5 s apart), timed from the PATCH "
         f"response until an anonymous GET of the article page (polled every 20 ms, give up after {timeout:.0f} s) "
         f"shows the new title; p95 is the nearest rank (sample {max(1, math.ceil(0.95 * len(publish)))} of "
         f"{len(publish)}, fastest first). Before each edit the edge "
@@ -769,6 +846,22 @@ def main() -> int:
         comparisons,
         meta,
     )
+
+
+def main() -> int:
+    ensure_wrk()
+    run, tmp = start(Knobs.from_env())
+    try:
+        run.uncached.start()
+        run.primary_only.start()
+        run.minimal.start()
+        check_bytes(run)
+        wrk_ceilings(run)
+        locust_pages(run)
+        publish_latency(run)
+    finally:
+        stop(run, tmp)
+    write_report(run)
     return 0
 
 

@@ -23,8 +23,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from bench_all import README_TABLE, RUNNERS
 from benchlib import PUBLISHED, RESULTS_ROOT, ROOT
+from report import README_TABLE, RUNNERS
 from report_parts import html
 
 REPORT_FILES = ("report.md", "report.html", "report.json")

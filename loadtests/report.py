@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
-from benchlib import RESULTS, ROOT
+from benchlib import QUICK, RESULTS, ROOT
 from flash_upstream import HOME as UPSTREAM_HOME
 from flash_upstream import SOLD_OUT as UPSTREAM_SOLD_OUT
 from flash_upstream import check_line as upstream_check_line
@@ -89,6 +90,11 @@ REUSED_NOTE = [
     "checked for this report, and is not counted as passed.",
     "",
 ]
+
+#: every runner of a full `make bench`, in the report's order
+RUNNERS = ["bench-static", "bench-cache", "bench-db", "bench-workers", "bench-queue", "bench-flash", "bench-spike"]
+#: the composite table, beside each report (`make bench-publish` copies it and puts it in docs/benchmarks.md)
+README_TABLE = "readme-table.md"
 
 
 # ---------------------------------------------------------------------- sections
@@ -662,9 +668,35 @@ class Report:
         )
 
 
+def compose(out: Path, runs: dict[str, dict], total: float, stack_seconds=(0.0, 0.0), src: Path = RESULTS) -> int:
+    report = Report(out, runs, stack_seconds, src)
+    quick = QUICK or report.quick
+    path = report.build(quick, total)
+    # The composite table for this run, put in docs/benchmarks.md only by `make bench-publish` (a full run)
+    (out / README_TABLE).write_text(
+        ("(BENCH_QUICK=1: short runs, fewer repeats; a check that everything works, not a measurement.)\n\n"
+         if quick else "") + report.readme_table() + "\n"
+    )  # fmt: skip
+    print(path.read_text())
+    print(f"Report: {path} and {path.with_suffix('.html')}")
+    return 0 if all(v["status"] == "ok" for v in runs.values()) else 1
+
+
+def recompose(runners: list[str], folder: Path | None = None) -> int:
+    """A report from results already measured (no runner is run): those in loadtests/results/ into a new
+    folder, or an earlier report's folder rewritten in place from its own copies (its run times kept)."""
+    if folder is None:
+        out = RESULTS / (time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-recomposed")
+        (out / "logs").mkdir(parents=True)
+        runs = {n: {"status": "recomposed from an earlier run", "seconds": 0.0, "fresh": True} for n in runners}
+        return compose(out, runs, 0.0)
+    before = json.loads((folder / "report.json").read_text())
+    runs = {n: {**info, "fresh": (folder / f"{n}.json").exists()} for n, info in before["runs"].items()}
+    stack = before.get("stack_seconds", 0.0)
+    return compose(folder, runs, before.get("seconds", 0.0), stack if isinstance(stack, list) else (stack, 0.0), folder)
+
+
 if __name__ == "__main__":
     # `python report.py`: a new report from the results in loadtests/results/;
     # `python report.py results/<timestamp>`: that report rewritten from its own copies.
-    from bench_all import RUNNERS, recompose
-
     sys.exit(recompose(RUNNERS, Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else None))

@@ -88,3 +88,14 @@ def test_a_killed_replica_fires_the_node_down_alert_within_a_minute_and_it_clear
         monitored.supervisor.bring_back(replica)
     assert fired < 60
     _wait(lambda: not _firing(monitored, "MariaDBNodeDown"), 60)
+
+
+def test_the_start_banner_names_the_dashboard_and_prometheus(monitored, capsys):
+    """What `make run` and `make up` print once the stack is up (breakwater_tools.cli.stack.banner)."""
+    from breakwater_tools.cli.stack import banner
+
+    banner(monitored)
+    out = capsys.readouterr().out
+    s = monitored.settings
+    assert f"ops:     {s.origin_url}/ops/" in out, out
+    assert f"http://127.0.0.1:{s.int('PROMETHEUS_PORT')}/" in out, out

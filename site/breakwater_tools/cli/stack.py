@@ -43,12 +43,18 @@ def stack_check(no_install: bool, browser: bool) -> None:
         fail(str(exc))
 
 
-def _banner(st) -> None:
+def banner(st) -> None:
     s = st.settings
     click.secho(f"\nBreakwater is up: {s.origin_url}/", fg="green", bold=True)
     click.echo(f"  edge:    http://{s['HOST']}:{s.int('EDGE_PORT')}/  (Varnish, the CDN stand-in)")
     click.echo(f"  health:  {s.origin_url}/healthz")
     click.echo(f"  editor:  {s['EDITOR_NAME']} / {s['EDITOR_PASSWORD']}  (log in at {s.origin_url}/login)")
+    from breakwater_tools.stack.monitoring import enabled as monitoring_enabled
+
+    if monitoring_enabled(st.layout):
+        prometheus = f"http://127.0.0.1:{s.int('PROMETHEUS_PORT')}/"
+        click.echo(f"  ops:     {s.origin_url}/ops/  (live charts, firing alerts; as the editor)")
+        click.echo(f"  metrics: {prometheus}  (Prometheus, loopback only)")
     click.echo(f"  state:   {st.layout.state}  (`make down` stops, `make reset` wipes)\n")
 
 
@@ -63,7 +69,7 @@ def stack_up(no_install: bool) -> None:
         st.up(install=not no_install)
     except StackError as exc:
         fail(str(exc))
-    _banner(st)
+    banner(st)
 
 
 @stack.command("run")
@@ -88,7 +94,7 @@ def stack_run(no_install: bool) -> None:
         _safe_echo("interrupted; everything started so far has been stopped.")
         sys.exit(130)
     try:
-        _banner(st)
+        banner(st)
         _safe_echo("Streaming logs; press Ctrl-C to stop the stack.\n")
         st.follow_logs(stop=lambda: stopping["flag"] or st.supervisor.pid is None)
     except (KeyboardInterrupt, BrokenPipeError):
