@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from breakwater_tools.stack import Stack
+from breakwater_tools.stack import Stack, StackError
 from breakwater_tools.stack.ports import free_ports, port_in_use
 from stack_helpers import scratch_dir, stack_env
 
@@ -22,16 +22,29 @@ def _free_run(count: int) -> int:
     raise RuntimeError("no run of free ports")
 
 
+def _monitored_env(state) -> dict[str, str]:
+    env = stack_env(state)
+    env["BREAKWATER_PROMETHEUS"] = "1"
+    env["BREAKWATER_PROMETHEUS_PORT"], env["BREAKWATER_RABBITMQ_PROMETHEUS_PORT"] = map(str, free_ports(2))
+    env["BREAKWATER_PROMETHEUS_EXPORTER_PORT"] = str(_free_run(10))
+    return env
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Stack:
     with scratch_dir(tmp_path_factory, "monitored") as state:
-        env = stack_env(state)
-        env["BREAKWATER_PROMETHEUS"] = "1"
-        env["BREAKWATER_PROMETHEUS_PORT"], env["BREAKWATER_RABBITMQ_PROMETHEUS_PORT"] = map(str, free_ports(2))
-        env["BREAKWATER_PROMETHEUS_EXPORTER_PORT"] = str(_free_run(10))
-        st = Stack(env, echo=lambda _msg: None)
+        st = Stack(_monitored_env(state), echo=lambda _msg: None)
         try:
-            st.up(install=True, echo_steps=False)
+            try:
+                st.up(install=True, echo_steps=False)
+            except StackError as exc:
+                # Ports are picked free, then bound seconds later: another stack starting on this machine at the
+                # same moment can take one in between. Once, with new ports; anything else fails as it is.
+                if "address already in use" not in str(exc).lower():
+                    raise
+                st.down(quiet=True, kill=True)
+                st = Stack(_monitored_env(state), echo=lambda _msg: None)
+                st.up(install=True, echo_steps=False)
             yield st
         finally:
             st.down(quiet=True, kill=True)
