@@ -12,7 +12,7 @@ import pytest
 
 from breakwater_tools.stack import Stack
 from breakwater_tools.stack.cluster import cluster_env
-from breakwater_tools.stack.ports import free_ports
+from breakwater_tools.stack.ports import free_ports, port_in_use
 from stack_helpers import scratch_dir, stack_env
 
 HOSTS = 4
@@ -37,12 +37,25 @@ def _cluster_stack(state) -> Iterator[Stack]:
     sentinel_ports = free_ports(4)
     base["BREAKWATER_SENTINEL_PORTS"] = ",".join(str(p) for p in sentinel_ports[:3])
     base["BREAKWATER_REDIS_REPLICA_PORT"] = str(sentinel_ports[3])
+    # Prometheus and its exporters on this machine, scraping every host (test_cluster_prometheus.py).
+    base["BREAKWATER_PROMETHEUS"] = "1"
+    base["BREAKWATER_PROMETHEUS_PORT"], base["BREAKWATER_RABBITMQ_PROMETHEUS_PORT"] = map(str, free_ports(2))
+    base["BREAKWATER_PROMETHEUS_EXPORTER_PORT"] = str(_free_run(10))
     st = Stack(cluster_env(HOSTS, base), echo=lambda _msg: None)
     try:
         st.up(install=True, echo_steps=False)
         yield st
     finally:
         st.down(quiet=True, kill=True)
+
+
+def _free_run(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports (the exporters take one each from there)."""
+    for _ in range(200):
+        first = random.randrange(20000, 30000)
+        if not any(port_in_use("127.0.0.1", p) for p in range(first, first + count)):
+            return first
+    raise RuntimeError("no run of free ports")
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,10 @@ def up(hosts: int) -> None:
     (st.layout.state / "cluster.json").write_text(json.dumps({"hosts": hosts}) + "\n")
     _print_hosts(st)
     click.echo(f"edge: {st.settings.edge_url}/   origin: {st.settings.origin_url}/   stop: make cluster-down")
+    from breakwater_tools.stack import monitoring
+
+    if monitoring.enabled(st.layout):
+        click.echo(f"prometheus: {monitoring.url(st.layout)}/  (on this machine, the bridge's address)")
 
 
 @cluster.command("down")
@@ -63,6 +67,10 @@ def status(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
     else:
         _print_hosts(st, rows)
+        if st.supervisor.pid is not None:
+            from breakwater_tools.cli.stack import echo_targets
+
+            echo_targets(st.layout)
     sys.exit(0 if all(r["healthy"] for r in rows) else 1)
 
 
@@ -94,10 +102,14 @@ def restore(host: str) -> None:
 
 
 def _print_hosts(st, rows: list[dict] | None = None) -> None:
+    """Each host with its services; then what runs on this machine itself (Prometheus and the exporters)."""
     rows = st.status() if rows is None else rows
-    for h in st.layout.cluster.hosts:
-        click.echo(f"{h.name} {h.address:<15} {', '.join(h.roles)}")
+    places = [(h.name, f"{h.name} {h.address:<15} {', '.join(h.roles)}") for h in st.layout.cluster.hosts]
+    if any(not r["host"] for r in rows):
+        places.append(("", f"machine {st.layout.cluster.gateway:<15} monitoring (the bridge's address)"))
+    for name, title in places:
+        click.echo(title)
         for r in rows:
-            if r["host"] == h.name:
+            if r["host"] == name:
                 mark = click.style("healthy", fg="green") if r["healthy"] else click.style("down", fg="red")
                 click.echo(f"    {r['name']:<18} {r['role']:<30} port={r['port'] or '-':<6} {mark}")

@@ -200,12 +200,13 @@ def stack_status(as_json: bool) -> None:
             )
         if st.supervisor.pid is not None:
             _echo_queues(st.settings)
-            _echo_targets(st.layout)
+            echo_targets(st.layout)
     sys.exit(0 if all(r["healthy"] for r in rows) else 1)
 
 
-def _echo_targets(layout) -> None:
-    """Prometheus's scrape targets and their health (BREAKWATER_PROMETHEUS)."""
+def echo_targets(layout) -> None:
+    """Prometheus's scrape targets and their health (BREAKWATER_PROMETHEUS); in a cluster with each one's host
+    (`breakwater cluster status` prints them too)."""
     from breakwater_tools.stack import monitoring
 
     if not monitoring.enabled(layout):
@@ -215,11 +216,12 @@ def _echo_targets(layout) -> None:
     except (OSError, ValueError, KeyError) as exc:
         click.secho(f"prometheus targets: Prometheus unreachable ({exc})", fg="red")
         return
-    click.echo(f"prometheus targets (http://127.0.0.1:{layout.settings.int('PROMETHEUS_PORT')}/targets):")
+    click.echo(f"prometheus targets ({monitoring.url(layout)}/targets):")
     for r in rows:
         mark = click.style(r["health"], fg="green" if r["health"] == "up" else "red")
         error = f"  {r['error']}" if r["error"] else ""
-        click.echo(f"  {r['job']:<10} {r['instance']:<18} {mark}{error}")
+        host = f"{r['host']:<8} " if r["host"] else ""
+        click.echo(f"  {r['job']:<10} {host}{r['instance']:<18} {mark}{error}")
 
 
 def _echo_queues(settings) -> None:

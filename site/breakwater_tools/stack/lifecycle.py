@@ -57,6 +57,10 @@ class Stack:
                 or ",".join(h.address for h in self.layout.purging_hosts()),
                 ORIGIN_TRUSTED_PROXIES=self.settings["ORIGIN_TRUSTED_PROXIES"] or cluster.edge_host.address,
             )
+            if self.settings.flag("PROMETHEUS") and not self.settings["OPS_PROMETHEUS_URL"]:
+                # Prometheus runs on the machine, on the bridge's address: an app host's 127.0.0.1 is its own.
+                port = self.settings.int("PROMETHEUS_PORT")
+                self.settings = self.settings.with_values(OPS_PROMETHEUS_URL=f"http://{cluster.gateway}:{port}")
             self.layout = Layout(self.settings)
         if self.layout.sentinel_enabled and not self.settings["REDIS_SENTINELS"]:
             addresses = [f"{h.address if h else self.settings['HOST']}:{p}" for _n, p, _d, h in self.layout.sentinels()]
@@ -134,12 +138,17 @@ class Stack:
             listed = ", ".join(f"{n} (pid {p})" for n, p in orphans.items())
             raise StackError(f"Processes from an earlier run are still alive: {listed}; stop them with `make down`.")
         ensure_programs(install=install)
+        ports, address = self._ports(), self.settings["HOST"]
         if self.layout.cluster.enabled:
-            return  # the hosts' namespaces are the stack's own: nothing else listens there
-        if len(set(p for _, p in self._ports())) != len(self._ports()):
+            # The hosts' namespaces are the stack's own: nothing else listens there. Prometheus and its exporters
+            # run on the machine itself (monitoring.py; a listener on every address would take their ports).
+            from breakwater_tools.stack.monitoring import machine_ports
+
+            ports, address = machine_ports(self.layout), "127.0.0.1"
+        if len(set(p for _, p in ports)) != len(ports):
             raise StackError("Two BREAKWATER_*_PORT settings name the same port; give each service its own port.")
-        for key, port in self._ports():
-            if port_in_use(self.settings["HOST"], port):
+        for key, port in ports:
+            if port_in_use(address, port):
                 name = env_name(key)
                 raise StackError(
                     f"Port {port} ({name}) is already in use by another program; "

@@ -88,6 +88,7 @@ def render_nginx(
     os_user: str = "",
     mime_types: str | None = None,
     status_listen: str = "",
+    status_allow: str = "127.0.0.1",
 ) -> str:
     """The origin configuration; also used by docker-compose through `breakwater stack render-nginx`."""
     if not upstreams:
@@ -102,6 +103,7 @@ def render_nginx(
         os_user=os_user,
         mime_types=mime_types or nginx_mime_types(),
         status_listen=status_listen,
+        status_allow=status_allow,
         **origin_options(settings),
     )
 
@@ -131,7 +133,7 @@ def render_nodes(layout: Layout) -> None:
 
 def render_all(layout: Layout) -> list[Program]:
     from breakwater_tools.stack.monitoring import enabled as monitoring_enabled
-    from breakwater_tools.stack.monitoring import nginx_status_listen
+    from breakwater_tools.stack.monitoring import nginx_status_allow, nginx_status_listen, rabbitmq_address
 
     s = layout.settings
     run = layout.run_as
@@ -166,6 +168,7 @@ def render_all(layout: Layout) -> list[Program]:
             settings=s,
             os_user=f"{run.name} {run.group}" if run.switch else "",  # the workers'; the master binds as root
             status_listen=nginx_status_listen(layout),
+            status_allow=nginx_status_allow(layout),
         ),
     )
     write_private(
@@ -183,6 +186,7 @@ def render_all(layout: Layout) -> list[Program]:
             host=s["HOST"], port=s.int("RABBITMQ_PORT"), password=s["RABBITMQ_PASSWORD"],
             consumer_timeout_ms=(s.int("TASK_TIME_LIMIT") + s.int("WORKER_SHUTDOWN_TIMEOUT") + 600) * 1000,
             prometheus_port=s.int("RABBITMQ_PROMETHEUS_PORT") if monitoring_enabled(layout) else 0,
+            prometheus_ip=rabbitmq_address(layout),
         ),
     )  # fmt: skip
     plugins = "[rabbitmq_prometheus].\n" if monitoring_enabled(layout) else "[].\n"
