@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -121,3 +122,51 @@ def test_the_task_signals_count_outcomes_and_runtimes_and_the_reconcile_findings
     assert value("breakwater_flash_reconcile_timestamp_seconds", sale="42") > 0
     task_metrics.record_outbox(3, 12.5)
     assert value("breakwater_outbox_backlog_rows") == 3 and value("breakwater_outbox_oldest_seconds") == 12.5
+
+
+_PROCESS = """
+import sys, time
+from breakwater.observability import db_metrics as m
+if sys.argv[1] == "monitor":  # a process whose replication monitor ran: its view of the replicas
+    m.IN_ROTATION.labels("replica1").set(float(sys.argv[2]))
+    m.LAG_SECONDS.labels("replica1").set(float(sys.argv[3]))
+print("ready", flush=True)
+if sys.argv[-1] == "stay":
+    time.sleep(60)
+"""
+
+
+def test_the_database_gauges_come_only_from_live_processes_that_measured_them(tmp_path, monkeypatch):
+    """The multi-process files as a stack leaves them: a Celery worker that only imports the metrics, a process
+    that saw replica1 out of rotation and 20 s behind and then exited, and a live one that sees it in and 0 s
+    behind. /metrics reports the live view only: no 0 from a process that never measured (the semi-sync gauge's
+    false SemiSyncFellBackToAsync), no last word of a dead process (a replica out of rotation for ever)."""
+    import sys
+
+    from breakwater.observability.metrics import render_metrics
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+
+    def run(*args: str) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _PROCESS, *args], env=env, stdout=subprocess.PIPE, text=True
+        )  # fmt: skip
+        assert proc.stdout.readline().strip() == "ready"
+        return proc
+
+    importer, exited = run("import", "stay"), run("monitor", "0", "20", "exit")
+    exited.wait(timeout=30)
+    live = run("monitor", "1", "0", "stay")
+    try:
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+        body = render_metrics()[0].decode()
+    finally:
+        for proc in (importer, live):
+            proc.kill()
+            proc.wait(timeout=10)
+    gauges = ("breakwater_db_replica_", "breakwater_db_semisync_")  # the monitor's, every process's own view
+    samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in body.splitlines() if line.startswith(gauges)}
+    assert samples == {
+        'breakwater_db_replica_in_rotation{node="replica1"}': 1.0,
+        'breakwater_db_replica_lag_seconds{node="replica1"}': 0.0,
+    }, body

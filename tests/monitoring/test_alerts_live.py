@@ -2,6 +2,9 @@
 showing the alert firing within a minute of the fault and clearing once the stack recovers. A replica killed
 is tests/monitoring/test_prometheus.py's; here:
 
+* first, the stack as it starts, healthy: no alert of severity page, pending or firing, once it has settled;
+* semi-sync falling back to asynchronous (both replicas stop receiving, a commit waits out
+  DB_SEMISYNC_TIMEOUT_MS): SemiSyncFellBackToAsync on the primary, cleared once they receive again;
 * the cache Redis hung (SIGSTOP): RedisDown for redis-cache, and CacheBreakerOpen while pages are asked for;
 * the orders worker killed with a backlog: QueueWithoutConsumers and QueueBacklog on the orders queue;
 * the origin hung behind the edge (Nginx SIGSTOPped): EdgeOriginSick;
@@ -21,11 +24,13 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 
 import pytest
 import requests
 
 from breakwater_tools.stack.lifecycle import Stack
+from breakwater_tools.stack.mariadb import admin
 from flash_helpers import buy, cli_env, make_buyers, make_sale, wait_written
 from visitors import visitor
 
@@ -75,6 +80,63 @@ def calm(monitored, prometheus):
     wait(lambda: query(prometheus, 'up{job="app"} == 1'), 60, "Prometheus scraping the app")
     yield
     monitored.wait_healthy(timeout=60)
+
+
+def test_a_healthy_stack_pages_nobody_once_it_has_settled(monitored, prometheus, calm):
+    """The session's stack as it started: every target up, and 30 s after Prometheus's start (the rules' ``for``
+    is at most 15 s for a page) no alert of severity page is pending or firing, over three evaluations."""
+    wait(lambda: not query(prometheus, "up == 0") and query(prometheus, "up == 1"), 60, "every target up")
+    started = float(query(prometheus, 'process_start_time_seconds{job="prometheus"}')[0]["value"][1])
+    time.sleep(max(0.0, started + 30 - time.time()))
+    for _ in range(3):
+        alerts = requests.get(f"{prometheus}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+        paging = [(a["labels"]["alertname"], a["labels"].get("instance"), a["state"]) for a in alerts
+                  if a["labels"].get("severity") == "page"]  # fmt: skip
+        assert not paging, f"a healthy stack pages: {paging}"
+        time.sleep(5)
+
+
+def test_semi_sync_falling_back_to_async_fires_and_clears_once_a_replica_acknowledges_again(
+    monitored, prometheus, calm
+):
+    """Both replicas stop receiving (their IO threads stopped: up, readable, acknowledging nothing); the next
+    commit on the primary waits DB_SEMISYNC_TIMEOUT_MS for an acknowledgement, then the primary goes on
+    asynchronously. Receiving again, a replica catches up and the primary is semi-synchronous again."""
+    layout = monitored.layout
+    primary = layout.primary.name
+
+    def sql(node, *statements: str) -> list:
+        with closing(admin(node)) as conn, conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+            return list(cur.fetchall())
+
+    def status() -> str:
+        return sql(layout.primary, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'")[0][1]
+
+    assert status() == "ON"
+    wait(lambda: not firing(prometheus, "SemiSyncFellBackToAsync"), CLEAR_WITHIN, "earlier alerts to clear")
+    started = time.monotonic()
+    try:
+        for node in layout.replicas:
+            sql(node, "STOP SLAVE IO_THREAD")
+        sql(layout.primary, "CREATE DATABASE IF NOT EXISTS semisync_probe",  # a commit no replica acknowledges
+            "CREATE TABLE IF NOT EXISTS semisync_probe.t (id INT AUTO_INCREMENT PRIMARY KEY)",
+            "INSERT INTO semisync_probe.t VALUES ()")  # fmt: skip
+        assert status() == "OFF"
+        fired = wait(lambda: firing(prometheus, "SemiSyncFellBackToAsync", instance=primary), FIRE_WITHIN, "the alert")
+    finally:
+        for node in layout.replicas:
+            sql(node, "START SLAVE IO_THREAD")
+    back = time.monotonic()
+    wait(lambda: status() == "ON", 30, "semi-sync back on the primary")
+    wait(lambda: not firing(prometheus, "SemiSyncFellBackToAsync"), CLEAR_WITHIN, "the alert to clear")
+    cleared = time.monotonic() - back
+    sql(layout.primary, "DROP DATABASE semisync_probe")
+    print(
+        f"SemiSyncFellBackToAsync fired {fired:.0f} s after the replicas stopped receiving, cleared {cleared:.0f} s "
+        f"after they received again; {time.monotonic() - started:.0f} s in all"
+    )
 
 
 def test_the_cache_redis_hung_fires_redis_down_and_the_breaker_alert_and_they_clear(

@@ -1,4 +1,12 @@
-"""Prometheus metrics of the database router and the replication monitor."""
+"""Prometheus metrics of the database router and the replication monitor.
+
+The monitor's gauges are labelled by node, so only a process whose monitor checked that node has a sample (an
+unlabelled multi-process gauge has a 0 in every process that merely imports it), and their modes are the
+``live`` ones, so the view of a process that exited stops counting (observability/metrics.py forgets dead
+processes' files). Whether the primary waits for a replica's acknowledgement (semi-sync) is not the app's to
+report: the mysqld exporter's ``mysql_global_status_rpl_semi_sync_master_status`` on the writable node says it
+(the rule SemiSyncFellBackToAsync); the monitor only logs the fallback.
+"""
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -13,16 +21,16 @@ CAUSAL_WAIT = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0),
 )
 LAG_SECONDS = Gauge(
-    "breakwater_db_replica_lag_seconds", "Seconds_Behind_Master per replica", ["node"], multiprocess_mode="max"
+    "breakwater_db_replica_lag_seconds", "Seconds_Behind_Master per replica", ["node"], multiprocess_mode="livemax"
 )
 LAG_TRANSACTIONS = Gauge(
     "breakwater_db_replica_lag_transactions",
     "Transactions the replica has not applied yet",
     ["node"],
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",
 )
 IN_ROTATION = Gauge(
-    "breakwater_db_replica_in_rotation", "1 when the replica serves reads", ["node"], multiprocess_mode="min"
+    "breakwater_db_replica_in_rotation", "1 when the replica serves reads", ["node"], multiprocess_mode="livemin"
 )
 
 PRIMARY_SWITCHES = Counter(
@@ -33,11 +41,6 @@ AUTO_PROMOTIONS = Counter(
     "Replicas promoted by `breakwater db watch` after BREAKWATER_DB_FAILOVER_AFTER seconds without a primary",
     ["new_primary"],
 )
-SEMISYNC_ACTIVE = Gauge(
-    "breakwater_db_semisync_active",
-    "1 while the primary waits for a replica's acknowledgement (semi-synchronous), 0 when it fell back to async",
-    multiprocess_mode="min",
-)
 
 
 def record_switch(_old: str, new: str) -> None:
@@ -45,8 +48,6 @@ def record_switch(_old: str, new: str) -> None:
 
 
 def record_monitor(monitor) -> None:
-    if monitor.semisync is not None:
-        SEMISYNC_ACTIVE.set(1 if monitor.semisync else 0)
     for node in monitor.replicas:
         LAG_SECONDS.labels(node.name).set(node.lag_seconds if node.lag_seconds is not None else float("nan"))
         LAG_TRANSACTIONS.labels(node.name).set(

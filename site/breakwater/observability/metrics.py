@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from pathlib import Path
 
 from flask import Flask, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
@@ -32,8 +34,32 @@ def init_metrics(app: Flask) -> None:
         return response
 
 
+def forget_dead_processes(path: str) -> list[int]:
+    """Drop the ``live*`` gauge files of processes that are gone, whatever ended them: gunicorn marks its workers
+    dead itself (gunicorn_conf.child_exit), but a Celery pool process, a killed worker or a command run by hand
+    exits without a word, and its last view (a replica out of rotation, a lag) would count for ever. The folder
+    is one host's: every pid in it is a process of this machine."""
+    dead = []
+    for f in Path(path).glob("gauge_live*_*.db"):
+        try:
+            pid = int(f.stem.rsplit("_", 1)[1])
+        except ValueError:
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            dead.append(pid)
+        except PermissionError:  # alive, someone else's
+            continue
+    for pid in set(dead):
+        with contextlib.suppress(OSError):
+            multiprocess.mark_process_dead(pid, path)
+    return sorted(set(dead))
+
+
 def render_metrics() -> tuple[bytes, str]:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if path := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        forget_dead_processes(path)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
