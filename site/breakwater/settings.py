@@ -223,10 +223,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PROMETHEUS",
         "1",
-        "Set 0 to run without Prometheus and its exporters (the shared test stacks do; a cluster runs none yet).",
+        "Set 0 to run without Prometheus and its exporters (the shared test stacks do; a cluster runs them on the "
+        "machine itself, scraping every host).",
     ),
     Setting(
-        "PROMETHEUS_PORT", "9490", "Prometheus's port, on 127.0.0.1 only (its data in STATE_DIR/prometheus-server)."
+        "PROMETHEUS_PORT",
+        "9490",
+        "Prometheus's port, on 127.0.0.1 only (in a cluster on the bridge's address, which the app hosts reach); its "
+        "data in STATE_DIR/prometheus-server.",
     ),
     Setting(
         "PROMETHEUS_EXPORTER_PORT",
@@ -236,13 +240,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "RABBITMQ_PROMETHEUS_PORT",
         "15692",
-        "RabbitMQ's built-in Prometheus endpoint (rabbitmq_prometheus), on 127.0.0.1, when PROMETHEUS is on.",
+        "RabbitMQ's built-in Prometheus endpoint (rabbitmq_prometheus), on 127.0.0.1 (in a cluster on the data "
+        "host's address), when PROMETHEUS is on.",
     ),
     Setting("PROMETHEUS_RETENTION", "2d", "How long Prometheus keeps its samples (--storage.tsdb.retention.time)."),
     Setting(
         "OPS_PROMETHEUS_URL",
         "",
-        "Prometheus the /ops/ dashboard reads (its HTTP API); empty = the stack's, http://127.0.0.1:PROMETHEUS_PORT.",
+        "Prometheus the /ops/ dashboard reads (its HTTP API); empty = the stack's, http://127.0.0.1:PROMETHEUS_PORT "
+        "(in a cluster on the bridge's address).",
         scope="app",
     ),
     Setting("SMTP_PORT", "2525", "Port of the local SMTP sink (stores mail under STATE_DIR/mail)."),
