@@ -107,3 +107,32 @@ def test_crashed_worker_is_restarted_by_the_supervisor(stack, http, origin):
         time.sleep(0.5)
     assert now["pid"] != before and now["healthy"]
     stack.wait_healthy(timeout=60)
+
+
+def test_the_tooling_groups_plug_in_whichever_package_is_imported_first(tmp_path):
+    """`breakwater stack|cluster|mail` come from breakwater_tools through the breakwater.commands entry point;
+    importing the tooling's commands first (as the monitoring suite and scripts do) must not make a circle."""
+    code = (
+        "from breakwater_tools.cli.stack import banner\n"
+        "from breakwater.cli import main\n"
+        "import click, json\n"
+        "ctx = click.Context(main)\n"
+        "print(sorted(n for n in ('stack', 'cluster', 'mail') if main.get_command(ctx, n)))\n"
+        "print(json.dumps(sorted(main.get_command(ctx, 'db').commands)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKWATER_")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    groups, db_commands = result.stdout.splitlines()
+    assert groups == "['cluster', 'mail', 'stack']"
+    assert {"promote", "rejoin", "upgrade", "seed"} <= set(json.loads(db_commands))
+
+
+def test_help_without_settings_names_the_fix_in_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKWATER_")}
+    env["BREAKWATER_STATE_DIR"] = str(tmp_path)  # no secrets.env there
+    result = run(env, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "BREAKWATER_SECRET_KEY is not set" in result.stderr and "make run" in result.stderr, result.stderr
+    assert "stack" in result.stdout and "db" in result.stdout
