@@ -84,7 +84,7 @@ def test_prometheus_loads_the_rules_in_the_rendered_configuration(tmp_path):
     assert yaml.safe_load(compose.read_text())["rule_files"] == ["/etc/prometheus/alerts.yml"]
 
 
-def test_the_task_signals_count_outcomes_and_runtimes_and_the_reconcile_findings_become_gauges():
+def test_the_task_signals_count_outcomes_and_runtimes_and_the_drift_checks_findings_become_gauges():
     """The worker side (queues/metrics.py) on an eager Celery app: the same signals a worker sends."""
     import uuid
 
@@ -108,18 +108,24 @@ def test_the_task_signals_count_outcomes_and_runtimes_and_the_reconcile_findings
 
     @app.task(name=task_metrics.RECONCILE_TASK)
     def reconcile() -> dict:
-        return {42: {"stock_repaired": {"was": 10, "now": 7}, "users_repaired": 2, "settled": 0, "requeued": 0}}
+        return {43: {"stock_repaired": {"was": 10, "now": 7}, "users_repaired": 2, "settled": 0, "requeued": 0}}
+
+    @app.task(name=task_metrics.DRIFT_TASK)
+    def drift_check() -> dict:
+        return {42: {"loaded": True, "stock_drift": 3, "buyers_off": {5: [1, 0], 6: [2, 1]}, "pending": 4}}
 
     def value(metric: str, **labels) -> float | None:
         return REGISTRY.get_sample_value(metric, labels)
 
-    ok.delay(), ok.delay(), bad.delay(), reconcile.delay()
+    ok.delay(), ok.delay(), bad.delay(), reconcile.delay(), drift_check.delay()
     assert value("breakwater_tasks_total", task=name, queue="default", outcome="succeeded") == 2
     assert value("breakwater_tasks_total", task=name + "_bad", queue="default", outcome="failed") == 1
     assert value("breakwater_task_runtime_seconds_count", task=name, queue="default") == 2
     assert value("breakwater_flash_gate_drift", sale="42", kind="stock") == 3
     assert value("breakwater_flash_gate_drift", sale="42", kind="buyers") == 2
-    assert value("breakwater_flash_reconcile_timestamp_seconds", sale="42") > 0
+    assert value("breakwater_flash_drift_check_timestamp_seconds", sale="42") > 0
+    assert value("breakwater_flash_reconcile_timestamp_seconds", sale="43") > 0
+    assert value("breakwater_flash_gate_drift", sale="43", kind="stock") is None  # a repair is no measurement
     task_metrics.record_outbox(3, 12.5)
     assert value("breakwater_outbox_backlog_rows") == 3 and value("breakwater_outbox_oldest_seconds") == 12.5
 

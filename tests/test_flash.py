@@ -463,6 +463,63 @@ def test_an_acceptance_whose_enqueue_was_lost_is_written_by_the_reconciler(app, 
     assert [r.status for r in rows] == ["confirmed"] and stock == 2
 
 
+def test_the_drift_check_measures_no_drift_mid_burst_and_a_gate_set_off_exactly(app, origin, buyers):
+    """flash.orders.measure_drift, as the drift-check task runs it, against the real gate and primary: measured
+    over and over while 80 buyers rush 60 units and the orders worker writes them, the gate is never off (the
+    requests in flight between the gate and the database are counted, not mistaken for drift); then the gate
+    believes in 3 units too many and one buyer's count is off by one, and it measures exactly that; the
+    reconciler repairs it, and it measures nothing again. It repairs nothing itself."""
+    from breakwater.extensions import db
+    from breakwater.flash.gate import user_key
+    from breakwater.flash.models import FlashSale
+    from breakwater.flash.orders import measure_drift, reconcile
+
+    sale_id = make_sale(stock=60)
+    gate = app.extensions["breakwater.flash.gate"]
+
+    def measure() -> dict:
+        with app.app_context(), db.primary():
+            return measure_drift(db.session, gate, sale_id)
+
+    stop, reports = threading.Event(), []
+
+    def watch() -> None:
+        while not stop.is_set():
+            reports.append(measure())
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(pool.map(lambda b: buy(origin, b[1], sale_id).status_code, buyers[200:280]))
+        wait_written(app, sale_id)
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    assert statuses.count(202) == 60, {s: statuses.count(s) for s in set(statuses)}
+    exact = [r for r in reports if r["loaded"] and r["quiet"]]  # no order written between the two reads
+    assert sum(1 for r in exact if r["pending"]) >= 3, f"too few measurements mid-burst: {reports}"
+    off = [r for r in exact if r["stock_drift"] or r["buyers_off"]]
+    assert not off, f"{len(off)} of {len(exact)} measurements saw drift in a consistent sale: {off[:3]}"
+    settled = measure()
+    assert (settled["gate_stock"], settled["expected_stock"], settled["pending"]) == (0, 0, 0), settled
+    assert settled["buyers_checked"] == 60 and not settled["buyers_off"], settled
+
+    rows, _stock = orders_of(app, sale_id)
+    buyer = next(r.user_id for r in rows if r.status == "confirmed")
+    gate.add_stock(sale_id, 3)
+    gate.client.incr(user_key(sale_id, buyer))
+    off = measure()
+    assert (off["gate_stock"], off["expected_stock"], off["stock_drift"]) == (3, 0, 3), off
+    assert off["buyers_off"] == {buyer: [2, 1]}, off
+    assert off["quiet"] and measure() == off, "measuring repaired something"
+    with app.app_context(), db.primary():
+        reconcile(db.session, gate, db.session.get(FlashSale, sale_id), enqueue=lambda _payload: None)
+    repaired = measure()
+    assert repaired["stock_drift"] == 0 and not repaired["buyers_off"], repaired
+
+
 def test_editor_api_rejects_bad_sales_and_writes_nothing(editor_api, app):
     from breakwater.extensions import db
     from breakwater.flash.models import FlashSale

@@ -386,6 +386,13 @@ SETTINGS: tuple[Setting, ...] = (
         scope="app",
     ),
     Setting(
+        "FLASH_DRIFT_CHECK_SECONDS",
+        "15",
+        "Seconds between flash drift checks (Celery beat): the gate's stock and buyers' counts against the "
+        "database's, measured and never repaired; FlashGateDrift fires when the drift persists.",
+        scope="app",
+    ),
+    Setting(
         "FLASH_PURCHASE_PATH",
         "gate",
         "Flash-sale purchase path: `gate` (Redis gate + `orders` queue, 202) or `database` (a benchmark comparison "

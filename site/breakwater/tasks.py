@@ -139,7 +139,15 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
                 "task": "breakwater.outbox.relay",
                 "schedule": settings.float("OUTBOX_RELAY_INTERVAL"),
                 "options": {"expires": max(settings.float("OUTBOX_RELAY_INTERVAL"), 1.0)},
-            }
+            },
+            # Measures the flash gate against the database, repairs nothing: safe during a sale (the repairing
+            # reconcile is not, it may overwrite the stock while purchases arrive). In `default`, not `orders`:
+            # a sale's backlog there would hold it back.
+            "flash-drift-check": {
+                "task": "breakwater.flash.drift_check",
+                "schedule": settings.float("FLASH_DRIFT_CHECK_SECONDS"),
+                "options": {"expires": max(settings.float("FLASH_DRIFT_CHECK_SECONDS"), 1.0)},
+            },
         },
         timezone="UTC",
     )

@@ -8,8 +8,8 @@ is tests/monitoring/test_prometheus.py's; here:
 * the cache Redis hung (SIGSTOP): RedisDown for redis-cache, and CacheBreakerOpen while pages are asked for;
 * the orders worker killed with a backlog: QueueWithoutConsumers and QueueBacklog on the orders queue;
 * the origin hung behind the edge (Nginx SIGSTOPped): EdgeOriginSick;
-* the flash gate's stock off from the database's: FlashGateDrift once the reconcile task finds it, cleared by the
-  next run (which found it repaired).
+* the flash gate's stock off from the database's: FlashGateDrift once the scheduled drift check has measured it
+  for the rule's ``for``, cleared once `breakwater flash reconcile` repaired it.
 
 The stack is the whole monitoring session's: each test puts back what it broke (in a ``finally``) and waits for
 the alerts to clear and the stack to be healthy before the next one.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ import requests
 
 from breakwater_tools.stack.lifecycle import Stack
 from breakwater_tools.stack.mariadb import admin
-from flash_helpers import buy, cli_env, make_buyers, make_sale, wait_written
+from flash_helpers import BREAKWATER, buy, cli_env, make_buyers, make_sale, wait_written
 from visitors import visitor
 
 FIRE_WITHIN = 60  # seconds from the fault to the alert firing (issue 23)
@@ -247,27 +248,36 @@ def test_the_workers_metrics_reach_prometheus_through_the_apps_endpoint(monitore
     assert not firing(prometheus, "OutboxRelayNotRunning") and not firing(prometheus, "OutboxNotDraining")
 
 
-def test_a_gate_off_from_the_database_fires_flash_gate_drift_at_the_next_reconcile_and_it_clears(
-    monitored, prometheus, app, calm
+def test_a_gate_off_from_the_database_fires_flash_gate_drift_from_the_schedule_and_it_clears_once_repaired(
+    monitored, prometheus, app, origin, calm
 ):
-    celery = app.extensions["celery"]
+    """Nothing is sent by hand: beat's drift check (every FLASH_DRIFT_CHECK_SECONDS) measures the sale, first in
+    line, then with the gate believing in 3 units too many; the alert fires once that persisted (``for``), and
+    clears once `breakwater flash reconcile` repaired the gate and the next check measured it."""
     with cli_env(monitored):
         sale_id = make_sale(stock=20)
+    ((_uid, cookie),) = make_buyers(app, 1)
+    assert buy(origin, cookie, sale_id).status_code == 202  # the gate loads the sale at its first purchase
+    wait_written(app, sale_id, timeout=30)
     drift = f'breakwater_flash_gate_drift{{sale="{sale_id}",kind="stock"}}'
-
-    def reconciled(value: int) -> bool:
-        return bool(query(prometheus, f"{drift} == {value}"))
-
-    celery.send_task("breakwater.flash.reconcile")  # loads the sale into the gate
-    wait(lambda: reconciled(0), 30, "a first reconcile of the sale")
+    checked = f'time() - breakwater_flash_drift_check_timestamp_seconds{{sale="{sale_id}"}} < 20'
+    wait(lambda: query(prometheus, f"{drift} == 0") and query(prometheus, checked), 45, "a first check of the sale")
+    started = time.monotonic()
     app.extensions["breakwater.flash.gate"].add_stock(sale_id, 3)  # the gate believes in 3 units too many
     try:
-        celery.send_task("breakwater.flash.reconcile")
         fired = wait(
             lambda: firing(prometheus, "FlashGateDrift", sale=str(sale_id), kind="stock"), FIRE_WITHIN, "FlashGateDrift"
         )
-        assert reconciled(3)
+        assert query(prometheus, f"{drift} == 3")
     finally:
-        celery.send_task("breakwater.flash.reconcile")  # finds the gate as it left it: nothing to repair
+        with cli_env(monitored):
+            result = subprocess.run(
+                [BREAKWATER, "flash", "reconcile", "--sale", str(sale_id)], capture_output=True, text=True, timeout=60
+            )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
     cleared = wait(lambda: not firing(prometheus, "FlashGateDrift", sale=str(sale_id)), CLEAR_WITHIN, "it to clear")
-    print(f"FlashGateDrift fired {fired:.0f} s after the gate went off, cleared {cleared:.0f} s after the next run")
+    assert query(prometheus, f"{drift} == 0")
+    print(
+        f"FlashGateDrift fired {fired:.0f} s after the gate went off (no task sent by hand), cleared "
+        f"{cleared:.0f} s after `breakwater flash reconcile`; {time.monotonic() - started:.0f} s in all"
+    )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis
@@ -68,6 +69,27 @@ redis.call('SET', KEYS[2], ARGV[2], 'NX')
 return 1
 """
 
+# What the gate holds for a sale, read at one instant (the drift check, flash.orders.measure_drift): nothing can
+# run between these reads, so a purchase accepted meanwhile cannot look like drift. KEYS: window, stock, accepted.
+# ARGV: the buyers' key prefix, then the buyers whose count to read besides those with a pending request (their
+# keys are built here, under the same hash tag, so in the same slot as KEYS on a Cluster too).
+_SNAPSHOT = """
+local window = redis.call('GET', KEYS[1])
+local stock = redis.call('GET', KEYS[2])
+local pending = redis.call('HGETALL', KEYS[3])
+local seen, counts = {}, {}
+local function count(uid)
+  if not seen[uid] then
+    seen[uid] = true
+    counts[#counts + 1] = uid
+    counts[#counts + 1] = redis.call('GET', ARGV[1] .. uid) or '0'
+  end
+end
+for i = 2, #ARGV do count(ARGV[i]) end
+for i = 2, #pending, 2 do count(tostring(cjson.decode(pending[i])['user_id'])) end
+return {window or '', stock or '', pending, counts}
+"""
+
 EVENTS = "bw:flash:events"  # pub/sub: "soldout <id>" / "restock <id>" / "unlimit <id> [<user id>]"
 IDEM_TTL = 24 * 3600
 
@@ -101,6 +123,17 @@ def body_hash(body: dict) -> str:
 
 
 @dataclass
+class Snapshot:
+    """The gate's view of one sale at one instant: loaded (a window), the stock, the accepted requests not written
+    yet (order id -> request) and the units each buyer read has claimed."""
+
+    loaded: bool
+    stock: int | None
+    pending: dict[str, dict]
+    claims: dict[int, int]
+
+
+@dataclass
 class Decision:
     outcome: str  # accepted | sold_out | not_started | ended | limit_reached | no_sale | idem
     left: int | None = None
@@ -121,6 +154,7 @@ class Gate:
         self._accept = client.register_script(_ACCEPT)
         self._settle = client.register_script(_SETTLE)
         self._load = client.register_script(_LOAD)
+        self._snapshot = client.register_script(_SNAPSHOT)
 
     # ------------------------------------------------------------------ loading
     def load(self, sale_id: int, starts_ms: int, ends_ms: int, limit: int, stock_if_missing: int) -> None:
@@ -196,3 +230,17 @@ class Gate:
 
     def pending(self, sale_id: int) -> dict[str, dict]:
         return {k.decode(): json.loads(v) for k, v in self.client.hgetall(accepted_key(sale_id)).items()}
+
+    def snapshot(self, sale_id: int, buyers: Iterable[int] = ()) -> Snapshot:
+        """Stock, pending requests and the claims of ``buyers`` and of every buyer with a pending request, in one
+        script: atomically. Reads only."""
+        window, stock, pending, counts = self._snapshot(
+            keys=[window_key(sale_id), stock_key(sale_id), accepted_key(sale_id)],
+            args=[_tag(sale_id) + ":u:", *sorted({int(b) for b in buyers})],
+        )
+        return Snapshot(
+            loaded=bool(window),
+            stock=int(stock) if stock else None,
+            pending={pending[i].decode(): json.loads(pending[i + 1]) for i in range(0, len(pending), 2)},
+            claims={int(counts[i]): int(counts[i + 1]) for i in range(0, len(counts), 2)},
+        )

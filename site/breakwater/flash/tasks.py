@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import redis
 from celery import shared_task
@@ -13,6 +14,9 @@ from breakwater.database.router import PrimaryUnavailable
 from breakwater.flash.orders import VersionConflict
 
 log = logging.getLogger(__name__)
+#: the drift check looks at sales starting within DRIFT_AHEAD or ended less than DRIFT_AFTER ago
+DRIFT_AHEAD = timedelta(minutes=5)
+DRIFT_AFTER = timedelta(minutes=15)
 
 
 def _gate():
@@ -86,4 +90,31 @@ def reconcile_all() -> dict:
         ).all()  # fmt: skip
         for sale in sales:
             reports[sale.id] = reconcile(db.session, _gate(), sale, enqueue_write)
+    return reports
+
+
+@shared_task(name="breakwater.flash.drift_check", acks_late=True, ignore_result=True)
+def drift_check() -> dict:
+    """Periodic (beat, every FLASH_DRIFT_CHECK_SECONDS): how far the gate is from the database for each sale open
+    or ended in the last 15 minutes, measured, not repaired (flash.orders.measure_drift); queues/metrics.py turns
+    the result into ``breakwater_flash_gate_drift`` for FlashGateDrift."""
+    from sqlalchemy import select
+
+    from breakwater.common.times import utcnow
+    from breakwater.extensions import db
+    from breakwater.flash.models import FlashSale
+    from breakwater.flash.orders import measure_drift
+
+    now = utcnow()
+    reports = {}
+    with db.primary():
+        sales = db.session.scalars(
+            select(FlashSale.id).where(FlashSale.starts_at <= now + DRIFT_AHEAD, FlashSale.ends_at >= now - DRIFT_AFTER)
+        ).all()
+        db.session.rollback()
+        for sale_id in sales:
+            reports[sale_id] = measure_drift(db.session, _gate(), sale_id)
+    for sale_id, report in reports.items():
+        if report["stock_drift"] or report["buyers_off"]:
+            log.warning("flash: the gate is off from the database on sale %s: %s", sale_id, report)
     return reports

@@ -1,12 +1,12 @@
 """Prometheus metrics of the Celery workers: task outcomes and runtimes, tasks failed for good, the outbox's
-backlog and the flash gate's drift from the database as the reconciler finds it.
+backlog and the flash gate's drift from the database as the drift check measures it.
 
 How Prometheus gets them: every program of the stack runs with the same ``PROMETHEUS_MULTIPROC_DIR`` (the
 stack's supervisord passes it on, stack/lifecycle.py), so a worker process writes its samples there beside
 gunicorn's, and the app's ``/metrics`` (observability/metrics.py) sums every process's files: the ``app`` job
 carries the workers' series too (with several gunicorn instances each one reports the same worker series:
 rules take ``max``, not ``sum``, across instances). Nothing here touches a database or Redis at scrape time:
-the gauges are set where the work runs (the outbox relay, the reconcile task) and read from the files.
+the gauges are set where the work runs (the outbox relay, the drift check) and read from the files.
 
 * ``breakwater_tasks_total{task, queue, outcome}``: every task run, outcome ``succeeded``, ``retried`` or
   ``failed`` (Celery's task_prerun/task_postrun signals; ``failed`` = raised after its last retry);
@@ -16,9 +16,11 @@ the gauges are set where the work runs (the outbox relay, the reconcile task) an
 * ``breakwater_outbox_backlog_rows``, ``breakwater_outbox_oldest_seconds``,
   ``breakwater_outbox_relay_timestamp_seconds``: what the outbox relay left behind after its last run;
 * ``breakwater_flash_gate_drift{sale, kind}`` (kind ``stock``: the gate's stock minus the database's stock less
-  the accepted but unwritten units; ``buyers``: buyers whose count in the gate was wrong) and
-  ``breakwater_flash_reconcile_timestamp_seconds{sale}``: what the last ``breakwater.flash.reconcile`` run
-  found (before it repaired it).
+  the accepted but unwritten units; ``buyers``: buyers whose count in the gate is wrong) and
+  ``breakwater_flash_drift_check_timestamp_seconds{sale}``: what the last ``breakwater.flash.drift_check`` (beat,
+  every ``FLASH_DRIFT_CHECK_SECONDS``) measured, without repairing anything (flash.orders.measure_drift);
+* ``breakwater_flash_reconcile_timestamp_seconds{sale}``: when a ``breakwater.flash.reconcile`` task last
+  repaired the sale's gate.
 """
 
 from __future__ import annotations
@@ -64,19 +66,26 @@ OUTBOX_CHECKED = Gauge(
 )
 GATE_DRIFT = Gauge(
     "breakwater_flash_gate_drift",
-    "What the last reconcile of a sale found wrong in the gate before repairing it: kind=stock, the gate's stock "
-    "minus the database's (less the accepted but unwritten units); kind=buyers, buyers whose count was wrong",
+    "How far the gate is from the database, as the last drift check of a sale measured it: kind=stock, the gate's "
+    "stock minus the database's (less the accepted but unwritten units); kind=buyers, buyers whose count is wrong",
     ["sale", "kind"],
     multiprocess_mode="mostrecent",
 )
+DRIFT_CHECKED = Gauge(
+    "breakwater_flash_drift_check_timestamp_seconds",
+    "When the drift check last measured a sale (Unix time)",
+    ["sale"],
+    multiprocess_mode="max",
+)
 RECONCILED = Gauge(
     "breakwater_flash_reconcile_timestamp_seconds",
-    "When a sale was last reconciled (Unix time)",
+    "When a sale's gate was last reconciled by the task (Unix time)",
     ["sale"],
     multiprocess_mode="max",
 )
 
 RECONCILE_TASK = "breakwater.flash.reconcile"
+DRIFT_TASK = "breakwater.flash.drift_check"
 OUTCOMES = {"SUCCESS": "succeeded", "RETRY": "retried", "FAILURE": "failed"}
 
 _started: dict[str, float] = {}
@@ -111,6 +120,8 @@ def _postrun(task_id=None, task=None, retval=None, state=None, **_kw) -> None:
         TASKS.labels(task.name, queue, OUTCOMES.get(state or "", str(state or "unknown").lower())).inc()
         if task.name == RECONCILE_TASK and state == "SUCCESS" and isinstance(retval, dict):
             record_reconcile(retval)
+        if task.name == DRIFT_TASK and state == "SUCCESS" and isinstance(retval, dict):
+            record_drift(retval)
     except Exception:  # a metric never fails a task
         log.exception("task metrics: could not record %s[%s]", getattr(task, "name", "?"), task_id)
 
@@ -151,12 +162,20 @@ def record_outbox(rows: int, oldest_seconds: float | None) -> None:
 
 
 def record_reconcile(reports: dict) -> None:
-    """``{sale_id: report}`` as flash.orders.reconcile returns it: the stock it found against the one it set,
-    and how many buyers' counts it repaired."""
+    """``{sale_id: report}`` as flash.orders.reconcile returns it: when each sale's gate was repaired."""
+    now = time.time()
+    for sale_id in reports:
+        RECONCILED.labels(str(sale_id)).set(now)
+
+
+def record_drift(reports: dict) -> None:
+    """``{sale_id: report}`` as flash.orders.measure_drift returns it: the gate's stock minus the one expected,
+    and how many buyers' counts are off. A measurement that never found a moment without an order write between
+    its two reads (``quiet`` false) is no measurement: the sale keeps its last one until the next check."""
     now = time.time()
     for sale_id, report in reports.items():
-        stock = report.get("stock_repaired") or {}
-        drift = int(stock.get("was") or 0) - int(stock["now"]) if stock.get("now") is not None else 0
-        GATE_DRIFT.labels(str(sale_id), "stock").set(drift)
-        GATE_DRIFT.labels(str(sale_id), "buyers").set(int(report.get("users_repaired") or 0))
-        RECONCILED.labels(str(sale_id)).set(now)
+        if report.get("quiet") is False:
+            continue
+        GATE_DRIFT.labels(str(sale_id), "stock").set(int(report.get("stock_drift") or 0))
+        GATE_DRIFT.labels(str(sale_id), "buyers").set(len(report.get("buyers_off") or {}))
+        DRIFT_CHECKED.labels(str(sale_id)).set(now)
