@@ -89,9 +89,16 @@ def test_every_target_on_every_host_is_up_within_a_minute_labelled_with_its_host
 
 def test_cluster_status_lists_prometheus_on_this_machine_and_each_target_with_its_host(stack, cluster):
     env = {**os.environ, **stack.env}
-    result = subprocess.run(
-        [venv_bin("breakwater"), "cluster", "status"], env=env, capture_output=True, text=True, timeout=60
-    )
+
+    def status() -> subprocess.CompletedProcess:
+        command = [venv_bin("breakwater"), "cluster", "status"]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    # exit 0 once every service is healthy (a server an earlier test brought back may still be starting)
+    result, deadline = status(), time.monotonic() + 30
+    while result.returncode != 0 and time.monotonic() < deadline:
+        time.sleep(1)
+        result = status()
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert f"machine {cluster.gateway}" in out, out
