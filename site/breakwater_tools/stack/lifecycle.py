@@ -144,15 +144,16 @@ class Stack:
             # run on the machine itself (monitoring.py; a listener on every address would take their ports).
             from breakwater_tools.stack.monitoring import machine_ports
 
-            ports, address = machine_ports(self.layout), "127.0.0.1"
+            ports, address = machine_ports(self.layout), "127.0.0.1"  # `make run`'s own, too: one of them moves
         if len(set(p for _, p in ports)) != len(ports):
             raise StackError("Two BREAKWATER_*_PORT settings name the same port; give each service its own port.")
+        command = "make cluster" if self.layout.cluster.enabled else "make run"
         for key, port in ports:
             if port_in_use(address, port):
                 name = env_name(key)
                 raise StackError(
                     f"Port {port} ({name}) is already in use by another program; "
-                    f"stop that program or choose another port, e.g. `{name}={port + 100} make run`."
+                    f"stop that program or choose another port, e.g. `{name}={port + 100} {command}`."
                 )
 
     # ------------------------------------------------------------------ up/down

@@ -277,14 +277,12 @@ def ports(layout: Layout) -> list[tuple[str, int]]:
 
 
 def machine_ports(layout: Layout) -> list[tuple[str, int]]:
-    """In a cluster, the ports of the machine's own namespace: Prometheus's and the exporters' (the stack's
-    preflight checks them; the hosts' namespaces are the stack's own)."""
+    """In a cluster, the exporters' ports on the machine's own loopback, which `make run`'s exporters may hold (the
+    stack's preflight checks them; the hosts' namespaces are the stack's own, and Prometheus listens on the bridge's
+    address, the stack's own too)."""
     if not enabled(layout):
         return []
-    s = layout.settings
-    return [("PROMETHEUS_PORT", s.int("PROMETHEUS_PORT"))] + [
-        ("PROMETHEUS_EXPORTER_PORT", e.port) for e in exporters(layout)
-    ]
+    return [("PROMETHEUS_EXPORTER_PORT", e.port) for e in exporters(layout)]
 
 
 def targets(layout: Layout, timeout: float = 3.0) -> list[dict]:
