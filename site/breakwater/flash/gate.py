@@ -69,27 +69,6 @@ redis.call('SET', KEYS[2], ARGV[2], 'NX')
 return 1
 """
 
-# What the gate holds for a sale, read at one instant (the drift check, flash.orders.measure_drift): nothing can
-# run between these reads, so a purchase accepted meanwhile cannot look like drift. KEYS: window, stock, accepted.
-# ARGV: the buyers' key prefix, then the buyers whose count to read besides those with a pending request (their
-# keys are built here, under the same hash tag, so in the same slot as KEYS on a Cluster too).
-_SNAPSHOT = """
-local window = redis.call('GET', KEYS[1])
-local stock = redis.call('GET', KEYS[2])
-local pending = redis.call('HGETALL', KEYS[3])
-local seen, counts = {}, {}
-local function count(uid)
-  if not seen[uid] then
-    seen[uid] = true
-    counts[#counts + 1] = uid
-    counts[#counts + 1] = redis.call('GET', ARGV[1] .. uid) or '0'
-  end
-end
-for i = 2, #ARGV do count(ARGV[i]) end
-for i = 2, #pending, 2 do count(tostring(cjson.decode(pending[i])['user_id'])) end
-return {window or '', stock or '', pending, counts}
-"""
-
 EVENTS = "bw:flash:events"  # pub/sub: "soldout <id>" / "restock <id>" / "unlimit <id> [<user id>]"
 IDEM_TTL = 24 * 3600
 
@@ -154,7 +133,6 @@ class Gate:
         self._accept = client.register_script(_ACCEPT)
         self._settle = client.register_script(_SETTLE)
         self._load = client.register_script(_LOAD)
-        self._snapshot = client.register_script(_SNAPSHOT)
 
     # ------------------------------------------------------------------ loading
     def load(self, sale_id: int, starts_ms: int, ends_ms: int, limit: int, stock_if_missing: int) -> None:
@@ -232,15 +210,24 @@ class Gate:
         return {k.decode(): json.loads(v) for k, v in self.client.hgetall(accepted_key(sale_id)).items()}
 
     def snapshot(self, sale_id: int, buyers: Iterable[int] = ()) -> Snapshot:
-        """Stock, pending requests and the claims of ``buyers`` and of every buyer with a pending request, in one
-        script: atomically. Reads only."""
-        window, stock, pending, counts = self._snapshot(
-            keys=[window_key(sale_id), stock_key(sale_id), accepted_key(sale_id)],
-            args=[_tag(sale_id) + ":u:", *sorted({int(b) for b in buyers})],
-        )
+        """Stock, pending requests and buyers' counts at one instant, for the drift check (flash.orders.measure_drift):
+        one MULTI/EXEC, so nothing runs between its reads and a purchase accepted meanwhile cannot look like drift.
+        Reads only, and runs no script (the purchase path's scripts stay the only ones counted). The counts read are
+        those of ``buyers`` and of the buyers pending a moment before; a buyer whose first request was accepted
+        in between is left out (``claims`` has no entry for them)."""
+        users = {int(b) for b in buyers}
+        users |= {json.loads(v)["user_id"] for v in self.client.hvals(accepted_key(sale_id))}
+        order = sorted(users)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(window_key(sale_id))
+        pipe.get(stock_key(sale_id))
+        pipe.hgetall(accepted_key(sale_id))
+        if order:
+            pipe.mget([user_key(sale_id, u) for u in order])
+        window, stock, pending, *counts = pipe.execute()
         return Snapshot(
-            loaded=bool(window),
-            stock=int(stock) if stock else None,
-            pending={pending[i].decode(): json.loads(pending[i + 1]) for i in range(0, len(pending), 2)},
-            claims={int(counts[i]): int(counts[i + 1]) for i in range(0, len(counts), 2)},
+            loaded=window is not None,
+            stock=None if stock is None else int(stock),
+            pending={k.decode(): json.loads(v) for k, v in pending.items()},
+            claims={u: int(c or 0) for u, c in zip(order, counts[0] if counts else [], strict=True)},
         )

@@ -170,7 +170,7 @@ def measure_drift(session: Session, gate: Gate, sale_id: int, attempts: int = 20
     """How far the gate is from the database for one sale, repairing nothing (the ``breakwater.flash.drift_check``
     task, every ``FLASH_DRIFT_CHECK_SECONDS``; safe while purchases arrive, unlike :func:`reconcile`).
 
-    The gate is read in one script (:meth:`Gate.snapshot`: its stock, the accepted requests not written yet,
+    The gate is read in one MULTI/EXEC (:meth:`Gate.snapshot`: its stock, the accepted requests not written yet,
     the buyers' counts), then the database in one snapshot on the primary (``session`` must be bound there):
     the stock row, the orders of those pending requests, every buyer's confirmed units. What the gate should
     hold then:
@@ -209,11 +209,12 @@ def measure_drift(session: Session, gate: Gate, sale_id: int, attempts: int = 20
             break
         session.rollback()
         time.sleep(random.uniform(0.002, 0.02))
-    written = dict(
-        session.execute(select(FlashOrder.id, FlashOrder.status).where(FlashOrder.id.in_(list(snap.pending) or [""])))
-        .tuples()
-        .all()
-    )
+    written = {
+        order_id: status
+        for order_id, status in session.execute(
+            select(FlashOrder.id, FlashOrder.status).where(FlashOrder.id.in_(list(snap.pending) or [""]))
+        )
+    }
     claims = {
         int(user): int(qty)
         for user, qty in session.execute(

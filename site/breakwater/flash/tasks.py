@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -93,11 +94,14 @@ def reconcile_all() -> dict:
     return reports
 
 
-@shared_task(name="breakwater.flash.drift_check", acks_late=True, ignore_result=True)
+# No retries: the next check comes anyway, and a gate Redis or primary that is down has alerts of its own (a sale
+# not measured keeps its last measurement, and the rule lets it go once it is a minute old).
+@shared_task(name="breakwater.flash.drift_check", acks_late=True, ignore_result=True, autoretry_for=(), max_retries=0)
 def drift_check() -> dict:
     """Periodic (beat, every FLASH_DRIFT_CHECK_SECONDS): how far the gate is from the database for each sale open
     or ended in the last 15 minutes, measured, not repaired (flash.orders.measure_drift); queues/metrics.py turns
-    the result into ``breakwater_flash_gate_drift`` for FlashGateDrift."""
+    the result into ``breakwater_flash_gate_drift`` for FlashGateDrift. A sale that cannot be measured now (Redis
+    or the primary unavailable) is left out of the result."""
     from sqlalchemy import select
 
     from breakwater.common.times import utcnow
@@ -107,13 +111,20 @@ def drift_check() -> dict:
 
     now = utcnow()
     reports = {}
-    with db.primary():
-        sales = db.session.scalars(
-            select(FlashSale.id).where(FlashSale.starts_at <= now + DRIFT_AHEAD, FlashSale.ends_at >= now - DRIFT_AFTER)
-        ).all()
-        db.session.rollback()
-        for sale_id in sales:
-            reports[sale_id] = measure_drift(db.session, _gate(), sale_id)
+    try:
+        with db.primary():
+            sales = db.session.scalars(
+                select(FlashSale.id).where(
+                    FlashSale.starts_at <= now + DRIFT_AHEAD, FlashSale.ends_at >= now - DRIFT_AFTER
+                )
+            ).all()
+            db.session.rollback()
+            for sale_id in sales:
+                reports[sale_id] = measure_drift(db.session, _gate(), sale_id)
+    except (redis.RedisError, OperationalError, PrimaryUnavailable) as exc:
+        with contextlib.suppress(Exception):
+            db.session.rollback()
+        log.warning("flash drift check: measured %d sale(s), then could not go on: %s", len(reports), exc)
     for sale_id, report in reports.items():
         if report["stock_drift"] or report["buyers_off"]:
             log.warning("flash: the gate is off from the database on sale %s: %s", sale_id, report)
