@@ -176,3 +176,27 @@ def test_the_database_gauges_come_only_from_live_processes_that_measured_them(tm
         'breakwater_db_replica_in_rotation{node="replica1"}': 1.0,
         'breakwater_db_replica_lag_seconds{node="replica1"}': 0.0,
     }, body
+
+
+def test_a_replica_promoted_since_is_no_replica_out_of_rotation_in_the_monitors_gauges():
+    """The process watched replica2 out of rotation (promoted: writable, not replicating); once its monitor
+    adopted it as the primary, the series it left behind no longer says a replica is out (ReplicaOutOfRotation
+    would fire for as long as the process lives)."""
+    from types import SimpleNamespace
+
+    from prometheus_client import REGISTRY
+
+    from breakwater.observability import db_metrics
+
+    def node(name: str, in_rotation: bool):
+        return SimpleNamespace(name=name, in_rotation=in_rotation, lag_seconds=None, lag_transactions=None)
+
+    def in_rotation(name: str) -> float | None:
+        return REGISTRY.get_sample_value("breakwater_db_replica_in_rotation", {"node": name})
+
+    before = SimpleNamespace(primary_name="promo-primary", replicas=[node("promo-r1", True), node("promo-r2", False)])
+    db_metrics.record_monitor(before)
+    assert (in_rotation("promo-r1"), in_rotation("promo-r2")) == (1, 0)
+    after = SimpleNamespace(primary_name="promo-r2", replicas=[node("promo-r1", True), node("promo-primary", False)])
+    db_metrics.record_monitor(after)
+    assert (in_rotation("promo-r1"), in_rotation("promo-r2"), in_rotation("promo-primary")) == (1, 1, 0)

@@ -47,10 +47,21 @@ def record_switch(_old: str, new: str) -> None:
     PRIMARY_SWITCHES.labels(new).inc()
 
 
+_replicas_seen: set[str] = set()
+
+
 def record_monitor(monitor) -> None:
     for node in monitor.replicas:
+        _replicas_seen.add(node.name)
         LAG_SECONDS.labels(node.name).set(node.lag_seconds if node.lag_seconds is not None else float("nan"))
         LAG_TRANSACTIONS.labels(node.name).set(
             node.lag_transactions if node.lag_transactions is not None else float("nan")
         )
         IN_ROTATION.labels(node.name).set(1 if node.in_rotation else 0)
+    # A replica promoted since: it is no replica any more, and a series cannot leave a multi-process file, so its
+    # last view (out of rotation: it was writable, not replicating) would say "out" for as long as this process
+    # lives. It says what a primary is: nothing behind, nothing to take out of rotation.
+    if monitor.primary_name in _replicas_seen:
+        LAG_SECONDS.labels(monitor.primary_name).set(0)
+        LAG_TRANSACTIONS.labels(monitor.primary_name).set(0)
+        IN_ROTATION.labels(monitor.primary_name).set(1)
