@@ -192,16 +192,18 @@ def test_static_homepage_is_rebuilt_at_a_sales_start_and_end(app, origin, settin
 
     end_live_sales(app, editor_api)
     home = Path(settings["STATIC_DIR"]) / "index.html"
-    sale = new_sale(stock=4, starts=8, ends=14)
+    sale = new_sale(stock=4, starts=15, ends=25)
     card = re.compile(rf'data-sale="{sale["id"]}" data-state="(\w+)"')
 
     def state() -> str | None:
         found = card.search(home.read_text(encoding="utf-8"))
         return found.group(1) if found else None
 
-    wait_for(lambda: state() == "upcoming", timeout=7, interval=0.1, what="the upcoming sale on the homepage")
-    wait_for(lambda: state() == "live", timeout=12, interval=0.1, what="the homepage rebuilt at the start")
-    wait_for(lambda: state() is None, timeout=10, interval=0.1, what="the homepage rebuilt at the end")
+    # Each state must show before the next edge: 15 s to show it upcoming, then live by 5 s after its start and
+    # gone by 5 s after its end (the rebuild is scheduled for the edge itself: pages.tasks.schedule_ad_edge).
+    wait_for(lambda: state() == "upcoming", timeout=14, interval=0.1, what="the upcoming sale on the homepage")
+    wait_for(lambda: state() == "live", timeout=20, interval=0.1, what="the homepage rebuilt at the start")
+    wait_for(lambda: state() is None, timeout=15, interval=0.1, what="the homepage rebuilt at the end")
 
 
 @pytest.mark.parametrize("skew_h", [2, -3], ids=["fast", "slow"])
