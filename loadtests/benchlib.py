@@ -219,6 +219,9 @@ def _start_private_stack(echo, overrides: dict[str, str], extra: dict) -> tuple[
     env["BREAKWATER_STATE_DIR"] = str(Path(tmp.name) / "state")
     env["BREAKWATER_STATIC_DIR"] = str(Path(tmp.name) / "static_build")
     env["BREAKWATER_LOG_LEVEL"] = "WARNING"
+    # No Prometheus: its scrapes would load the machine being measured, and its ports are fixed (a runner's own
+    # stack beside `make bench`'s shared one found 9490 taken)
+    env["BREAKWATER_PROMETHEUS"] = "0"
     env.update(overrides)
     Path(env["BREAKWATER_STATIC_DIR"]).mkdir(parents=True)
     env.update({f"BREAKWATER_{k}": v for k, v in extra.items()})
