@@ -50,6 +50,7 @@ def test_the_stack_starts_with_every_page_emitted(static_dir, origin):
     assert {"/", "/regions", "/categories/news", "/articles/breakwater-launch"} <= urls
     assert any(u.startswith("/assets/site.") and u.endswith(".css") for u in urls)
     assert sum(u.startswith("/regions-data/") for u in urls) > 3300  # one file per parent region, streets too
+
     def stale() -> list[str]:
         """Pages whose file is not the manifest's (a background rebuild writes the files, then the manifest)."""
         entries = json.loads((static_dir / "_manifest.json").read_text())["pages"]
