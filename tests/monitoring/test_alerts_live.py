@@ -87,7 +87,9 @@ def test_a_healthy_stack_pages_nobody_once_it_has_settled(monitored, prometheus,
     """The session's stack as it started: every target up, and 30 s after Prometheus's start (the rules' ``for``
     is at most 15 s for a page) no alert of severity page is pending or firing, over three evaluations."""
     wait(lambda: not query(prometheus, "up == 0") and query(prometheus, "up == 1"), 60, "every target up")
-    started = float(query(prometheus, 'process_start_time_seconds{job="prometheus"}')[0]["value"][1])
+    own = 'process_start_time_seconds{job="prometheus"}'
+    wait(lambda: query(prometheus, own), 30, "Prometheus's own first scrape")  # other targets may come first
+    started = float(query(prometheus, own)[0]["value"][1])
     time.sleep(max(0.0, started + 30 - time.time()))
     for _ in range(3):
         alerts = requests.get(f"{prometheus}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
